@@ -1,0 +1,192 @@
+"""python -m bot: run the bot, or generate / edit / upscale / check from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from bot.config import Settings, load_settings
+from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
+from bot.imaging import prepare_input_async
+from bot.providers.base import GenerateRequest, GenerateResult, InputImage, ModelSpec, UpscaleRequest
+from bot.providers.http import HttpClient, Limits
+from bot.providers.registry import build_router
+from bot.providers.router import Router
+
+EXIT_OK, EXIT_INPUT, EXIT_PROVIDER = 0, 2, 3
+RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = argparse.ArgumentParser(prog="nanobot", description="Nano Banana Discord bot")
+    parser.add_argument("--config", help="TOML config file (default: $NANOBOT_CONFIG or ./nanobot.toml)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the Discord bot (the default)")
+    sub.add_parser("sync", help="push the slash commands to Discord now")
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+    sub.add_parser("check", help="probe every configured provider")
+    for name in ("generate", "edit"):
+        cmd = sub.add_parser(name, help=f"{name} an image and save it")
+        cmd.add_argument("prompt")
+        _job_options(cmd, required_image=name == "edit")
+    up = sub.add_parser("upscale", help="upscale an image and save it")
+    up.add_argument("--image", required=True, help="path or http(s) URL")
+    up.add_argument("--factor", choices=["x2", "x4"], default="x2")
+    up.add_argument("--provider")
+    up.add_argument("--out", default=".")
+    return parser
+
+
+def _job_options(cmd: argparse.ArgumentParser, *, required_image: bool) -> None:
+    """Options shared by generate and edit."""
+    cmd.add_argument("--provider")
+    cmd.add_argument("--model")
+    cmd.add_argument("--aspect-ratio")
+    cmd.add_argument("--resolution", choices=RESOLUTIONS, type=lambda v: v.upper())
+    cmd.add_argument("--count", type=int, default=1)
+    cmd.add_argument(
+        "--image", action="append", default=[], required=required_image,
+        help="reference image: a path or an http(s) URL (repeatable)",
+    )
+    cmd.add_argument("--out", default=".")
+
+
+async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[bytes, str | None]:
+    """Bytes of a path or URL (URLs are kept so URL-only providers can use them)."""
+    if source.startswith(("http://", "https://")):
+        image = await http.download(source, provider="image URL", limits=limits)
+        return image.data, source
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{source}: no such file")
+    return await asyncio.to_thread(path.read_bytes), None
+
+
+async def _inputs(
+    sources: Sequence[str], spec: ModelSpec, http: HttpClient, settings: Settings
+) -> list[InputImage]:
+    """Load, check and shrink the reference images to what the model accepts."""
+    images = []
+    limits = Limits(max_download_bytes=settings.max_input_bytes, download_timeout=settings.download_timeout)
+    for source in sources:
+        raw, url = await _read_source(source, http, limits)
+        prepared = await prepare_input_async(
+            raw, name=Path(source).name or "image", max_bytes=settings.max_input_bytes,
+            max_pixels=settings.max_input_pixels, max_side=spec.max_input_side,
+            max_out_bytes=spec.max_input_bytes, accept=spec.input_mimes,
+        )
+        images.append(InputImage(prepared.data, prepared.mime, url, Path(source).name or "image"))
+    return images
+
+
+def _write(result: GenerateResult, out: str, stem: str) -> list[Path]:
+    """Save each image under out/ and return the paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+    paths = []
+    for n, image in enumerate(result.images, 1):
+        path = folder / f"{stem}-{n}.{ext.get(image.mime, 'bin')}"
+        path.write_bytes(image.data)
+        paths.append(path)
+    return paths
+
+
+async def _generate(args: argparse.Namespace, settings: Settings, router: Router, http: HttpClient) -> int:
+    """generate / edit: build the request, call the router, save the images."""
+    candidates = router.candidates(args.provider, args.model)
+    spec = candidates[0].spec(args.model)
+    images = await _inputs(args.image, spec, http, settings)
+    request = GenerateRequest(
+        prompt=args.prompt, model=args.model, images=images, aspect_ratio=args.aspect_ratio,
+        resolution=args.resolution, count=args.count,
+    )
+    result = await router.generate(request, args.provider)
+    return _report(result, args.out, args.command)
+
+
+async def _upscale(args: argparse.Namespace, settings: Settings, router: Router, http: HttpClient) -> int:
+    """upscale: the first upscale-capable provider, else the local upscaler."""
+    spec = router.local.spec(None)
+    [image] = await _inputs([args.image], spec, http, settings)
+    result = await router.upscale(UpscaleRequest(image, int(args.factor[1:])), args.provider)
+    return _report(result, args.out, "upscale")
+
+
+def _report(result: GenerateResult, out: str, stem: str) -> int:
+    """Print the written paths, one per line; the model's text goes to stderr."""
+    for path in _write(result, out, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"):
+        print(path)
+    if result.text:
+        print(f"{result.provider}/{result.model}: {result.text}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _check(router: Router) -> int:
+    """Probe each provider; exit 3 if any failed."""
+    status = EXIT_OK
+    if not router.providers:
+        print("no providers configured (set GEMINI_API_KEY or add [[providers]])", file=sys.stderr)
+        return EXIT_INPUT
+    for provider in router.providers:
+        try:
+            print(f"{provider.name} ({provider.kind}): {await provider.check()}")
+        except NanoBotError as e:
+            print(f"{provider.name} ({provider.kind}): FAILED: {e.user_message}")
+            status = EXIT_PROVIDER
+    return status
+
+
+async def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one provider command on its own HTTP session."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        router = build_router(settings, session)
+        http = HttpClient(session)
+        if args.command == "check":
+            return await _check(router)
+        if args.command == "upscale":
+            return await _upscale(args, settings, router, http)
+        return await _generate(args, settings, router, http)
+
+
+def _fail(error: NanoBotError) -> int:
+    """One line on stderr and the exit code for this kind of failure."""
+    if isinstance(error, SafetyBlocked):
+        print(f"error: blocked by safety filters: {error.user_message}", file=sys.stderr)
+        return EXIT_PROVIDER
+    print(f"error: {error.user_message}", file=sys.stderr)
+    return EXIT_INPUT if isinstance(error, ConfigError | InputError | BadRequest) else EXIT_PROVIDER
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `nanobot` and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    logging.basicConfig(
+        level=logging.INFO if command in ("run", "sync") else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(config_file=args.config)
+        logging.getLogger().setLevel(settings.log_level.upper() if command in ("run", "sync") else "WARNING")
+        if command in ("run", "sync", "db"):
+            from bot.app import run_command  # imported late: the bot needs discord.py's start-up
+
+            return run_command(command, settings, args)
+        return asyncio.run(_offline(args, settings))
+    except NanoBotError as e:
+        return _fail(e)
+    except KeyboardInterrupt:
+        return 130
+

@@ -1,0 +1,133 @@
+"""Domain types shared by every provider: one request shape in, one result shape out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+JsonDict = dict[str, Any]
+Role = Literal["user", "model"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageData:
+    """Image bytes with their MIME type (sniffed, never trusted from a server)."""
+
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """A reference image: bytes, a public URL, or both (URL-only providers use the URL)."""
+
+    data: bytes | None = None
+    mime: str | None = None
+    url: str | None = None
+    name: str = "image"
+
+    def as_image(self) -> ImageData | None:
+        """The bytes as ImageData, when we have them."""
+        if self.data is None or self.mime is None:
+            return None
+        return ImageData(self.data, self.mime)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier turn of a conversation, replayed to multi-turn providers."""
+
+    role: Role
+    text: str | None = None
+    images: tuple[ImageData, ...] = ()
+    #: Opaque provider state recorded with the turn (e.g. Gemini's per-part thought signatures).
+    state: JsonDict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    """Make or edit images: a prompt, optional inputs and history, and output options."""
+
+    prompt: str
+    model: str | None = None
+    images: list[InputImage] = field(default_factory=list)
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    count: int = 1
+    history: list[Turn] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class UpscaleRequest:
+    """Enlarge one image by a factor of 2 or 4."""
+
+    image: InputImage
+    factor: int = 2
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    """What a provider produced: images, the model's text, opaque state and usage."""
+
+    images: list[ImageData]
+    provider: str
+    model: str
+    text: str | None = None
+    state: JsonDict = field(default_factory=dict)
+    usage: JsonDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """What a model accepts: input image count and size, ratios, resolutions, prompt length."""
+
+    name: str
+    max_input_images: int
+    aspect_ratios: tuple[str, ...]
+    resolutions: tuple[str, ...]
+    max_count: int = 4
+    max_prompt_chars: int = 32_000
+    max_input_bytes: int = 7 * 1024 * 1024
+    max_input_side: int = 4096
+    input_mimes: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/webp"})
+    multi_turn: bool = False
+    needs_urls: bool = False
+
+    @property
+    def default_resolution(self) -> str:
+        """1K when offered, else the smallest size the model has."""
+        return "1K" if "1K" in self.resolutions else self.resolutions[0]
+
+
+class ImageProvider(Protocol):
+    """An interface to one wire format, bound to one configured provider entry."""
+
+    name: str
+    kind: str
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Model ids this provider serves, the default first."""
+        ...
+
+    @property
+    def can_upscale(self) -> bool:
+        """Whether upscale() is supported."""
+        ...
+
+    def spec(self, model: str | None) -> ModelSpec:
+        """Limits of a model (the default model when None)."""
+        ...
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        """Make or edit images."""
+        ...
+
+    async def upscale(self, request: UpscaleRequest) -> GenerateResult:
+        """Enlarge an image."""
+        ...
+
+    async def check(self) -> str:
+        """Probe the provider cheaply; return a one-line status or raise ProviderError."""
+        ...

@@ -1,0 +1,192 @@
+"""What every interface shares: its config entry, model limits, and checks made before sending."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Mapping
+from typing import ClassVar
+
+import aiohttp
+
+from bot.config import ProviderConfig
+from bot.errors import BadRequest, SafetyBlocked, Unavailable
+from bot.providers.base import (
+    GenerateRequest,
+    GenerateResult,
+    ImageData,
+    ModelSpec,
+    UpscaleRequest,
+)
+from bot.providers.http import HttpClient, Limits, image_from_bytes
+from bot.providers.models import spec_for
+
+
+class ProviderBase:
+    """Binds one wire format to one configured provider entry."""
+
+    kind: ClassVar[str] = "?"
+
+    def __init__(self, config: ProviderConfig, http: HttpClient | None, limits: Limits) -> None:
+        self.config = config
+        self.name = config.name
+        self._http = http
+        self.limits = limits
+
+    @property
+    def http(self) -> HttpClient:
+        """The shared HTTP client (absent only for the offline local provider)."""
+        if self._http is None:
+            raise RuntimeError(f"provider {self.name} has no HTTP client")
+        return self._http
+
+    @property
+    def base_url(self) -> str:
+        """The configured base URL without a trailing slash."""
+        return (self.config.base_url or "").rstrip("/")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Configured model ids, the default first."""
+        return tuple(self.config.models)
+
+    @property
+    def can_upscale(self) -> bool:
+        """Whether this provider offers upscaling."""
+        return False
+
+    def api_key(self) -> str | None:
+        """The key, revealed only at the moment a header is built."""
+        return self.config.api_key.get_secret_value() if self.config.api_key else None
+
+    def resolve_model(self, model: str | None) -> str:
+        """The model to call: the one asked for, or this provider's default."""
+        return model or self.models[0]
+
+    def spec(self, model: str | None) -> ModelSpec:
+        """The limits of a model, with this entry's overrides."""
+        c = self.config
+        return spec_for(
+            self.kind, self.resolve_model(model),
+            max_input_images=c.max_input_images,
+            aspect_ratios=tuple(c.aspect_ratios) if c.aspect_ratios else None,
+            resolutions=tuple(c.resolutions) if c.resolutions else None,
+        )
+
+    def validate(self, request: GenerateRequest) -> ModelSpec:
+        """Refuse, before sending, anything the model is known not to accept."""
+        spec = self.spec(request.model)
+        model = spec.name
+        if not request.prompt.strip():
+            raise BadRequest("The prompt is empty; describe the image you want", provider=self.name)
+        if len(request.prompt) > spec.max_prompt_chars:
+            raise BadRequest(
+                f"The prompt is {len(request.prompt)} characters; {model} takes at most "
+                f"{spec.max_prompt_chars}", provider=self.name,
+            )
+        if request.aspect_ratio and request.aspect_ratio not in spec.aspect_ratios:
+            raise BadRequest(
+                f"{model} does not support aspect ratio {request.aspect_ratio}; "
+                f"choose one of {', '.join(spec.aspect_ratios)}", provider=self.name,
+            )
+        if request.resolution and request.resolution not in spec.resolutions:
+            raise BadRequest(
+                f"{model} does not offer {request.resolution}; choose {', '.join(spec.resolutions)}",
+                provider=self.name,
+            )
+        if not 1 <= request.count <= spec.max_count:
+            raise BadRequest(
+                f"{model} makes 1 to {spec.max_count} images per request, not {request.count}",
+                provider=self.name,
+            )
+        self._validate_images(request, spec)
+        return spec
+
+    def _validate_images(self, request: GenerateRequest, spec: ModelSpec) -> None:
+        """Count, kind and size of the reference images."""
+        if len(request.images) > spec.max_input_images:
+            raise BadRequest(
+                f"{spec.name} accepts at most {spec.max_input_images} input image"
+                f"{'s' if spec.max_input_images != 1 else ''}; you gave {len(request.images)}",
+                provider=self.name,
+            )
+        for image in request.images:
+            if spec.needs_urls:
+                if not image.url or not image.url.startswith(("http://", "https://")):
+                    raise BadRequest(
+                        f"{self.name} needs input images as public http(s) URLs; "
+                        f"{image.name} has none", provider=self.name,
+                    )
+                continue
+            if image.data is None:
+                raise BadRequest(f"{image.name} has no image data to send", provider=self.name)
+            if image.mime not in spec.input_mimes:
+                raise BadRequest(
+                    f"{image.name} is {image.mime}; {spec.name} takes PNG, JPEG or WebP",
+                    provider=self.name,
+                )
+            if len(image.data) > spec.max_input_bytes:
+                raise BadRequest(
+                    f"{image.name} is {len(image.data) / 1048576:.1f} MB; {spec.name} takes at "
+                    f"most {spec.max_input_bytes / 1048576:.1f} MB per image", provider=self.name,
+                )
+
+    async def upscale(self, request: UpscaleRequest) -> GenerateResult:
+        """Providers without an upscale endpoint refuse clearly."""
+        raise BadRequest(f"{self.name} cannot upscale images", provider=self.name)
+
+    def decode_b64_image(self, value: str) -> ImageData:
+        """Decode base64 (with or without a data: prefix) into a checked image."""
+        if value.startswith("data:"):
+            value = value.partition(",")[2]
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise Unavailable(
+                f"{self.name} returned damaged image data (bad base64); try again", provider=self.name
+            ) from None
+        return image_from_bytes(raw, self.name)
+
+
+def data_url(image: ImageData) -> str:
+    """An image as a data: URL."""
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+
+
+async def fan_out(call: Callable[[], Awaitable[GenerateResult]], count: int) -> GenerateResult:
+    """Run one single-image call per requested image; fail only when none produced an image."""
+    if count == 1:
+        return await call()
+    outcomes = await asyncio.gather(*(call() for _ in range(count)), return_exceptions=True)
+    results = [o for o in outcomes if isinstance(o, GenerateResult)]
+    if not results:
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        raise next((e for e in errors if isinstance(e, SafetyBlocked)), errors[0])
+    first = results[0]
+    texts = [r.text for r in results if r.text]
+    return GenerateResult(
+        images=[img for r in results for img in r.images], provider=first.provider,
+        model=first.model, text="\n".join(texts) or None,
+        state={**first.state, "variants": [r.state for r in results]}, usage=first.usage,
+    )
+
+
+_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def multipart(fields: Mapping[str, str], images: list[ImageData]) -> Callable[[], aiohttp.FormData]:
+    """A factory of fresh multipart bodies with repeated `image` file parts (a FormData sends once)."""
+
+    def build() -> aiohttp.FormData:
+        form = aiohttp.FormData()
+        for key, value in fields.items():
+            form.add_field(key, value)
+        for n, image in enumerate(images):
+            form.add_field(
+                "image", image.data, filename=f"image{n}.{_EXT.get(image.mime, 'png')}",
+                content_type=image.mime,
+            )
+        return form
+
+    return build

@@ -1,0 +1,270 @@
+"""Shared HTTP: one aiohttp session, bounded retries, JSON parsing once, capped image downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from bot.errors import ProviderError, RateLimited, Timeout, Unavailable
+from bot.imaging import sniff_mime
+from bot.providers.base import ImageData
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Errors worth another attempt when they come with a retryable status.
+TRANSIENT = (RateLimited, Unavailable, Timeout)
+#: Maps a non-2xx answer (status, parsed JSON or None, raw text, headers) to a typed error.
+ErrorMapper = Callable[[int, Any, str, Mapping[str, str]], ProviderError]
+FormFactory = Callable[[], aiohttp.FormData]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try: attempts, a total time budget and the base of the exponential backoff."""
+
+    attempts: int = 3
+    total_seconds: float = 120.0
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Timeouts and size caps for one provider's calls."""
+
+    request_timeout: float = 300.0
+    connect_timeout: float = 15.0
+    download_timeout: float = 60.0
+    max_download_bytes: int = 50 * 1024 * 1024
+    max_response_bytes: int = 256 * 1024 * 1024
+    poll_interval: float = 3.0
+    poll_deadline: float = 600.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _decode_json(body: bytes, content_type: str, provider: str) -> Any:
+    """Parse a 2xx body as JSON, or explain what came back instead."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        if "html" in content_type or body.lstrip()[:1] == b"<":
+            raise Unavailable(
+                f"{provider} answered with an HTML page instead of a result; try again later",
+                provider=provider,
+            ) from None
+        raise Unavailable(
+            f"{provider} sent a malformed answer (not valid JSON); try again later",
+            provider=provider,
+        ) from None
+
+
+class HttpClient:
+    """All provider traffic goes through here, on the one session opened at start."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, policy: RetryPolicy | None = None
+    ) -> None:
+        self.session = session
+        self.policy = policy or RetryPolicy()
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        mapper: ErrorMapper,
+        limits: Limits,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: FormFactory | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """Send a request and return its parsed JSON, retrying transient failures within bounds."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(
+                    method, url, provider=provider, mapper=mapper, limits=limits,
+                    headers=headers, json_body=json_body, form=form,
+                )
+            except _Retryable as e:
+                delay = self._next_delay(e, attempt, started, retry)
+                if delay is None:
+                    raise e.error from e.cause
+                log.info(
+                    "%s: %s, retry %d in %.1fs", provider, type(e.error).__name__, attempt, delay
+                )
+                await asyncio.sleep(delay)
+
+    def _next_delay(
+        self, e: _Retryable, attempt: int, started: float, retry: bool
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up."""
+        policy = self.policy
+        if not retry or attempt >= policy.attempts:
+            return None
+        hinted = e.error.retry_after if isinstance(e.error, RateLimited) else None
+        backoff = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+        delay = hinted if hinted is not None else backoff * (0.75 + random.random() / 2)
+        if time.monotonic() - started + delay > policy.total_seconds:
+            return None
+        return delay
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        mapper: ErrorMapper,
+        limits: Limits,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        form: FormFactory | None,
+    ) -> Any:
+        """One attempt: transport failures and retryable statuses become _Retryable."""
+        timeout = aiohttp.ClientTimeout(
+            total=limits.request_timeout, sock_connect=limits.connect_timeout
+        )
+        data = form() if form is not None else None
+        try:
+            async with self.session.request(
+                method, url, headers=headers, json=json_body if data is None else None,
+                data=data, timeout=timeout,
+            ) as resp:
+                body = await _read_capped(resp, limits.max_response_bytes, provider)
+                content_type = resp.headers.get("Content-Type", "")
+                status, resp_headers = resp.status, resp.headers
+        except TimeoutError as e:
+            raise Timeout(
+                f"{provider} did not answer within {limits.request_timeout:.0f} s", provider=provider
+            ) from e
+        except aiohttp.ClientError as e:
+            error = Unavailable(
+                f"{provider} could not be reached ({type(e).__name__}); try again later",
+                provider=provider,
+            )
+            raise _Retryable(error, e) from e
+        if status >= 400:
+            error = mapper(status, _try_json(body), body[:2000].decode("utf-8", "replace"), resp_headers)
+            if status in RETRY_STATUSES and isinstance(error, TRANSIENT):
+                raise _Retryable(error, None)
+            raise error
+        return _decode_json(body, content_type, provider)
+
+    async def download(self, url: str, *, provider: str, limits: Limits) -> ImageData:
+        """Fetch a result image, capped in size and checked by magic bytes."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._download_once(url, provider=provider, limits=limits)
+            except _Retryable as e:
+                delay = self._next_delay(e, attempt, started, True)
+                if delay is None:
+                    raise e.error from e.cause
+                await asyncio.sleep(delay)
+
+    async def _download_once(self, url: str, *, provider: str, limits: Limits) -> ImageData:
+        """One download attempt."""
+        if not url.startswith(("http://", "https://")):
+            raise Unavailable(f"{provider} returned an unusable image address", provider=provider)
+        timeout = aiohttp.ClientTimeout(
+            total=limits.download_timeout, sock_connect=limits.connect_timeout
+        )
+        try:
+            async with self.session.get(url, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    error = Unavailable(
+                        f"{provider} made an image but its download failed (HTTP {resp.status})",
+                        provider=provider,
+                    )
+                    if resp.status in RETRY_STATUSES:
+                        raise _Retryable(error, None)
+                    raise error
+                body = await _read_capped(resp, limits.max_download_bytes, provider)
+        except TimeoutError as e:
+            raise Timeout(f"downloading the image from {provider} timed out", provider=provider) from e
+        except aiohttp.ClientError as e:
+            error = Unavailable(f"downloading the image from {provider} failed", provider=provider)
+            raise _Retryable(error, e) from e
+        return image_from_bytes(body, provider)
+
+
+def image_from_bytes(body: bytes, provider: str) -> ImageData:
+    """Wrap result bytes as an image, refusing anything whose magic bytes are not an image."""
+    mime = sniff_mime(body)
+    if mime not in {"image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"}:
+        raise Unavailable(f"{provider} returned something that is not an image", provider=provider)
+    if not looks_complete(body, mime):
+        raise Unavailable(f"{provider} returned a truncated image; try again", provider=provider)
+    return ImageData(body, mime)
+
+
+def looks_complete(body: bytes, mime: str) -> bool:
+    """Cheap end-of-file check that catches images cut short in transit (no decoding)."""
+    if mime == "image/png":
+        return body.rstrip(b"\0").endswith(b"IEND\xaeB`\x82")
+    if mime == "image/jpeg":
+        return b"\xff\xd9" in body[-64:]
+    if mime == "image/webp":
+        return len(body) >= 12 and int.from_bytes(body[4:8], "little") + 8 <= len(body)
+    return True
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
+    """Read a body, refusing it as soon as it passes the cap (Content-Length checked first)."""
+    if resp.content_length is not None and resp.content_length > cap:
+        raise Unavailable(f"{provider} sent {resp.content_length} bytes, over the {cap} cap", provider=provider)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > cap:
+            raise Unavailable(f"{provider} sent more than {cap} bytes", provider=provider)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _try_json(body: bytes) -> Any:
+    """JSON if the body parses, else None."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class _Retryable(Exception):
+    """Internal: a failure worth another attempt, carrying the error to raise if none is left."""
+
+    def __init__(self, error: ProviderError, cause: BaseException | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.cause = cause

@@ -1,0 +1,112 @@
+"""nano-banana-pro.net (seed 003): one synchronous generate call that answers with image URLs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from bot.errors import (
+    AuthFailed,
+    BadRequest,
+    NoImageReturned,
+    OutOfCredits,
+    ProviderError,
+    RateLimited,
+    SafetyBlocked,
+    Unavailable,
+)
+from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict
+from bot.providers.common import ProviderBase, fan_out, multipart
+from bot.providers.http import parse_retry_after
+
+PATH = "/api/ai/nano-banana/generate"
+_SAFETY_WORDS = ("safety", "content policy", "inappropriate", "nsfw", "prohibited")
+
+
+def map_error(provider: str) -> Any:
+    """Errors here are {"error": "text"}; the status says what kind."""
+
+    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
+        error = body.get("error") if isinstance(body, dict) else None
+        message = str(error if isinstance(error, str) else text.strip()[:300] or f"HTTP {status}")
+        if status == 401:
+            return AuthFailed(f"{provider}: the API key was refused; the operator must fix it", provider=provider)
+        if status == 402:
+            return OutOfCredits(f"{provider}: the account is out of credits ({message})", provider=provider)
+        if status == 403:
+            return AuthFailed(f"{provider}: access denied ({message})", provider=provider)
+        if status == 429:
+            delay = parse_retry_after(headers.get("Retry-After"))
+            return RateLimited(f"{provider} is busy; try again shortly", retry_after=delay, provider=provider)
+        if status >= 500:
+            return Unavailable(f"{provider} failed to make the image: {message}", provider=provider)
+        if any(word in message.lower() for word in _SAFETY_WORDS):
+            return SafetyBlocked(
+                f"Your request was blocked by {provider}: {message}", reason="policy",
+                model_text=message, provider=provider,
+            )
+        return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+
+    return mapper
+
+
+class NBProProvider(ProviderBase):
+    """POST /api/ai/nano-banana/generate with Bearer auth; JSON or multipart."""
+
+    kind: ClassVar[str] = "nbpro"
+
+    def _headers(self) -> dict[str, str]:
+        """Bearer auth when a key is configured."""
+        key = self.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _fields(self, request: GenerateRequest) -> dict[str, str]:
+        """prompt, size (1k|2k|4k) and aspectRatio."""
+        fields = {"prompt": request.prompt, "size": (request.resolution or "1K").lower()}
+        if request.aspect_ratio:
+            fields["aspectRatio"] = request.aspect_ratio
+        return fields
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        """Uploads image bytes as multipart; passes URL-only inputs as JSON `image`."""
+        spec = self.validate(request)
+        fields = self._fields(request)
+        files = [img for i in request.images if (img := i.as_image()) is not None]
+        urls = [i.url for i in request.images if i.data is None and i.url]
+        body: JsonDict | None = None
+        form = None
+        if files:
+            form = multipart(fields, files)
+        else:
+            body = {**fields, **({"image": urls if len(urls) > 1 else urls[0]} if urls else {})}
+        return await fan_out(lambda: self._call(body, form, spec.name), request.count)
+
+    async def _call(self, body: JsonDict | None, form: Any, model: str) -> GenerateResult:
+        """One generate call and the download of its images."""
+        data = await self.http.request_json(
+            "POST", self.base_url + PATH, provider=self.name, mapper=map_error(self.name),
+            limits=self.limits, headers=self._headers(), json_body=body, form=form,
+        )
+        items = data.get("images") if isinstance(data, dict) else None
+        urls = [str(i["url"]) for i in items or [] if isinstance(i, dict) and i.get("url")]
+        if not urls:
+            raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
+        images = await asyncio.gather(
+            *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
+        )
+        return GenerateResult(
+            images=list(images), provider=self.name, model=str(data.get("model") or model)
+        )
+
+    async def check(self) -> str:
+        """Send an empty request: 400 proves the key is accepted without making an image."""
+        try:
+            await self.http.request_json(
+                "POST", self.base_url + PATH, provider=self.name, mapper=map_error(self.name),
+                limits=self.limits, headers=self._headers(), json_body={}, retry=False,
+            )
+        except BadRequest:
+            return "ok: key accepted"
+        return "ok"
+

@@ -1,0 +1,56 @@
+"""Builds the provider interfaces from the settings: one per [[providers]] entry, by kind."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from bot.config import ProviderConfig, Settings
+from bot.providers.common import ProviderBase
+from bot.providers.gemini import GeminiProvider
+from bot.providers.http import HttpClient, Limits, RetryPolicy
+from bot.providers.local import LocalProvider
+from bot.providers.nbpro import NBProProvider
+from bot.providers.openai_images import OpenAIImagesProvider
+from bot.providers.router import LOCAL, Router
+from bot.providers.task import TaskProvider
+
+INTERFACES: dict[str, type[ProviderBase]] = {
+    "gemini": GeminiProvider,
+    "openai-images": OpenAIImagesProvider,
+    "nbpro": NBProProvider,
+    "task": TaskProvider,
+    "local": LocalProvider,
+}
+
+
+def limits_for(settings: Settings, config: ProviderConfig) -> Limits:
+    """Timeouts and caps for one provider (its own timeout overrides the global one)."""
+    return Limits(
+        request_timeout=config.timeout or settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+        download_timeout=settings.download_timeout,
+        max_download_bytes=settings.max_download_bytes,
+        max_response_bytes=settings.max_response_bytes,
+        poll_interval=settings.task_poll_interval,
+        poll_deadline=settings.task_deadline,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry bounds from the settings."""
+    return RetryPolicy(
+        attempts=settings.retry_attempts,
+        total_seconds=settings.retry_total_seconds,
+        base_delay=settings.retry_base_delay,
+    )
+
+
+def build_router(settings: Settings, session: aiohttp.ClientSession) -> Router:
+    """Every configured provider on one shared session, plus the local upscaler."""
+    http = HttpClient(session, retry_policy(settings))
+    providers = [
+        INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers
+    ]
+    generating = [p for p in providers if p.kind != "local"]
+    local = next((p for p in providers if p.kind == "local"), None)
+    return Router(generating, local or LocalProvider(LOCAL, None, limits_for(settings, LOCAL)))

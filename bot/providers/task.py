@@ -1,0 +1,209 @@
+"""The Vtrix task API (seed 004): create a generation task, then poll it until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from bot.errors import (
+    AuthFailed,
+    BadRequest,
+    NoImageReturned,
+    OutOfCredits,
+    ProviderError,
+    RateLimited,
+    SafetyBlocked,
+    Timeout,
+    Unavailable,
+)
+from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
+from bot.providers.common import ProviderBase, fan_out
+from bot.providers.http import parse_retry_after
+
+log = logging.getLogger(__name__)
+
+CREATE = "/model/v1/generation"
+POLL = "/model/v1/generation/task/{id}"
+DONE = frozenset({"completed", "succeeded", "success", "done"})
+FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
+_SAFETY_WORDS = ("safety", "moderation", "sensitive", "nsfw", "prohibited")
+
+
+def _message(body: Any, text: str, status: int) -> tuple[str, int | None]:
+    """The message and error_code from the several error shapes this API uses."""
+    if isinstance(body, dict):
+        inner = body.get("status") if isinstance(body.get("status"), dict) else body
+        error = inner.get("error")
+        if isinstance(error, dict):
+            inner = error
+            error = error.get("error_message") or error.get("message")
+        message = error if isinstance(error, str) else inner.get("message")
+        code = inner.get("error_code")
+        if message:
+            return str(message), code if isinstance(code, int) else None
+    return text.strip()[:300] or f"HTTP {status}", None
+
+
+def map_error(provider: str) -> Any:
+    """The error mapper for HTTP-level failures."""
+
+    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
+        message, code = _message(body, text, status)
+        credits = (code is not None and 40201 <= code <= 40208) or "insufficient" in message.lower()
+        if status == 402 or (status == 403 and credits):
+            return OutOfCredits(f"{provider}: the account is out of credits ({message})", provider=provider)
+        if status in (401, 403):
+            return AuthFailed(f"{provider}: the API key was refused ({message})", provider=provider)
+        if status == 429:
+            delay = parse_retry_after(headers.get("Retry-After"))
+            return RateLimited(f"{provider} is rate limiting requests; try again shortly", retry_after=delay, provider=provider)
+        if status == 404:
+            return Unavailable(f"{provider}: the task was not found ({message})", provider=provider)
+        if status >= 500:
+            return Unavailable(f"{provider} failed: {message}", provider=provider)
+        return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+
+    return mapper
+
+
+def task_error(task: JsonDict, provider: str) -> ProviderError:
+    """A failed task's error, given as a string or as {code, error_message | message}."""
+    error = task.get("error")
+    code: Any = None
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = str(error.get("error_message") or error.get("message") or "unknown error")
+    else:
+        message = str(error or task.get("message") or "unknown error")
+    suffix = f" (code {code})" if code not in (None, "") else ""
+    if any(word in message.lower() for word in _SAFETY_WORDS):
+        return SafetyBlocked(
+            f"{provider} refused the image: {message}{suffix}", reason=str(code or "policy"),
+            model_text=message, provider=provider,
+        )
+    return Unavailable(f"{provider}: the generation failed: {message}{suffix}", provider=provider)
+
+
+class TaskProvider(ProviderBase):
+    """Creates a task without blind retries, then polls it within a deadline."""
+
+    kind: ClassVar[str] = "task"
+
+    def _headers(self) -> dict[str, str]:
+        """Bearer auth when a key is configured."""
+        key = self.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _params(self, request: GenerateRequest) -> JsonDict:
+        """The params block: prompt, image URLs, ratio, resolution."""
+        params: JsonDict = {"prompt": request.prompt}
+        urls = [i.url for i in request.images if i.url]
+        if urls:
+            params["image_urls"] = urls
+        if request.aspect_ratio:
+            params["aspect_ratio"] = request.aspect_ratio
+        if request.resolution:
+            params["resolution"] = request.resolution
+        return params
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        """One task per requested image, run concurrently."""
+        spec = self.validate(request)
+        body = {"model": spec.name, "input": [{"params": self._params(request)}]}
+        return await fan_out(lambda: self._run(body, spec.name), request.count)
+
+    async def _run(self, body: JsonDict, model: str) -> GenerateResult:
+        """Create, poll, download."""
+        task = await self._create(body)
+        deadline = time.monotonic() + self.limits.poll_deadline
+        while not self._finished(task):
+            if time.monotonic() >= deadline:
+                raise Timeout(
+                    f"{self.name} did not finish the image within {self.limits.poll_deadline:.0f} s",
+                    provider=self.name,
+                )
+            await asyncio.sleep(self.limits.poll_interval)
+            task = await self._poll(str(task["id"]))
+        return await self._result(task, model)
+
+    async def _create(self, body: JsonDict) -> JsonDict:
+        """POST the task. Only a 429 is retried: any other failure may have created a task."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                task = await self.http.request_json(
+                    "POST", self.base_url + CREATE, provider=self.name, mapper=map_error(self.name),
+                    limits=self.limits, headers=self._headers(), json_body=body, retry=False,
+                )
+                break
+            except RateLimited as e:
+                delay = self.http.policy.base_delay * 2 ** (attempt - 1) if e.retry_after is None else e.retry_after
+                if attempt >= self.http.policy.attempts or time.monotonic() - started + delay > self.http.policy.total_seconds:
+                    raise
+                await asyncio.sleep(delay)
+        if not isinstance(task, dict) or not task.get("id"):
+            raise Unavailable(f"{self.name}: the task could not be created (no id)", provider=self.name)
+        return task
+
+    async def _poll(self, task_id: str) -> JsonDict:
+        """GET the task (polls are safe to retry)."""
+        task = await self.http.request_json(
+            "GET", self.base_url + POLL.format(id=task_id), provider=self.name,
+            mapper=map_error(self.name), limits=self.limits, headers=self._headers(),
+        )
+        if not isinstance(task, dict):
+            raise Unavailable(f"{self.name} sent an unexpected task status", provider=self.name)
+        task.setdefault("id", task_id)
+        return task
+
+    def _finished(self, task: JsonDict) -> bool:
+        """True when completed; raises when failed; False while pending."""
+        status = str(task.get("status") or "").lower()
+        if status in FAILED or (task.get("error") and status not in DONE):
+            raise task_error(task, self.name)
+        return status in DONE
+
+    async def _result(self, task: JsonDict, model: str) -> GenerateResult:
+        """Download every image in output[].content[]; keep any text."""
+        urls: list[str] = []
+        texts: list[str] = []
+        for block in task.get("output") or []:
+            for item in (block.get("content") or []) if isinstance(block, dict) else []:
+                if not isinstance(item, dict):
+                    continue
+                if item.get("type") == "image" and item.get("url"):
+                    urls.append(str(item["url"]))
+                elif item.get("type") == "text" and (item.get("text") or item.get("content")):
+                    texts.append(str(item.get("text") or item.get("content")))
+        if not urls:
+            said = "\n".join(texts) or None
+            raise NoImageReturned(
+                f"{self.name} finished without an image" + (f". The model said: {said}" if said else ""),
+                model_text=said, provider=self.name,
+            )
+        images = await asyncio.gather(
+            *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
+        )
+        return GenerateResult(
+            images=list(images), provider=self.name, model=str(task.get("model") or model),
+            text="\n".join(texts) or None, state={"task_id": task.get("id")},
+            usage=task.get("usage") if isinstance(task.get("usage"), dict) else {},
+        )
+
+    async def check(self) -> str:
+        """Poll a task id that cannot exist: 404 proves the key is accepted."""
+        try:
+            await self.http.request_json(
+                "GET", self.base_url + POLL.format(id="nanobot-check"), provider=self.name,
+                mapper=map_error(self.name), limits=self.limits, headers=self._headers(), retry=False,
+            )
+        except Unavailable as e:
+            if "not found" in e.message:
+                return "ok: key accepted"
+            raise
+        return "ok"

@@ -1,0 +1,45 @@
+"""Shared fixtures: an HTTP session and routers built from real settings against the fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.providers.registry import build_router
+from bot.providers.router import Router
+
+#: Settings that keep retries and timeouts short enough for tests.
+FAST = {
+    "retry_base_delay": 0.01,
+    "retry_attempts": 3,
+    "retry_total_seconds": 10.0,
+    "request_timeout": 10.0,
+    "task_poll_interval": 0.01,
+    "task_deadline": 5.0,
+}
+
+
+def make_settings(*providers: dict[str, Any], **overrides: Any) -> Settings:
+    """Real settings (validated as from a TOML file) with the given provider entries."""
+    return load_settings(env_file=None, providers=list(providers), **{**FAST, **overrides})
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp session per test, like the bot's one per process."""
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def router_for(session: aiohttp.ClientSession) -> Callable[..., Router]:
+    """Build a router from provider entries on the test's session."""
+
+    def build(*providers: dict[str, Any], **overrides: Any) -> Router:
+        return build_router(make_settings(*providers, **overrides), session)
+
+    return build
