@@ -82,6 +82,12 @@ class Settings(BaseSettings):
 
     providers: list[ProviderConfig] = Field(default_factory=list)
 
+    shard_count: int | None = Field(None, ge=1)
+    shard_ids: list[int] | None = None
+    sync_guild_ids: list[int] = Field(default_factory=list)
+    message_content_intent: bool = True
+    interaction_token_lifetime: float = Field(900.0, gt=0)
+
     request_timeout: float = Field(300.0, gt=0)
     connect_timeout: float = Field(15.0, gt=0)
     download_timeout: float = Field(60.0, gt=0)

@@ -165,7 +165,9 @@ class OptionBuilder:
             kind = spec["type"] if spec else infer_option_type(value)
             out.append(self._option(name, kind, value, spec or {}))
         if definitions is not None and self.focused is None and not self.force:
-            missing = [d["name"] for d in definitions if d.get("required") and d["name"] not in values]
+            missing = [
+                d["name"] for d in definitions if d.get("required") and d["name"] not in values
+            ]
             if missing:
                 raise ValueError(f"required options missing: {missing}")
         return out
@@ -291,5 +293,7 @@ def check_available(command: JSON, permissions: int, channel: JSON, context: int
     if command.get("nsfw") and not channel.get("nsfw"):
         raise CommandUnavailable(f"/{command['name']} is age-restricted (nsfw channel only)")
     contexts = command.get("contexts")
+    if contexts is None and context != 0 and command.get("dm_permission") is False:
+        raise CommandUnavailable(f"/{command['name']} is guild-only")
     if contexts is not None and context not in contexts:
         raise CommandUnavailable(f"/{command['name']} is not available in context {context}")

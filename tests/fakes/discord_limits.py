@@ -66,7 +66,9 @@ def invalid_form(errors: FormErrors, what: str) -> DiscordError:
             node = node.setdefault(part, {})
         node.setdefault("_errors", []).append({"code": "BASE_TYPE_INVALID", "message": text})
     summary = "; ".join(f"{p}: {t}" for p, t in errors)
-    return DiscordError(400, 50035, "Invalid Form Body", errors=tree, violation=f"{what}: {summary}")
+    return DiscordError(
+        400, 50035, "Invalid Form Body", errors=tree, violation=f"{what}: {summary}"
+    )
 
 
 def too_large(what: str, detail: str) -> DiscordError:

@@ -176,7 +176,13 @@ def make_text_channel(channel_id: str, guild_id: str, name: str, position: int, 
 
 def make_dm_channel(channel_id: str, recipient: JSON) -> JSON:
     """Build a DM channel object."""
-    return {"id": channel_id, "type": 1, "flags": 0, "recipients": [recipient], "last_message_id": None}
+    return {
+        "id": channel_id,
+        "type": 1,
+        "flags": 0,
+        "recipients": [recipient],
+        "last_message_id": None,
+    }
 
 
 def sniff_image(data: bytes) -> tuple[str | None, int | None, int | None]:

@@ -128,7 +128,7 @@ def make_image(
         raise ValueError("image dimensions must be positive")
     fmt = normalize_format(fmt)
     if not noisy:
-        return _solid(width, height, fmt, tuple(color))  # type: ignore[arg-type]
+        return _solid(width, height, fmt, (color[0], color[1], color[2]))
     raw = os.urandom(width * height * 3)
     return _save(Image.frombytes("RGB", (width, height), raw), fmt, noisy=True)
 

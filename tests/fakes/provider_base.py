@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.imagegen import color_for, make_image
 
@@ -70,6 +70,9 @@ class RecordedRequest:
     body: bytes = field(default=b"", repr=False)
 
 
+REC_KEY = web.RequestKey("rec", RecordedRequest)
+
+
 class HeaderDict(dict[str, str]):
     """A plain dict of headers whose lookups ignore case (keys are stored lower-case)."""
 
@@ -81,7 +84,7 @@ class HeaderDict(dict[str, str]):
         """Case-insensitive membership test."""
         return isinstance(key, str) and super().__contains__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         """Case-insensitive get."""
         return super().get(key.lower(), default)
 
@@ -101,7 +104,7 @@ async def _read_multipart(
     files: list[tuple[str, str, str, bytes]] = []
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
-        if not isinstance(part, web.BodyPartReader):
+        if not isinstance(part, BodyPartReader):
             continue
         data = await part.read(decode=True)
         content_type = part.headers.get("Content-Type")
@@ -122,7 +125,7 @@ async def record_request(request: web.Request) -> RecordedRequest:
     parsed: Any | None = None
     if request.content_type.startswith("multipart/"):
         form, files = await _read_multipart(request)
-    elif request.can_read_body:
+    elif request.body_exists:
         body = await request.read()
         if request.content_type == "application/x-www-form-urlencoded":
             for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
@@ -273,7 +276,7 @@ class FakeProvider:
         """Record every request, then dispatch; unknown routes get the provider's 404."""
         recorded = await record_request(request)
         self.requests.append(recorded)
-        request["rec"] = recorded
+        request[REC_KEY] = recorded
         try:
             return await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -282,6 +285,10 @@ class FakeProvider:
     def _next_fault(self) -> Fault:
         """Pop the next scripted outcome (ok when the queue is empty)."""
         return self._queue.popleft() if self._queue else Fault("ok")
+
+    def _recorded(self, request: web.Request) -> RecordedRequest:
+        """The RecordedRequest the middleware stored for this request."""
+        return request[REC_KEY]
 
     async def _pause(self, fault: Fault) -> None:
         """Sleep for the configured delay, plus the hang time for a "hang" fault."""

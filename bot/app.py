@@ -1,0 +1,192 @@
+"""The Discord bot: one commands.Bot subclass whose setup_hook wires the session, providers and cogs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.discord_io import send_error
+from bot.errors import ConfigError, NanoBotError
+from bot.providers.registry import build_router
+from bot.providers.router import Router
+from bot.service import JobService
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale")
+EXIT_OK, EXIT_CONFIG = 0, 2
+
+
+def apply_endpoints(settings: Settings) -> None:
+    """Point discord.py's REST base and gateway at the configured URLs (proxies, or a test fake)."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def make_intents(settings: Settings) -> discord.Intents:
+    """Default intents, plus MESSAGE_CONTENT when enabled (needed to read replies without a mention)."""
+    intents = discord.Intents.default()
+    intents.message_content = settings.message_content_intent
+    return intents
+
+
+class NanoBot(commands.AutoShardedBot):
+    """The bot. Sharding-ready: SHARD_COUNT / SHARD_IDS run a cluster of shards in this process."""
+
+    def __init__(self, settings: Settings, *, force_sync: bool = False, **options: Any) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=make_intents(settings),
+            help_command=None,
+            shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.settings = settings
+        self.force_sync = force_sync
+        self.session: aiohttp.ClientSession | None = None
+        self._router: Router | None = None
+        self._service: JobService | None = None
+
+    @property
+    def router(self) -> Router:
+        """The provider router (exists once setup_hook ran)."""
+        assert self._router is not None, "setup_hook has not run"
+        return self._router
+
+    @property
+    def service(self) -> JobService:
+        """The job pipeline (exists once setup_hook ran)."""
+        assert self._service is not None, "setup_hook has not run"
+        return self._service
+
+    async def setup_hook(self) -> None:
+        """Open the session and providers, load every cog, sync commands if they changed."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout)
+        self.session = aiohttp.ClientSession(timeout=timeout)
+        self._router = build_router(self.settings, self.session)
+        self._service = JobService(self.settings, self._router)
+        self.tree.on_error = self.on_app_command_error
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands(force=self.force_sync)
+        if not self._router.providers:
+            log.warning("no image provider configured: only /upscale (local) will work")
+
+    async def close(self) -> None:
+        """Close the gateway and the HTTP session we opened."""
+        await super().close()
+        if self.session is not None and not self.session.closed:
+            await self.session.close()
+
+    def command_hash(self) -> str:
+        """A hash of every command definition and where it is synced."""
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        blob = json.dumps([payload, self.settings.sync_guild_ids], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _hash_file(self) -> Path:
+        """Where the hash of the last synced definitions is kept."""
+        return self.settings.data_dir / f"commands-{self.application_id}.sha256"
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync only when the definitions changed since the last sync (or when forced)."""
+        digest = self.command_hash()
+        path = self._hash_file()
+        previous = await asyncio.to_thread(_read_text, path)
+        if not force and previous == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        if self.settings.sync_guild_ids:
+            for guild_id in self.settings.sync_guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        await asyncio.to_thread(_write_text, path, digest)
+        log.info("slash commands synced")
+        return True
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[NanoBot], error: app_commands.AppCommandError
+    ) -> None:
+        """The one error handler: a specific ephemeral message for the user, the traceback in the log."""
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, NanoBotError):
+            log.info("command %s failed: %s", interaction.command and interaction.command.name, cause.message)
+        else:
+            log.error("command failed", exc_info=cause)
+        await send_error(self, interaction, cause)
+
+
+def _read_text(path: Path) -> str | None:
+    """A small file's text, or None."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small file, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+async def start_bot(bot: NanoBot, token: str) -> int:
+    """Run the bot until it stops; bad tokens and missing intents end with one clear line."""
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        log.error("DISCORD_TOKEN was refused by Discord: copy the bot token again from the Developer Portal (Bot → Reset Token)")
+        return EXIT_CONFIG
+    except discord.PrivilegedIntentsRequired:
+        log.error(
+            "Discord refused the MESSAGE_CONTENT intent: enable 'Message Content Intent' in the "
+            "Developer Portal (Bot → Privileged Gateway Intents), or set MESSAGE_CONTENT_INTENT=false"
+        )
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+async def sync_only(bot: NanoBot, token: str) -> int:
+    """Log in, push the command definitions, log out."""
+    bot.force_sync = True
+    try:
+        async with bot:
+            await bot.login(token)
+    except discord.LoginFailure:
+        log.error("DISCORD_TOKEN was refused by Discord")
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+def run_command(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    """`run` and `sync` (and `db`, once storage exists)."""
+    if settings.discord_token is None:
+        raise ConfigError("DISCORD_TOKEN is not set: put the bot token in the environment or .env")
+    if command == "db":
+        raise ConfigError("the database commands arrive with the storage layer")
+    apply_endpoints(settings)
+    bot = NanoBot(settings)
+    token = settings.discord_token.get_secret_value()
+    if command == "sync":
+        return asyncio.run(sync_only(bot, token))
+    return asyncio.run(start_bot(bot, token))

@@ -1,0 +1,154 @@
+"""Discord I/O for jobs: reading input attachments, finding the latest bot image, delivering results."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.errors import ImageTooLarge, InputError
+from bot.replies import error_embed, result_embed
+from bot.service import JobResult, RawInput
+
+if TYPE_CHECKING:
+    from bot.app import NanoBot
+
+log = logging.getLogger(__name__)
+
+HISTORY_SCAN = 50
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _megabytes(size: int) -> str:
+    """A byte count as MB with one decimal."""
+    return f"{size / 1048576:.1f} MB"
+
+
+async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> RawInput:
+    """Download an attachment, refusing it by its declared size before any byte is fetched."""
+    if attachment.size > max_bytes:
+        raise ImageTooLarge(
+            f"{attachment.filename} is {_megabytes(attachment.size)}; the limit is {_megabytes(max_bytes)}"
+        )
+    if attachment.size == 0:
+        raise InputError(f"{attachment.filename} is empty (0 bytes)")
+    try:
+        data = await attachment.read()
+    except discord.HTTPException as e:
+        raise InputError(f"{attachment.filename} could not be downloaded from Discord ({e.status})") from e
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{attachment.filename} is over the {_megabytes(max_bytes)} limit")
+    return RawInput(data, attachment.filename, attachment.url)
+
+
+async def acknowledge(interaction: discord.Interaction[NanoBot]) -> int | None:
+    """Defer with a public "thinking…" message before any I/O; return that message's id."""
+    callback = await interaction.response.defer(thinking=True)
+    interaction.extras["loading_public"] = True
+    return callback.message_id if callback is not None else None
+
+
+def is_image_attachment(attachment: discord.Attachment) -> bool:
+    """Whether an attachment looks like an image by its type or name."""
+    kind = attachment.content_type or ""
+    return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+async def latest_bot_image(
+    channel: discord.abc.Messageable, bot_user: discord.abc.User, max_bytes: int
+) -> RawInput:
+    """The newest image the bot posted in this channel (fresh URLs: the history was just fetched)."""
+    try:
+        async for message in channel.history(limit=HISTORY_SCAN):
+            if message.author.id != bot_user.id:
+                continue
+            for attachment in message.attachments:
+                if is_image_attachment(attachment):
+                    return await read_attachment(attachment, max_bytes)
+    except discord.Forbidden as e:
+        raise InputError("I cannot read this channel's history; attach an image instead") from e
+    raise InputError("There is no image of mine in this channel yet; attach one with the `image` option")
+
+
+def result_files(result: JobResult, stem: str) -> list[discord.File]:
+    """The fitted images as discord.File objects."""
+    return [
+        discord.File(io.BytesIO(f.data), filename=f"{stem}-{n}.{f.ext}")
+        for n, f in enumerate(result.files, 1)
+    ]
+
+
+async def deliver(
+    bot: NanoBot,
+    interaction: discord.Interaction[NanoBot],
+    result: JobResult,
+    *,
+    title: str,
+    stem: str,
+    loading_message_id: int | None,
+) -> discord.Message | None:
+    """Replace the "thinking…" message with the result; past the token's life, post in the channel."""
+    embed = result_embed(result, title)
+    if not token_expired(bot, interaction):
+        try:
+            return await interaction.edit_original_response(
+                content=None, embed=embed, attachments=result_files(result, stem)
+            )
+        except discord.HTTPException as e:
+            if e.status not in (401, 404):
+                raise
+            log.info("interaction token no longer valid (%s); posting in the channel", e.code)
+    return await post_in_channel(interaction, embed, result_files(result, stem), loading_message_id)
+
+
+def token_expired(bot: NanoBot, interaction: discord.Interaction[NanoBot]) -> bool:
+    """Whether the interaction token has outlived its configured lifetime."""
+    age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+    return age >= bot.settings.interaction_token_lifetime
+
+
+async def post_in_channel(
+    interaction: discord.Interaction[NanoBot],
+    embed: discord.Embed,
+    files: list[discord.File],
+    reply_to: int | None,
+) -> discord.Message | None:
+    """Post with the bot token, replying to the command's message, mentioning the user."""
+    channel = interaction.channel
+    if channel is None or not isinstance(channel, discord.abc.Messageable):
+        log.warning("cannot post a late result: no channel for interaction %s", interaction.id)
+        return None
+    reference = (
+        discord.MessageReference(
+            message_id=reply_to, channel_id=channel.id, fail_if_not_exists=False
+        )
+        if reply_to
+        else None
+    )
+    return await channel.send(
+        content=interaction.user.mention, embed=embed, files=files, reference=reference,
+        allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
+    )
+
+
+async def send_error(
+    bot: NanoBot, interaction: discord.Interaction[NanoBot], error: BaseException
+) -> None:
+    """An ephemeral, specific error; the public "thinking…" message is removed first."""
+    embed = error_embed(error)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        if token_expired(bot, interaction):
+            await post_in_channel(interaction, embed, [], None)
+            return
+        if interaction.extras.get("loading_public"):
+            # A public "thinking…" message cannot turn ephemeral: remove it, then answer privately.
+            await interaction.delete_original_response()
+        await interaction.followup.send(embed=embed, ephemeral=True)
+    except discord.HTTPException:
+        log.exception("could not tell the user about an error in interaction %s", interaction.id)
+

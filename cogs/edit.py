@@ -1,0 +1,66 @@
+"""/edit: change an image with an instruction (the latest bot image here when none is attached)."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.choices import AUTO, edit_ratio_choices, model_choices, resolution_choices
+from bot.discord_io import acknowledge, deliver, latest_bot_image, read_attachment
+from bot.service import JobSpec, RawInput
+
+
+async def input_or_latest(
+    bot: NanoBot, interaction: discord.Interaction[NanoBot], image: discord.Attachment | None
+) -> RawInput:
+    """The attached image, else the newest image the bot posted in this channel."""
+    cap = bot.settings.max_input_bytes
+    if image is not None:
+        return await read_attachment(image, cap)
+    channel = interaction.channel
+    assert bot.user is not None and isinstance(channel, discord.abc.Messageable)
+    return await latest_bot_image(channel, bot.user, cap)
+
+
+class Edit(commands.Cog):
+    """The /edit command."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="edit", description="Edit an image with an instruction")
+    @app_commands.describe(
+        prompt="What to change",
+        image="Image to edit (default: my latest image in this channel)",
+        aspect_ratio="Shape of the result (default auto: keep the input's)",
+        resolution="Output size (as the model allows)",
+        model="Model to use",
+    )
+    @app_commands.autocomplete(
+        model=model_choices, aspect_ratio=edit_ratio_choices, resolution=resolution_choices
+    )
+    async def edit(
+        self,
+        interaction: discord.Interaction[NanoBot],
+        prompt: app_commands.Range[str, 1, 4000],
+        image: discord.Attachment | None = None,
+        aspect_ratio: str = AUTO,
+        resolution: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Defer, fetch the input, run the job, reply with the result."""
+        loading = await acknowledge(interaction)
+        source = await input_or_latest(self.bot, interaction, image)
+        job = JobSpec(
+            kind="edit", prompt=prompt, inputs=[source], model=model, aspect_ratio=aspect_ratio,
+            resolution=resolution, upload_limit=interaction.filesize_limit,
+        )
+        result = await self.bot.service.run(job)
+        await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Edit(bot))

@@ -1,0 +1,65 @@
+"""/imagine: make images from a prompt and up to three reference images."""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.choices import model_choices, ratio_choices, resolution_choices
+from bot.discord_io import acknowledge, deliver, read_attachment
+from bot.service import JobSpec
+
+
+class Generate(commands.Cog):
+    """The /imagine command."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Make images from a prompt")
+    @app_commands.describe(
+        prompt="What to draw",
+        aspect_ratio="Shape of the image (default 1:1)",
+        resolution="Output size (0.5K, 1K, 2K, 4K as the model allows)",
+        model="Model to use (default: the first configured)",
+        count="How many images (1-4)",
+        image="Reference image",
+        image2="Second reference image",
+        image3="Third reference image",
+    )
+    @app_commands.autocomplete(
+        model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction[NanoBot],
+        prompt: app_commands.Range[str, 1, 4000],
+        aspect_ratio: str = "1:1",
+        resolution: str | None = None,
+        model: str | None = None,
+        count: app_commands.Range[int, 1, 4] = 1,
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+    ) -> None:
+        """Defer, read the references, run the job, reply with the images."""
+        loading = await acknowledge(interaction)
+        cap = self.bot.settings.max_input_bytes
+        attachments = [a for a in (image, image2, image3) if a is not None]
+        inputs = await asyncio.gather(*(read_attachment(a, cap) for a in attachments))
+        job = JobSpec(
+            kind="imagine", prompt=prompt, inputs=list(inputs), model=model,
+            aspect_ratio=aspect_ratio, resolution=resolution, count=count,
+            upload_limit=interaction.filesize_limit,
+        )
+        result = await self.bot.service.run(job)
+        await deliver(self.bot, interaction, result, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Generate(bot))

@@ -1,0 +1,49 @@
+"""/upscale: enlarge an image x2 or x4 (an upscale-capable provider, else the built-in upscaler)."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.discord_io import acknowledge, deliver
+from bot.service import JobSpec
+from cogs.edit import input_or_latest
+
+
+class Upscale(commands.Cog):
+    """The /upscale command."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="upscale", description="Enlarge an image")
+    @app_commands.describe(
+        image="Image to upscale (default: my latest image in this channel)",
+        factor="How much larger",
+    )
+    @app_commands.choices(
+        factor=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)]
+    )
+    async def upscale(
+        self,
+        interaction: discord.Interaction[NanoBot],
+        image: discord.Attachment | None = None,
+        factor: int = 2,
+    ) -> None:
+        """Defer, fetch the input, upscale, reply with the result."""
+        loading = await acknowledge(interaction)
+        source = await input_or_latest(self.bot, interaction, image)
+        job = JobSpec(
+            kind="upscale", inputs=[source], factor=factor, upload_limit=interaction.filesize_limit
+        )
+        result = await self.bot.service.run(job)
+        await deliver(
+            self.bot, interaction, result, title=f"⬆️ Upscale x{factor}", stem="upscale", loading_message_id=loading
+        )
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Upscale(bot))
