@@ -53,7 +53,7 @@ class NanoBot(commands.AutoShardedBot):
             intents=make_intents(settings),
             help_command=None,
             shard_count=settings.shard_count,
-            shard_ids=settings.shard_ids,
+            shard_ids=settings.shard_ids,  # type: ignore[arg-type]  # None = all shards
             allowed_mentions=discord.AllowedMentions.none(),
             **options,
         )
@@ -81,7 +81,7 @@ class NanoBot(commands.AutoShardedBot):
         self.session = aiohttp.ClientSession(timeout=timeout)
         self._router = build_router(self.settings, self.session)
         self._service = JobService(self.settings, self._router)
-        self.tree.on_error = self.on_app_command_error
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands(force=self.force_sync)
@@ -129,7 +129,11 @@ class NanoBot(commands.AutoShardedBot):
         """The one error handler: a specific ephemeral message for the user, the traceback in the log."""
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(cause, NanoBotError):
-            log.info("command %s failed: %s", interaction.command and interaction.command.name, cause.message)
+            log.info(
+                "command %s failed: %s",
+                interaction.command and interaction.command.name,
+                cause.message,
+            )
         else:
             log.error("command failed", exc_info=cause)
         await send_error(self, interaction, cause)
@@ -155,7 +159,10 @@ async def start_bot(bot: NanoBot, token: str) -> int:
         async with bot:
             await bot.start(token)
     except discord.LoginFailure:
-        log.error("DISCORD_TOKEN was refused by Discord: copy the bot token again from the Developer Portal (Bot → Reset Token)")
+        log.error(
+            "DISCORD_TOKEN was refused by Discord: copy the bot token again from the "
+            "Developer Portal (Bot → Reset Token)"
+        )
         return EXIT_CONFIG
     except discord.PrivilegedIntentsRequired:
         log.error(

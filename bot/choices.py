@@ -29,9 +29,7 @@ def _spec(interaction: discord.Interaction[NanoBot]) -> ModelSpec | None:
 def _filtered(values: list[str], current: str) -> list[app_commands.Choice[str]]:
     """At most 25 choices containing what the user typed."""
     needle = current.lower().strip()
-    return [
-        app_commands.Choice(name=v, value=v) for v in values if needle in v.lower()
-    ][:MAX_CHOICES]
+    return [app_commands.Choice(name=v, value=v) for v in values if needle in v.lower()][:MAX_CHOICES]
 
 
 async def model_choices(
@@ -60,7 +58,7 @@ async def ratio_choices(
 async def edit_ratio_choices(
     interaction: discord.Interaction[NanoBot], current: str
 ) -> list[app_commands.Choice[str]]:
-    """"auto" (keep the input's ratio), then the chosen model's aspect ratios."""
+    """ "auto" (keep the input's ratio), then the chosen model's aspect ratios."""
     spec = _spec(interaction)
     return _filtered([AUTO, *(spec.aspect_ratios if spec else ())], current)
 

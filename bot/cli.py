@@ -15,7 +15,13 @@ import aiohttp
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
 from bot.imaging import prepare_input_async
-from bot.providers.base import GenerateRequest, GenerateResult, InputImage, ModelSpec, UpscaleRequest
+from bot.providers.base import (
+    GenerateRequest,
+    GenerateResult,
+    InputImage,
+    ModelSpec,
+    UpscaleRequest,
+)
 from bot.providers.http import HttpClient, Limits
 from bot.providers.registry import build_router
 from bot.providers.router import Router
@@ -55,7 +61,10 @@ def _job_options(cmd: argparse.ArgumentParser, *, required_image: bool) -> None:
     cmd.add_argument("--resolution", choices=RESOLUTIONS, type=lambda v: v.upper())
     cmd.add_argument("--count", type=int, default=1)
     cmd.add_argument(
-        "--image", action="append", default=[], required=required_image,
+        "--image",
+        action="append",
+        default=[],
+        required=required_image,
         help="reference image: a path or an http(s) URL (repeatable)",
     )
     cmd.add_argument("--out", default=".")
@@ -66,10 +75,10 @@ async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[b
     if source.startswith(("http://", "https://")):
         image = await http.download(source, provider="image URL", limits=limits)
         return image.data, source
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"{source}: no such file")
-    return await asyncio.to_thread(path.read_bytes), None
+    try:
+        return await asyncio.to_thread(Path(source).read_bytes), None
+    except OSError as e:
+        raise InputError(f"{source}: cannot be read ({e.strerror or 'no such file'})") from None
 
 
 async def _inputs(
@@ -81,9 +90,13 @@ async def _inputs(
     for source in sources:
         raw, url = await _read_source(source, http, limits)
         prepared = await prepare_input_async(
-            raw, name=Path(source).name or "image", max_bytes=settings.max_input_bytes,
-            max_pixels=settings.max_input_pixels, max_side=spec.max_input_side,
-            max_out_bytes=spec.max_input_bytes, accept=spec.input_mimes,
+            raw,
+            name=Path(source).name or "image",
+            max_bytes=settings.max_input_bytes,
+            max_pixels=settings.max_input_pixels,
+            max_side=spec.max_input_side,
+            max_out_bytes=spec.max_input_bytes,
+            accept=spec.input_mimes,
         )
         images.append(InputImage(prepared.data, prepared.mime, url, Path(source).name or "image"))
     return images
@@ -108,8 +121,12 @@ async def _generate(args: argparse.Namespace, settings: Settings, router: Router
     spec = candidates[0].spec(args.model)
     images = await _inputs(args.image, spec, http, settings)
     request = GenerateRequest(
-        prompt=args.prompt, model=args.model, images=images, aspect_ratio=args.aspect_ratio,
-        resolution=args.resolution, count=args.count,
+        prompt=args.prompt,
+        model=args.model,
+        images=images,
+        aspect_ratio=args.aspect_ratio,
+        resolution=args.resolution,
+        count=args.count,
     )
     result = await router.generate(request, args.provider)
     return _report(result, args.out, args.command)
@@ -189,4 +206,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(e)
     except KeyboardInterrupt:
         return 130
-

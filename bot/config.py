@@ -22,7 +22,11 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "task": "https://cloud.vtrix.ai",
 }
 DEFAULT_MODELS: dict[str, list[str]] = {
-    "gemini": ["gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"],
+    "gemini": [
+        "gemini-2.5-flash-image",
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ],
     "openai-images": ["nano-banana"],
     "nbpro": ["nano-banana-pro"],
     "task": ["nano_banana_2"],
@@ -166,7 +170,9 @@ def _resolve_providers(settings: Settings, env_file: str | Path | None) -> None:
     if not settings.providers and settings.gemini_api_key is not None:
         settings.providers = [
             ProviderConfig(
-                name="gemini", kind="gemini", base_url=settings.gemini_base_url.rstrip("/"),
+                name="gemini",
+                kind="gemini",
+                base_url=settings.gemini_base_url.rstrip("/"),
                 api_key_env="GEMINI_API_KEY",
             )
         ]

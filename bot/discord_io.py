@@ -120,22 +120,17 @@ async def post_in_channel(
     if channel is None or not isinstance(channel, discord.abc.Messageable):
         log.warning("cannot post a late result: no channel for interaction %s", interaction.id)
         return None
-    reference = (
-        discord.MessageReference(
-            message_id=reply_to, channel_id=channel.id, fail_if_not_exists=False
-        )
-        if reply_to
-        else None
-    )
+    mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
+    content = interaction.user.mention
+    if reply_to is None:
+        return await channel.send(content=content, embed=embed, files=files, allowed_mentions=mentions)
+    reference = discord.MessageReference(message_id=reply_to, channel_id=channel.id, fail_if_not_exists=False)
     return await channel.send(
-        content=interaction.user.mention, embed=embed, files=files, reference=reference,
-        allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
+        content=content, embed=embed, files=files, reference=reference, allowed_mentions=mentions
     )
 
 
-async def send_error(
-    bot: NanoBot, interaction: discord.Interaction[NanoBot], error: BaseException
-) -> None:
+async def send_error(bot: NanoBot, interaction: discord.Interaction[NanoBot], error: BaseException) -> None:
     """An ephemeral, specific error; the public "thinking…" message is removed first."""
     embed = error_embed(error)
     try:
@@ -151,4 +146,3 @@ async def send_error(
         await interaction.followup.send(embed=embed, ephemeral=True)
     except discord.HTTPException:
         log.exception("could not tell the user about an error in interaction %s", interaction.id)
-

@@ -118,9 +118,7 @@ def prepare_input(
     return PreparedImage(out.data, out.mime, out.width, out.height, reencoded=True)
 
 
-def _encode_input(
-    image: Image.Image, decoded: Decoded, accept: frozenset[str], budget: int
-) -> Encoded:
+def _encode_input(image: Image.Image, decoded: Decoded, accept: frozenset[str], budget: int) -> Encoded:
     """Re-encode an input: keep real alpha (PNG, else WebP), otherwise JPEG quality 92."""
     if has_alpha(image) and accept & {"image/png", "image/webp"}:
         return _encode_alpha(image, decoded.icc, accept, budget)
@@ -131,9 +129,7 @@ def _encode_input(
     raise ValueError(f"accept must include PNG, JPEG or WebP, not {sorted(accept)}")
 
 
-def _encode_alpha(
-    image: Image.Image, icc: bytes | None, accept: frozenset[str], budget: int
-) -> Encoded:
+def _encode_alpha(image: Image.Image, icc: bytes | None, accept: frozenset[str], budget: int) -> Encoded:
     """Lossless PNG when it fits; lossy WebP (which keeps alpha) when PNG is too big."""
     if "image/webp" not in accept:
         return encode_within(image, "PNG", budget, (0,), icc)
@@ -151,9 +147,7 @@ def upscale_local(
     if factor < 1:
         raise ValueError(f"upscale factor must be at least 1, not {factor}")
     mime = check_supported(data, name)
-    _refuse_if_too_large(
-        name, header_dims(data, mime) or open_image(data, name, mime).size, max_side
-    )
+    _refuse_if_too_large(name, header_dims(data, mime) or open_image(data, name, mime).size, max_side)
     decoded = decode(data, name, max_side * max_side)
     image = decoded.image
     _refuse_if_too_large(name, image.size, max_side)

@@ -101,9 +101,7 @@ def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> No
         raise ImageTooLarge(f"{name} is {width}×{height} pixels; the limit is {limit} megapixels")
 
 
-def open_image(
-    data: bytes, name: str, mime: str, max_pixels: int | None = None
-) -> ImageFile.ImageFile:
+def open_image(data: bytes, name: str, mime: str, max_pixels: int | None = None) -> ImageFile.ImageFile:
     """Open lazily (header only), refusing oversized images before Pillow allocates any pixels."""
     if (dims := header_dims(data, mime)) is not None:
         check_pixels(name, dims, max_pixels)
@@ -152,9 +150,7 @@ def normalise(image: Image.Image) -> Image.Image:
     if image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         alpha_min = rgba.getchannel("A").getextrema()[0]
-        image = (
-            rgba if isinstance(alpha_min, (int, float)) and alpha_min < 255 else rgba.convert("RGB")
-        )
+        image = rgba if isinstance(alpha_min, (int, float)) and alpha_min < 255 else rgba.convert("RGB")
     elif image.mode != "RGB":
         image = image.convert("RGB")
     image.info = {}  # EXIF, XMP, comments, text chunks: none of it survives a re-encode

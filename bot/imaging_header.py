@@ -25,9 +25,7 @@ _FTYP_BRANDS: tuple[tuple[frozenset[bytes], str], ...] = (
 # DIB header sizes Pillow's BMP reader understands; anything else starting "BM" is not a bitmap.
 _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 _HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta")
-_JPEG_SOF = frozenset(
-    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF}
-)
+_JPEG_SOF = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF})
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
 
 _DESCRIPTIONS = {

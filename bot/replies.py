@@ -72,7 +72,10 @@ def error_text(error: BaseException) -> tuple[str, str]:
         return "⚠️ Bad input", error.message
     if isinstance(error, ProviderError | NanoBotError):
         return f"⚠️ {error.title}", error.message
-    return "💥 Something went wrong", "An unexpected error happened; it has been logged. Please try again."
+    return (
+        "💥 Something went wrong",
+        "An unexpected error happened; it has been logged. Please try again.",
+    )
 
 
 def _with_reason(message: str, reason: str | None) -> str:

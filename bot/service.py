@@ -8,8 +8,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.config import Settings
-from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
-from bot.providers.base import GenerateRequest, GenerateResult, InputImage, ModelSpec, UpscaleRequest
+from bot.imaging import (
+    FittedImage,
+    fit_for_upload_async,
+    image_dims,
+    nearest_ratio,
+    prepare_input_async,
+)
+from bot.providers.base import (
+    GenerateRequest,
+    GenerateResult,
+    InputImage,
+    ModelSpec,
+    UpscaleRequest,
+)
 from bot.providers.router import Router
 
 log = logging.getLogger(__name__)
@@ -86,12 +98,19 @@ class JobService:
             result, ratio = await self._generate(job)
         files = await fit_for_upload_async(
             [(image.data, image.mime) for image in result.images],
-            per_file_limit=job.upload_limit, total_limit=DISCORD_MESSAGE_LIMIT,
+            per_file_limit=job.upload_limit,
+            total_limit=DISCORD_MESSAGE_LIMIT,
         )
         return JobResult(
-            files=files, provider=result.provider, model=result.model, prompt=job.prompt,
-            resolution=job.resolution, aspect_ratio=ratio, elapsed=time.monotonic() - started,
-            text=result.text, raw=result,
+            files=files,
+            provider=result.provider,
+            model=result.model,
+            prompt=job.prompt,
+            resolution=job.resolution,
+            aspect_ratio=ratio,
+            elapsed=time.monotonic() - started,
+            text=result.text,
+            raw=result,
         )
 
     async def _generate(self, job: JobSpec) -> tuple[GenerateResult, str | None]:
@@ -105,8 +124,12 @@ class JobService:
                 width, height = image_dims(job.inputs[0].data)
                 ratio = nearest_ratio(width, height, spec.aspect_ratios)
         request = GenerateRequest(
-            prompt=job.prompt, model=job.model, images=images, aspect_ratio=ratio,
-            resolution=job.resolution, count=job.count,
+            prompt=job.prompt,
+            model=job.model,
+            images=images,
+            aspect_ratio=ratio,
+            resolution=job.resolution,
+            count=job.count,
         )
         return await self.router.generate(request, job.provider), ratio
 
@@ -121,9 +144,13 @@ class JobService:
         prepared = []
         for raw in inputs:
             image = await prepare_input_async(
-                raw.data, name=raw.name, max_bytes=self.settings.max_input_bytes,
-                max_pixels=self.settings.max_input_pixels, max_side=spec.max_input_side,
-                max_out_bytes=spec.max_input_bytes, accept=spec.input_mimes,
+                raw.data,
+                name=raw.name,
+                max_bytes=self.settings.max_input_bytes,
+                max_pixels=self.settings.max_input_pixels,
+                max_side=spec.max_input_side,
+                max_out_bytes=spec.max_input_bytes,
+                accept=spec.input_mimes,
             )
             prepared.append(InputImage(image.data, image.mime, raw.url, raw.name))
         return prepared

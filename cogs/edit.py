@@ -54,8 +54,13 @@ class Edit(commands.Cog):
         loading = await acknowledge(interaction)
         source = await input_or_latest(self.bot, interaction, image)
         job = JobSpec(
-            kind="edit", prompt=prompt, inputs=[source], model=model, aspect_ratio=aspect_ratio,
-            resolution=resolution, upload_limit=interaction.filesize_limit,
+            kind="edit",
+            prompt=prompt,
+            inputs=[source],
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            upload_limit=interaction.filesize_limit,
         )
         result = await self.bot.service.run(job)
         await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)

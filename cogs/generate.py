@@ -31,9 +31,7 @@ class Generate(commands.Cog):
         image2="Second reference image",
         image3="Third reference image",
     )
-    @app_commands.autocomplete(
-        model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices
-    )
+    @app_commands.autocomplete(model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices)
     async def imagine(
         self,
         interaction: discord.Interaction[NanoBot],
@@ -52,12 +50,24 @@ class Generate(commands.Cog):
         attachments = [a for a in (image, image2, image3) if a is not None]
         inputs = await asyncio.gather(*(read_attachment(a, cap) for a in attachments))
         job = JobSpec(
-            kind="imagine", prompt=prompt, inputs=list(inputs), model=model,
-            aspect_ratio=aspect_ratio, resolution=resolution, count=count,
+            kind="imagine",
+            prompt=prompt,
+            inputs=list(inputs),
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            count=count,
             upload_limit=interaction.filesize_limit,
         )
         result = await self.bot.service.run(job)
-        await deliver(self.bot, interaction, result, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
+        await deliver(
+            self.bot,
+            interaction,
+            result,
+            title="🍌 Imagine",
+            stem="imagine",
+            loading_message_id=loading,
+        )
 
 
 async def setup(bot: NanoBot) -> None:

@@ -35,12 +35,15 @@ class Upscale(commands.Cog):
         """Defer, fetch the input, upscale, reply with the result."""
         loading = await acknowledge(interaction)
         source = await input_or_latest(self.bot, interaction, image)
-        job = JobSpec(
-            kind="upscale", inputs=[source], factor=factor, upload_limit=interaction.filesize_limit
-        )
+        job = JobSpec(kind="upscale", inputs=[source], factor=factor, upload_limit=interaction.filesize_limit)
         result = await self.bot.service.run(job)
         await deliver(
-            self.bot, interaction, result, title=f"⬆️ Upscale x{factor}", stem="upscale", loading_message_id=loading
+            self.bot,
+            interaction,
+            result,
+            title=f"⬆️ Upscale x{factor}",
+            stem="upscale",
+            loading_message_id=loading,
         )
 
 

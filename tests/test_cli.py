@@ -84,19 +84,26 @@ api_key_env = "TEST_TASK_KEY"
 
 async def nanobot(*args: str, config: Path | None, cwd: Path, extra_env: dict[str, str] | None = None) -> Run:
     """Run `python -m bot ARGS` as a child process while the fakes keep serving."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "DISCORD_", "NANOBOT_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "DISCORD_", "NANOBOT_"))}
     env.update(
-        TEST_GEMINI_KEY="g-key", TEST_RELAY_KEY="r-key", TEST_NBPRO_KEY="n-key",
-        TEST_TASK_KEY="t-key", PYTHONPATH=str(ROOT),
+        TEST_GEMINI_KEY="g-key",
+        TEST_RELAY_KEY="r-key",
+        TEST_NBPRO_KEY="n-key",
+        TEST_TASK_KEY="t-key",
+        PYTHONPATH=str(ROOT),
     )
     if config is not None:
         env["NANOBOT_CONFIG"] = str(config)
     env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return Run(proc.returncode or 0, out.decode(), err.decode())
@@ -112,8 +119,16 @@ async def test_generate_writes_image_of_the_ratio(
     provider: str, config: Path, tmp_path: Path, fakes: Fakes
 ) -> None:
     run = await nanobot(
-        "generate", "a red apple", "--provider", provider, "--aspect-ratio", "16:9",
-        "--out", "out/", config=config, cwd=tmp_path,
+        "generate",
+        "a red apple",
+        "--provider",
+        provider,
+        "--aspect-ratio",
+        "16:9",
+        "--out",
+        "out/",
+        config=config,
+        cwd=tmp_path,
     )
     assert run.code == 0, run.err
     [line] = run.out.splitlines()
@@ -140,7 +155,14 @@ async def test_provider_failure_exits_3(config: Path, tmp_path: Path, fakes: Fak
 
 async def test_bad_aspect_ratio_exits_2(config: Path, tmp_path: Path, fakes: Fakes) -> None:
     run = await nanobot(
-        "generate", "x", "--provider", "google", "--aspect-ratio", "7:3", config=config, cwd=tmp_path
+        "generate",
+        "x",
+        "--provider",
+        "google",
+        "--aspect-ratio",
+        "7:3",
+        config=config,
+        cwd=tmp_path,
     )
     assert run.code == 2 and "7:3" in run.err
     assert fakes.gemini.calls == 0
@@ -150,8 +172,16 @@ async def test_edit_sends_the_image(config: Path, tmp_path: Path, fakes: Fakes) 
     source = tmp_path / "in.jpg"
     source.write_bytes(make_image(300, 200, "JPEG", color=(200, 10, 10)))
     run = await nanobot(
-        "edit", "make it blue", "--image", str(source), "--provider", "google", "--out", "o",
-        config=config, cwd=tmp_path,
+        "edit",
+        "make it blue",
+        "--image",
+        str(source),
+        "--provider",
+        "google",
+        "--out",
+        "o",
+        config=config,
+        cwd=tmp_path,
     )
     assert run.code == 0, run.err
     parts = fakes.gemini.requests[-1].json["contents"][-1]["parts"]
@@ -169,7 +199,17 @@ async def test_edit_with_non_image_exits_2(config: Path, tmp_path: Path, fakes: 
 async def test_upscale_local_when_no_capable_provider(config: Path, tmp_path: Path) -> None:
     source = tmp_path / "small.png"
     source.write_bytes(make_image(160, 90, "PNG", color=(1, 100, 200)))
-    run = await nanobot("upscale", "--image", str(source), "--factor", "x4", "--out", "up", config=config, cwd=tmp_path)
+    run = await nanobot(
+        "upscale",
+        "--image",
+        str(source),
+        "--factor",
+        "x4",
+        "--out",
+        "up",
+        config=config,
+        cwd=tmp_path,
+    )
     assert run.code == 0, run.err
     with Image.open(tmp_path / run.out.strip()) as im:
         assert im.size == (640, 360)

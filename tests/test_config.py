@@ -12,7 +12,14 @@ from bot.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("GEMINI_API_KEY", "GEMINI_BASE_URL", "DISCORD_TOKEN", "NANOBOT_CONFIG", "DATA_DIR", "DATABASE_URL"):
+    for name in (
+        "GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        "DISCORD_TOKEN",
+        "NANOBOT_CONFIG",
+        "DATA_DIR",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -28,7 +35,9 @@ def test_gemini_key_alone_makes_a_provider(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_dotenv_and_base_url_override(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("GEMINI_API_KEY=k\nGEMINI_BASE_URL=http://127.0.0.1:1/\nDISCORD_TOKEN=tok\n")
+    (tmp_path / ".env").write_text(
+        "GEMINI_API_KEY=k\nGEMINI_BASE_URL=http://127.0.0.1:1/\nDISCORD_TOKEN=tok\n"
+    )
     settings = load_settings()
     assert settings.providers[0].base_url == "http://127.0.0.1:1"
     assert settings.discord_token is not None and settings.discord_token.get_secret_value() == "tok"
@@ -42,7 +51,7 @@ def test_default_database_under_data_dir(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_toml_providers_in_order_with_env_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RELAY_KEY", "sk-1")
     (tmp_path / "nanobot.toml").write_text(
-        'request_timeout = 42\n'
+        "request_timeout = 42\n"
         '[[providers]]\nname = "relay"\nkind = "openai-images"\nbase_url = "https://relay.example/"\n'
         'api_key_env = "RELAY_KEY"\nupscale = true\n'
         '[[providers]]\nname = "vtrix"\nkind = "task"\n'
@@ -51,7 +60,9 @@ def test_toml_providers_in_order_with_env_keys(monkeypatch: pytest.MonkeyPatch, 
     assert [p.name for p in settings.providers] == ["relay", "vtrix"]
     assert settings.providers[0].base_url == "https://relay.example"
     assert settings.providers[0].models == ["nano-banana"]
-    assert settings.providers[1].base_url == "https://cloud.vtrix.ai" and settings.providers[1].api_key is None
+    assert (
+        settings.providers[1].base_url == "https://cloud.vtrix.ai" and settings.providers[1].api_key is None
+    )
     assert settings.request_timeout == 42
 
 
@@ -66,9 +77,15 @@ def test_environment_beats_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     [
         ('[[providers]]\nname = "x"\nkind = "nope"\n', "providers.0.kind"),
         ('[[providers]]\nname = "x"\nkind = "openai-images"\n', "base_url"),
-        ('[[providers]]\nname = "x"\nkind = "gemini"\n[[providers]]\nname = "x"\nkind = "nbpro"\n', "twice"),
-        ('request_timeout = -1\n', "REQUEST_TIMEOUT"),
-        ('[[providers]]\nname = "x"\nkind = "gemini"\napi_key_env = "MISSING_VAR"\n', "MISSING_VAR"),
+        (
+            '[[providers]]\nname = "x"\nkind = "gemini"\n[[providers]]\nname = "x"\nkind = "nbpro"\n',
+            "twice",
+        ),
+        ("request_timeout = -1\n", "REQUEST_TIMEOUT"),
+        (
+            '[[providers]]\nname = "x"\nkind = "gemini"\napi_key_env = "MISSING_VAR"\n',
+            "MISSING_VAR",
+        ),
         ("this is = not toml [", "not valid TOML"),
     ],
 )

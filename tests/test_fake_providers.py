@@ -326,9 +326,7 @@ async def test_relay_generate_url_16x9_2k(http: aiohttp.ClientSession) -> None:
         paths = [r.path for r in fake.requests]
     assert item["revised_prompt"] == "sunset" and isinstance(body["created"], int)
     assert decode(data) == ("PNG", (2688, 1536))
-    assert item["url"].startswith(fake.base_url + "/images/") and item["url"].endswith(
-        "_generate.png"
-    )
+    assert item["url"].startswith(fake.base_url + "/images/") and item["url"].endswith("_generate.png")
     assert paths == ["/v1/images/generations", item["url"][len(fake.base_url) :]]
 
 
@@ -352,9 +350,7 @@ async def test_relay_multipart_edit_keeps_all_images(http: aiohttp.ClientSession
     form.add_field("model", "nano-banana")
     form.add_field("prompt", "add a hat")
     form.add_field("image", make_image(768, 1344), filename="a.png", content_type="image/png")
-    form.add_field(
-        "image[]", make_image(64, 64, "JPEG"), filename="b.jpg", content_type="image/jpeg"
-    )
+    form.add_field("image[]", make_image(64, 64, "JPEG"), filename="b.jpg", content_type="image/jpeg")
     form.add_field("response_format", "b64_json")
     async with FakeOpenAIImages() as fake:
         async with http.post(f"{fake.base_url}/v1/images/edits", data=form) as resp:
@@ -543,9 +539,7 @@ async def poll_task(http: aiohttp.ClientSession, fake: FakeTask, task_id: str) -
 async def test_task_lifecycle(http: aiohttp.ClientSession) -> None:
     """in_progress -> pending -> processing -> completed with a downloadable image."""
     async with FakeTask(api_key="vk") as fake:
-        status, task = await create_task(
-            http, fake, task_body(aspect_ratio="16:9", resolution="2K")
-        )
+        status, task = await create_task(http, fake, task_body(aspect_ratio="16:9", resolution="2K"))
         assert status == 200 and task["status"] == "in_progress" and task["progress"] == 0.0
         seen = [(await poll_task(http, fake, task["id"]))[1] for _ in range(3)]
         async with http.get(seen[-1]["output"][0]["content"][0]["url"]) as resp:

@@ -148,9 +148,7 @@ def test_sniff_names_what_it_is(data: bytes, mime: str | None) -> None:
 def test_unsupported_formats_are_named(data: bytes, phrase: str) -> None:
     with pytest.raises(InputError) as info:
         prepare_input(data, name="image.png")
-    assert info.value.message == (
-        f"image.png {phrase}, not a supported image (PNG, JPEG, WebP, GIF or BMP)"
-    )
+    assert info.value.message == (f"image.png {phrase}, not a supported image (PNG, JPEG, WebP, GIF or BMP)")
 
 
 def test_empty_file() -> None:
@@ -183,9 +181,7 @@ def test_decompression_bomb_refused_from_header(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ImageTooLarge) as info:
         prepare_input(bomb, name="image.png")
     assert time.perf_counter() - started < 1.0
-    assert info.value.message == (
-        "image.png is 50000×50000 pixels; the limit is 64 megapixels"
-    )
+    assert info.value.message == ("image.png is 50000×50000 pixels; the limit is 64 megapixels")
     assert image_dims(bomb) == (50_000, 50_000)  # probing still works, header only
 
 

@@ -35,9 +35,7 @@ async def fake() -> AsyncIterator[FakeGemini]:
 
 @pytest.fixture
 def gemini(fake: FakeGemini, router_for: Callable[..., Router]) -> Router:
-    return router_for(
-        {"name": "google", "kind": "gemini", "base_url": fake.base_url, "api_key": KEY}
-    )
+    return router_for({"name": "google", "kind": "gemini", "base_url": fake.base_url, "api_key": KEY})
 
 
 def dims(image: ImageData) -> tuple[int, int]:
@@ -85,7 +83,8 @@ async def test_31_flash_half_k_is_sent_as_512(gemini: Router, fake: FakeGemini) 
     )
     result = await gemini.generate(request)
     assert fake.requests[-1].json["generationConfig"]["imageConfig"] == {
-        "aspectRatio": "8:1", "imageSize": "512",
+        "aspectRatio": "8:1",
+        "imageSize": "512",
     }
     assert ratio_of(result.images[0]) == pytest.approx(8, rel=0.05)
 
@@ -99,7 +98,9 @@ async def test_multi_turn_replays_signatures_byte_exact(gemini: Router, fake: Fa
     ref = make_image(64, 64, "PNG", color=(1, 2, 3))
     await gemini.generate(
         GenerateRequest(
-            "make it purple", model="gemini-3-pro-image-preview", history=history,
+            "make it purple",
+            model="gemini-3-pro-image-preview",
+            history=history,
             images=[InputImage(ref, "image/png")],
         )
     )

@@ -136,7 +136,9 @@ async def test_task_create_then_poll(tk: Router, task: FakeTask) -> None:
     task.polls_to_complete = 3
     result = await tk.generate(
         GenerateRequest(
-            "a red apple", aspect_ratio="4:1", resolution="0.5K",
+            "a red apple",
+            aspect_ratio="4:1",
+            resolution="0.5K",
             images=[InputImage(url="http://127.0.0.1:9/ref.png", name="ref.png")],
         )
     )
@@ -146,10 +148,16 @@ async def test_task_create_then_poll(tk: Router, task: FakeTask) -> None:
     assert create.path == "/model/v1/generation"
     assert create.json == {
         "model": "nano_banana_2",
-        "input": [{"params": {
-            "prompt": "a red apple", "image_urls": ["http://127.0.0.1:9/ref.png"],
-            "aspect_ratio": "4:1", "resolution": "0.5K",
-        }}],
+        "input": [
+            {
+                "params": {
+                    "prompt": "a red apple",
+                    "image_urls": ["http://127.0.0.1:9/ref.png"],
+                    "aspect_ratio": "4:1",
+                    "resolution": "0.5K",
+                }
+            }
+        ],
     }
     polls = [r for r in task.requests if r.path.startswith("/model/v1/generation/task/")]
     assert len(polls) == 4 and task.creates == 1
@@ -220,9 +228,7 @@ async def test_task_poll_error_retried(tk: Router, task: FakeTask) -> None:
     assert task.creates == 1
 
 
-async def test_task_never_completes_hits_deadline(
-    task: FakeTask, router_for: Callable[..., Router]
-) -> None:
+async def test_task_never_completes_hits_deadline(task: FakeTask, router_for: Callable[..., Router]) -> None:
     router = router_for(
         {"name": "vtrix", "kind": "task", "base_url": task.base_url, "api_key": TASK_KEY},
         task_deadline=0.3,

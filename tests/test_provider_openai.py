@@ -41,7 +41,9 @@ async def aikit() -> AsyncIterator[FakeOpenAIImages]:
 
 def entry(fake: FakeOpenAIImages, **extra: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "name": "relay", "kind": "openai-images", "base_url": fake.base_url,
+        "name": "relay",
+        "kind": "openai-images",
+        "base_url": fake.base_url,
         "models": ["nano-banana-2", "nano-banana"],
     }
     return {**base, **extra}
@@ -83,7 +85,10 @@ async def test_edit_uploads_repeated_image_parts(
     relay: FakeOpenAIImages, router_for: Callable[..., Router]
 ) -> None:
     router = router_for(entry(relay, api_key=KEY))
-    refs = [make_image(300, 200, "PNG", color=(9, 9, 9)), make_image(64, 64, "JPEG", color=(1, 1, 1))]
+    refs = [
+        make_image(300, 200, "PNG", color=(9, 9, 9)),
+        make_image(64, 64, "JPEG", color=(1, 1, 1)),
+    ]
     result = await router.generate(
         GenerateRequest(
             "put a hat on it",
@@ -100,8 +105,12 @@ async def test_edit_uploads_repeated_image_parts(
 
 
 @pytest.mark.parametrize("factor", [2, 4])
-async def test_upscale_endpoint(aikit: FakeOpenAIImages, router_for: Callable[..., Router], factor: int) -> None:
-    router = router_for(entry(aikit, name="aikit", models=["nano-banana"], upscale=True, response_format="b64_json"))
+async def test_upscale_endpoint(
+    aikit: FakeOpenAIImages, router_for: Callable[..., Router], factor: int
+) -> None:
+    router = router_for(
+        entry(aikit, name="aikit", models=["nano-banana"], upscale=True, response_format="b64_json")
+    )
     source = make_image(200, 100, "PNG", color=(5, 6, 7))
     result = await router.upscale(UpscaleRequest(InputImage(source, "image/png"), factor))
     assert result.provider == "aikit"
@@ -150,14 +159,18 @@ async def test_failures_are_typed_and_not_retried(
     assert relay.calls == 1
 
 
-async def test_bad_key_does_not_echo_the_key(relay: FakeOpenAIImages, router_for: Callable[..., Router]) -> None:
+async def test_bad_key_does_not_echo_the_key(
+    relay: FakeOpenAIImages, router_for: Callable[..., Router]
+) -> None:
     router = router_for(entry(relay, api_key="sk-wrong-one"))
     with pytest.raises(AuthFailed) as caught:
         await router.generate(GenerateRequest("x"))
     assert "sk-wrong" not in str(caught.value)
 
 
-async def test_retry_after_header_honoured(relay: FakeOpenAIImages, router_for: Callable[..., Router]) -> None:
+async def test_retry_after_header_honoured(
+    relay: FakeOpenAIImages, router_for: Callable[..., Router]
+) -> None:
     router = router_for(entry(relay, api_key=KEY))
     relay.script(Fault("rate_limited", retry_after=1))
     started = time.monotonic()
@@ -175,7 +188,9 @@ async def test_rate_limit_exhausted(relay: FakeOpenAIImages, router_for: Callabl
 
 
 @pytest.mark.parametrize("fault", ["server_error", "gateway_timeout", "reset"])
-async def test_transient_then_success(relay: FakeOpenAIImages, router_for: Callable[..., Router], fault: str) -> None:
+async def test_transient_then_success(
+    relay: FakeOpenAIImages, router_for: Callable[..., Router], fault: str
+) -> None:
     router = router_for(entry(relay, api_key=KEY))
     relay.script(fault)
     assert (await router.generate(GenerateRequest("x"))).images

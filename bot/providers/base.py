@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 JsonDict = dict[str, Any]
 Role = Literal["user", "model"]
@@ -104,7 +104,7 @@ class ImageProvider(Protocol):
     """An interface to one wire format, bound to one configured provider entry."""
 
     name: str
-    kind: str
+    kind: ClassVar[str]
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -68,7 +68,8 @@ class ProviderBase:
         """The limits of a model, with this entry's overrides."""
         c = self.config
         return spec_for(
-            self.kind, self.resolve_model(model),
+            self.kind,
+            self.resolve_model(model),
             max_input_images=c.max_input_images,
             aspect_ratios=tuple(c.aspect_ratios) if c.aspect_ratios else None,
             resolutions=tuple(c.resolutions) if c.resolutions else None,
@@ -83,12 +84,14 @@ class ProviderBase:
         if len(request.prompt) > spec.max_prompt_chars:
             raise BadRequest(
                 f"The prompt is {len(request.prompt)} characters; {model} takes at most "
-                f"{spec.max_prompt_chars}", provider=self.name,
+                f"{spec.max_prompt_chars}",
+                provider=self.name,
             )
         if request.aspect_ratio and request.aspect_ratio not in spec.aspect_ratios:
             raise BadRequest(
                 f"{model} does not support aspect ratio {request.aspect_ratio}; "
-                f"choose one of {', '.join(spec.aspect_ratios)}", provider=self.name,
+                f"choose one of {', '.join(spec.aspect_ratios)}",
+                provider=self.name,
             )
         if request.resolution and request.resolution not in spec.resolutions:
             raise BadRequest(
@@ -115,8 +118,8 @@ class ProviderBase:
             if spec.needs_urls:
                 if not image.url or not image.url.startswith(("http://", "https://")):
                     raise BadRequest(
-                        f"{self.name} needs input images as public http(s) URLs; "
-                        f"{image.name} has none", provider=self.name,
+                        f"{self.name} needs input images as public http(s) URLs; {image.name} has none",
+                        provider=self.name,
                     )
                 continue
             if image.data is None:
@@ -129,8 +132,17 @@ class ProviderBase:
             if len(image.data) > spec.max_input_bytes:
                 raise BadRequest(
                     f"{image.name} is {len(image.data) / 1048576:.1f} MB; {spec.name} takes at "
-                    f"most {spec.max_input_bytes / 1048576:.1f} MB per image", provider=self.name,
+                    f"most {spec.max_input_bytes / 1048576:.1f} MB per image",
+                    provider=self.name,
                 )
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        """Make or edit images (each wire format implements this)."""
+        raise NotImplementedError
+
+    async def check(self) -> str:
+        """Probe the provider (each wire format implements this)."""
+        raise NotImplementedError
 
     async def upscale(self, request: UpscaleRequest) -> GenerateResult:
         """Providers without an upscale endpoint refuse clearly."""
@@ -144,7 +156,8 @@ class ProviderBase:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise Unavailable(
-                f"{self.name} returned damaged image data (bad base64); try again", provider=self.name
+                f"{self.name} returned damaged image data (bad base64); try again",
+                provider=self.name,
             ) from None
         return image_from_bytes(raw, self.name)
 
@@ -166,9 +179,12 @@ async def fan_out(call: Callable[[], Awaitable[GenerateResult]], count: int) -> 
     first = results[0]
     texts = [r.text for r in results if r.text]
     return GenerateResult(
-        images=[img for r in results for img in r.images], provider=first.provider,
-        model=first.model, text="\n".join(texts) or None,
-        state={**first.state, "variants": [r.state for r in results]}, usage=first.usage,
+        images=[img for r in results for img in r.images],
+        provider=first.provider,
+        model=first.model,
+        text="\n".join(texts) or None,
+        state={**first.state, "variants": [r.state for r in results]},
+        usage=first.usage,
     )
 
 
@@ -184,7 +200,9 @@ def multipart(fields: Mapping[str, str], images: list[ImageData]) -> Callable[[]
             form.add_field(key, value)
         for n, image in enumerate(images):
             form.add_field(
-                "image", image.data, filename=f"image{n}.{_EXT.get(image.mime, 'png')}",
+                "image",
+                image.data,
+                filename=f"image{n}.{_EXT.get(image.mime, 'png')}",
                 content_type=image.mime,
             )
         return form

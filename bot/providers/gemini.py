@@ -23,8 +23,14 @@ from bot.providers.common import ProviderBase, fan_out
 
 SAFETY_REASONS = frozenset(
     {
-        "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST",
-        "SPII", "RECITATION", "IMAGE_RECITATION",
+        "SAFETY",
+        "IMAGE_SAFETY",
+        "PROHIBITED_CONTENT",
+        "IMAGE_PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+        "IMAGE_RECITATION",
     }
 )
 _RESOLUTION_WIRE = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
@@ -64,9 +70,7 @@ def _turn_parts(turn: Turn) -> list[JsonDict]:
 def build_body(request: GenerateRequest, spec: ModelSpec) -> JsonDict:
     """The generateContent request body: history, then the new user turn, then image options."""
     contents = [
-        {"role": turn.role, "parts": parts}
-        for turn in request.history
-        if (parts := _turn_parts(turn))
+        {"role": turn.role, "parts": parts} for turn in request.history if (parts := _turn_parts(turn))
     ]
     user_parts: list[JsonDict] = [{"text": request.prompt}]
     user_parts += [_inline(img) for i in request.images if (img := i.as_image()) is not None]
@@ -100,9 +104,7 @@ def _retry_delay(error: JsonDict) -> float | None:
 def _reasons(error: JsonDict) -> set[str]:
     """The ErrorInfo reasons in an error's details."""
     return {
-        str(d.get("reason"))
-        for d in error.get("details") or []
-        if isinstance(d, dict) and d.get("reason")
+        str(d.get("reason")) for d in error.get("details") or [] if isinstance(d, dict) and d.get("reason")
     }
 
 
@@ -135,7 +137,9 @@ def _classify(provider: str, status: int, error: JsonDict, message: str) -> Prov
         if "PerDay" in str(error.get("details", "")):
             return OutOfCredits(f"{provider}: the daily quota is used up", provider=provider)
         wait = f"; try again in {delay:.0f} s" if delay is not None else "; try again shortly"
-        return RateLimited(f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider)
+        return RateLimited(
+            f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
+        )
     if status == 504:
         return Timeout(f"{provider} gave up on the request (deadline exceeded)", provider=provider)
     if status >= 500:
@@ -168,8 +172,13 @@ class GeminiProvider(ProviderBase):
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
         """Send one generateContent request and parse its answer."""
         data = await self.http.request_json(
-            "POST", self._url(model), provider=self.name, mapper=map_error(self.name),
-            limits=self.limits, headers=self._headers(), json_body=body,
+            "POST",
+            self._url(model),
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
+            json_body=body,
         )
         return self.parse(data, model)
 
@@ -186,8 +195,12 @@ class GeminiProvider(ProviderBase):
         if not images:
             raise self._no_image(candidate, text)
         return GenerateResult(
-            images=images, provider=self.name, model=str(data.get("modelVersion") or model),
-            text=text, state={"parts": state_parts}, usage=data.get("usageMetadata") or {},
+            images=images,
+            provider=self.name,
+            model=str(data.get("modelVersion") or model),
+            text=text,
+            state={"parts": state_parts},
+            usage=data.get("usageMetadata") or {},
         )
 
     def _read_parts(self, candidate: JsonDict) -> tuple[list[ImageData], list[str], list[JsonDict]]:
@@ -224,7 +237,9 @@ class GeminiProvider(ProviderBase):
         return SafetyBlocked(
             f"Your prompt was blocked by {self.name}'s safety filters ({reason})"
             + (f": {detail}" if detail else ""),
-            reason=str(reason), model_text=detail, provider=self.name,
+            reason=str(reason),
+            model_text=detail,
+            provider=self.name,
         )
 
     def _no_image(self, candidate: JsonDict, text: str | None) -> ProviderError:
@@ -235,20 +250,28 @@ class GeminiProvider(ProviderBase):
             return SafetyBlocked(
                 f"The image was blocked by {self.name}'s safety filters ({reason})"
                 + (f". The model said: {said}" if said else ""),
-                reason=reason, model_text=said, provider=self.name,
+                reason=reason,
+                model_text=said,
+                provider=self.name,
             )
         return NoImageReturned(
-            f"{self.name} returned no image ({reason})"
-            + (f". The model said: {said}" if said else ""),
-            reason=reason, model_text=said, provider=self.name,
+            f"{self.name} returned no image ({reason})" + (f". The model said: {said}" if said else ""),
+            reason=reason,
+            model_text=said,
+            provider=self.name,
         )
 
     async def check(self) -> str:
         """Fetch the default model's metadata: proves the URL and the key without generating."""
         model = self.models[0]
         data = await self.http.request_json(
-            "GET", self._url(model, ""), provider=self.name, mapper=map_error(self.name),
-            limits=self.limits, headers=self._headers(), retry=False,
+            "GET",
+            self._url(model, ""),
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
+            retry=False,
         )
         shown = data.get("displayName") or data.get("name") or model if isinstance(data, dict) else model
         return f"ok: {shown}"

@@ -84,9 +84,7 @@ def _decode_json(body: bytes, content_type: str, provider: str) -> Any:
 class HttpClient:
     """All provider traffic goes through here, on the one session opened at start."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, policy: RetryPolicy | None = None
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, policy: RetryPolicy | None = None) -> None:
         self.session = session
         self.policy = policy or RetryPolicy()
 
@@ -110,21 +108,23 @@ class HttpClient:
             attempt += 1
             try:
                 return await self._once(
-                    method, url, provider=provider, mapper=mapper, limits=limits,
-                    headers=headers, json_body=json_body, form=form,
+                    method,
+                    url,
+                    provider=provider,
+                    mapper=mapper,
+                    limits=limits,
+                    headers=headers,
+                    json_body=json_body,
+                    form=form,
                 )
             except _Retryable as e:
                 delay = self._next_delay(e, attempt, started, retry)
                 if delay is None:
                     raise e.error from e.cause
-                log.info(
-                    "%s: %s, retry %d in %.1fs", provider, type(e.error).__name__, attempt, delay
-                )
+                log.info("%s: %s, retry %d in %.1fs", provider, type(e.error).__name__, attempt, delay)
                 await asyncio.sleep(delay)
 
-    def _next_delay(
-        self, e: _Retryable, attempt: int, started: float, retry: bool
-    ) -> float | None:
+    def _next_delay(self, e: _Retryable, attempt: int, started: float, retry: bool) -> float | None:
         """Seconds to wait before the next attempt, or None to give up."""
         policy = self.policy
         if not retry or attempt >= policy.attempts:
@@ -149,28 +149,31 @@ class HttpClient:
         form: FormFactory | None,
     ) -> Any:
         """One attempt: transport failures and retryable statuses become _Retryable."""
-        timeout = aiohttp.ClientTimeout(
-            total=limits.request_timeout, sock_connect=limits.connect_timeout
-        )
+        timeout = aiohttp.ClientTimeout(total=limits.request_timeout, sock_connect=limits.connect_timeout)
         data = form() if form is not None else None
         try:
             async with self.session.request(
-                method, url, headers=headers, json=json_body if data is None else None,
-                data=data, timeout=timeout,
+                method,
+                url,
+                headers=headers,
+                json=json_body if data is None else None,
+                data=data,
+                timeout=timeout,
             ) as resp:
                 body = await _read_capped(resp, limits.max_response_bytes, provider)
                 content_type = resp.headers.get("Content-Type", "")
                 status, resp_headers = resp.status, resp.headers
         except TimeoutError as e:
             raise Timeout(
-                f"{provider} did not answer within {limits.request_timeout:.0f} s", provider=provider
+                f"{provider} did not answer within {limits.request_timeout:.0f} s",
+                provider=provider,
             ) from e
         except aiohttp.ClientError as e:
-            error = Unavailable(
+            unreachable = Unavailable(
                 f"{provider} could not be reached ({type(e).__name__}); try again later",
                 provider=provider,
             )
-            raise _Retryable(error, e) from e
+            raise _Retryable(unreachable, e) from e
         if status >= 400:
             error = mapper(status, _try_json(body), body[:2000].decode("utf-8", "replace"), resp_headers)
             if status in RETRY_STATUSES and isinstance(error, TRANSIENT):
@@ -196,9 +199,7 @@ class HttpClient:
         """One download attempt."""
         if not url.startswith(("http://", "https://")):
             raise Unavailable(f"{provider} returned an unusable image address", provider=provider)
-        timeout = aiohttp.ClientTimeout(
-            total=limits.download_timeout, sock_connect=limits.connect_timeout
-        )
+        timeout = aiohttp.ClientTimeout(total=limits.download_timeout, sock_connect=limits.connect_timeout)
         try:
             async with self.session.get(url, timeout=timeout) as resp:
                 if resp.status >= 400:
@@ -242,7 +243,9 @@ def looks_complete(body: bytes, mime: str) -> bool:
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
     """Read a body, refusing it as soon as it passes the cap (Content-Length checked first)."""
     if resp.content_length is not None and resp.content_length > cap:
-        raise Unavailable(f"{provider} sent {resp.content_length} bytes, over the {cap} cap", provider=provider)
+        raise Unavailable(
+            f"{provider} sent {resp.content_length} bytes, over the {cap} cap", provider=provider
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(1 << 16):

@@ -34,13 +34,20 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
     "nano-banana-hd": ModelSpec("nano-banana-hd", 4, STANDARD_RATIOS, ("4K",)),
     # nano-banana-pro.net (seed 003): the server picks the model from the size.
     "nano-banana-pro": ModelSpec(
-        "nano-banana-pro", 14, NBPRO_RATIOS, ("1K", "2K", "4K"),
+        "nano-banana-pro",
+        14,
+        NBPRO_RATIOS,
+        ("1K", "2K", "4K"),
         max_input_bytes=int(2.5 * MB),
     ),
     # Vtrix task API (seed 004): URL inputs only, at most 3.
     "nano_banana_2": ModelSpec(
-        "nano_banana_2", 3, EXTENDED_RATIOS, ALL_RESOLUTIONS,
-        max_prompt_chars=2500, needs_urls=True,
+        "nano_banana_2",
+        3,
+        EXTENDED_RATIOS,
+        ALL_RESOLUTIONS,
+        max_prompt_chars=2500,
+        needs_urls=True,
     ),
 }
 

@@ -16,7 +16,7 @@ from bot.errors import (
     SafetyBlocked,
     Unavailable,
 )
-from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict
+from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out, multipart
 from bot.providers.http import parse_retry_after
 
@@ -31,7 +31,9 @@ def map_error(provider: str) -> Any:
         error = body.get("error") if isinstance(body, dict) else None
         message = str(error if isinstance(error, str) else text.strip()[:300] or f"HTTP {status}")
         if status == 401:
-            return AuthFailed(f"{provider}: the API key was refused; the operator must fix it", provider=provider)
+            return AuthFailed(
+                f"{provider}: the API key was refused; the operator must fix it", provider=provider
+            )
         if status == 402:
             return OutOfCredits(f"{provider}: the account is out of credits ({message})", provider=provider)
         if status == 403:
@@ -43,8 +45,10 @@ def map_error(provider: str) -> Any:
             return Unavailable(f"{provider} failed to make the image: {message}", provider=provider)
         if any(word in message.lower() for word in _SAFETY_WORDS):
             return SafetyBlocked(
-                f"Your request was blocked by {provider}: {message}", reason="policy",
-                model_text=message, provider=provider,
+                f"Your request was blocked by {provider}: {message}",
+                reason="policy",
+                model_text=message,
+                provider=provider,
             )
         return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
 
@@ -85,8 +89,14 @@ class NBProProvider(ProviderBase):
     async def _call(self, body: JsonDict | None, form: Any, model: str) -> GenerateResult:
         """One generate call and the download of its images."""
         data = await self.http.request_json(
-            "POST", self.base_url + PATH, provider=self.name, mapper=map_error(self.name),
-            limits=self.limits, headers=self._headers(), json_body=body, form=form,
+            "POST",
+            self.base_url + PATH,
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
+            json_body=body,
+            form=form,
         )
         items = data.get("images") if isinstance(data, dict) else None
         urls = [str(i["url"]) for i in items or [] if isinstance(i, dict) and i.get("url")]
@@ -95,18 +105,21 @@ class NBProProvider(ProviderBase):
         images = await asyncio.gather(
             *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
         )
-        return GenerateResult(
-            images=list(images), provider=self.name, model=str(data.get("model") or model)
-        )
+        return GenerateResult(images=list(images), provider=self.name, model=str(data.get("model") or model))
 
     async def check(self) -> str:
         """Send an empty request: 400 proves the key is accepted without making an image."""
         try:
             await self.http.request_json(
-                "POST", self.base_url + PATH, provider=self.name, mapper=map_error(self.name),
-                limits=self.limits, headers=self._headers(), json_body={}, retry=False,
+                "POST",
+                self.base_url + PATH,
+                provider=self.name,
+                mapper=map_error(self.name),
+                limits=self.limits,
+                headers=self._headers(),
+                json_body={},
+                retry=False,
             )
         except BadRequest:
             return "ok: key accepted"
         return "ok"
-

@@ -69,12 +69,16 @@ def map_error(provider: str) -> Any:
         message, kind, code = _envelope(body, text, status)
         if code in _SAFETY_CODES or kind == "image_generation_user_error" or "safety system" in message:
             return SafetyBlocked(
-                f"Your request was blocked by {provider}'s safety system", reason=code or kind,
-                model_text=message, provider=provider,
+                f"Your request was blocked by {provider}'s safety system",
+                reason=code or kind,
+                model_text=message,
+                provider=provider,
             )
         if status == 401:
             # The message can echo part of the key, so it is not passed on.
-            return AuthFailed(f"{provider}: the API key was refused; the operator must fix it", provider=provider)
+            return AuthFailed(
+                f"{provider}: the API key was refused; the operator must fix it", provider=provider
+            )
         if status == 402 or code in {"insufficient_quota", "insufficient_user_quota"}:
             return OutOfCredits(f"{provider}: the account is out of credits or quota", provider=provider)
         if status == 403:
@@ -82,7 +86,9 @@ def map_error(provider: str) -> Any:
         if status == 429:
             delay = _retry_after(headers, message)
             wait = f"; try again in {delay:.0f} s" if delay is not None else "; try again shortly"
-            return RateLimited(f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider)
+            return RateLimited(
+                f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
+            )
         if status == 504:
             return Timeout(f"{provider} timed out making the image ({message})", provider=provider)
         if status >= 500:
@@ -110,7 +116,9 @@ class OpenAIImagesProvider(ProviderBase):
     def _options(self, request: GenerateRequest, spec: ModelSpec) -> dict[str, str]:
         """Model, n, ratio, size and format fields shared by generations and edits."""
         fields = {
-            "model": spec.name, "prompt": request.prompt, "n": str(request.count),
+            "model": spec.name,
+            "prompt": request.prompt,
+            "n": str(request.count),
             "response_format": self.config.response_format,
         }
         if request.aspect_ratio:
@@ -138,17 +146,24 @@ class OpenAIImagesProvider(ProviderBase):
         image = request.image.as_image()
         if image is None:
             raise BadRequest("the image to upscale has no data", provider=self.name)
-        fields = {"upscale_factor": f"x{request.factor}", "response_format": self.config.response_format}
+        fields = {
+            "upscale_factor": f"x{request.factor}",
+            "response_format": self.config.response_format,
+        }
         data = await self._post("/v1/images/upscale", form=multipart(fields, [image]))
         return await self._result(data, "upscale")
 
-    async def _post(
-        self, path: str, *, json_body: JsonDict | None = None, form: Any = None
-    ) -> Any:
+    async def _post(self, path: str, *, json_body: JsonDict | None = None, form: Any = None) -> Any:
         """POST to the host and return its JSON."""
         return await self.http.request_json(
-            "POST", self.base_url + path, provider=self.name, mapper=map_error(self.name),
-            limits=self.limits, headers=self._headers(), json_body=json_body, form=form,
+            "POST",
+            self.base_url + path,
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
+            json_body=json_body,
+            form=form,
         )
 
     async def _result(self, data: Any, model: str) -> GenerateResult:
@@ -157,10 +172,17 @@ class OpenAIImagesProvider(ProviderBase):
         if not isinstance(items, list) or not items:
             raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
         images = await asyncio.gather(*(self._image(item) for item in items))
-        revised = next((i.get("revised_prompt") for i in items if isinstance(i, dict) and i.get("revised_prompt")), None)
+        revised = next(
+            (i.get("revised_prompt") for i in items if isinstance(i, dict) and i.get("revised_prompt")),
+            None,
+        )
         return GenerateResult(
-            images=list(images), provider=self.name, model=model, text=None,
-            state={"revised_prompt": revised} if revised else {}, usage=data.get("usage") or {},
+            images=list(images),
+            provider=self.name,
+            model=model,
+            text=None,
+            state={"revised_prompt": revised} if revised else {},
+            usage=data.get("usage") or {},
         )
 
     async def _image(self, item: Any) -> ImageData:
@@ -174,9 +196,17 @@ class OpenAIImagesProvider(ProviderBase):
     async def check(self) -> str:
         """GET /v1/models: proves the URL (and the key, where one is needed)."""
         data = await self.http.request_json(
-            "GET", self.base_url + "/v1/models", provider=self.name, mapper=map_error(self.name),
-            limits=self.limits, headers=self._headers(), retry=False,
+            "GET",
+            self.base_url + "/v1/models",
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
+            retry=False,
         )
-        ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []
+        ids = (
+            [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
+            if isinstance(data, dict)
+            else []
+        )
         return f"ok: models {', '.join(map(str, ids)) or '(none listed)'}"
-

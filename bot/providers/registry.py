@@ -48,9 +48,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 def build_router(settings: Settings, session: aiohttp.ClientSession) -> Router:
     """Every configured provider on one shared session, plus the local upscaler."""
     http = HttpClient(session, retry_policy(settings))
-    providers = [
-        INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers
-    ]
+    providers = [INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers]
     generating = [p for p in providers if p.kind != "local"]
     local = next((p for p in providers if p.kind == "local"), None)
     return Router(generating, local or LocalProvider(LOCAL, None, limits_for(settings, LOCAL)))

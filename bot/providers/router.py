@@ -38,14 +38,11 @@ class Router:
         if provider is not None:
             chosen = self.get(provider)
             if model is not None and model not in chosen.models:
-                raise InputError(
-                    f"{chosen.name} does not serve {model}; it has {', '.join(chosen.models)}"
-                )
+                raise InputError(f"{chosen.name} does not serve {model}; it has {', '.join(chosen.models)}")
             return [chosen]
         if not self.providers:
             raise InputError(
-                "No image provider is configured: set GEMINI_API_KEY or add [[providers]] "
-                "to nanobot.toml"
+                "No image provider is configured: set GEMINI_API_KEY or add [[providers]] to nanobot.toml"
             )
         if model is None:
             return list(self.providers)
@@ -55,9 +52,7 @@ class Router:
             raise InputError(f"No provider serves the model '{model}'. Available: {known}")
         return serving
 
-    async def generate(
-        self, request: GenerateRequest, provider: str | None = None
-    ) -> GenerateResult:
+    async def generate(self, request: GenerateRequest, provider: str | None = None) -> GenerateResult:
         """Try each candidate; move on only when the failure is the provider's, not the prompt's."""
         candidates = self.candidates(provider, request.model)
         last: ProviderError | None = None
@@ -91,4 +86,3 @@ class Router:
                     raise
                 log.warning("upscaler %s failed (%s); trying the next one", candidate.name, type(e).__name__)
         return await candidates[-1].upscale(request)
-

@@ -35,7 +35,8 @@ _SAFETY_WORDS = ("safety", "moderation", "sensitive", "nsfw", "prohibited")
 def _message(body: Any, text: str, status: int) -> tuple[str, int | None]:
     """The message and error_code from the several error shapes this API uses."""
     if isinstance(body, dict):
-        inner = body.get("status") if isinstance(body.get("status"), dict) else body
+        status_block = body.get("status")
+        inner: dict[str, Any] = status_block if isinstance(status_block, dict) else body
         error = inner.get("error")
         if isinstance(error, dict):
             inner = error
@@ -59,7 +60,11 @@ def map_error(provider: str) -> Any:
             return AuthFailed(f"{provider}: the API key was refused ({message})", provider=provider)
         if status == 429:
             delay = parse_retry_after(headers.get("Retry-After"))
-            return RateLimited(f"{provider} is rate limiting requests; try again shortly", retry_after=delay, provider=provider)
+            return RateLimited(
+                f"{provider} is rate limiting requests; try again shortly",
+                retry_after=delay,
+                provider=provider,
+            )
         if status == 404:
             return Unavailable(f"{provider}: the task was not found ({message})", provider=provider)
         if status >= 500:
@@ -81,8 +86,10 @@ def task_error(task: JsonDict, provider: str) -> ProviderError:
     suffix = f" (code {code})" if code not in (None, "") else ""
     if any(word in message.lower() for word in _SAFETY_WORDS):
         return SafetyBlocked(
-            f"{provider} refused the image: {message}{suffix}", reason=str(code or "policy"),
-            model_text=message, provider=provider,
+            f"{provider} refused the image: {message}{suffix}",
+            reason=str(code or "policy"),
+            model_text=message,
+            provider=provider,
         )
     return Unavailable(f"{provider}: the generation failed: {message}{suffix}", provider=provider)
 
@@ -137,13 +144,26 @@ class TaskProvider(ProviderBase):
             attempt += 1
             try:
                 task = await self.http.request_json(
-                    "POST", self.base_url + CREATE, provider=self.name, mapper=map_error(self.name),
-                    limits=self.limits, headers=self._headers(), json_body=body, retry=False,
+                    "POST",
+                    self.base_url + CREATE,
+                    provider=self.name,
+                    mapper=map_error(self.name),
+                    limits=self.limits,
+                    headers=self._headers(),
+                    json_body=body,
+                    retry=False,
                 )
                 break
             except RateLimited as e:
-                delay = self.http.policy.base_delay * 2 ** (attempt - 1) if e.retry_after is None else e.retry_after
-                if attempt >= self.http.policy.attempts or time.monotonic() - started + delay > self.http.policy.total_seconds:
+                delay = (
+                    self.http.policy.base_delay * 2 ** (attempt - 1)
+                    if e.retry_after is None
+                    else e.retry_after
+                )
+                if (
+                    attempt >= self.http.policy.attempts
+                    or time.monotonic() - started + delay > self.http.policy.total_seconds
+                ):
                     raise
                 await asyncio.sleep(delay)
         if not isinstance(task, dict) or not task.get("id"):
@@ -153,8 +173,12 @@ class TaskProvider(ProviderBase):
     async def _poll(self, task_id: str) -> JsonDict:
         """GET the task (polls are safe to retry)."""
         task = await self.http.request_json(
-            "GET", self.base_url + POLL.format(id=task_id), provider=self.name,
-            mapper=map_error(self.name), limits=self.limits, headers=self._headers(),
+            "GET",
+            self.base_url + POLL.format(id=task_id),
+            provider=self.name,
+            mapper=map_error(self.name),
+            limits=self.limits,
+            headers=self._headers(),
         )
         if not isinstance(task, dict):
             raise Unavailable(f"{self.name} sent an unexpected task status", provider=self.name)
@@ -184,23 +208,32 @@ class TaskProvider(ProviderBase):
             said = "\n".join(texts) or None
             raise NoImageReturned(
                 f"{self.name} finished without an image" + (f". The model said: {said}" if said else ""),
-                model_text=said, provider=self.name,
+                model_text=said,
+                provider=self.name,
             )
         images = await asyncio.gather(
             *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
         )
         return GenerateResult(
-            images=list(images), provider=self.name, model=str(task.get("model") or model),
-            text="\n".join(texts) or None, state={"task_id": task.get("id")},
-            usage=task.get("usage") if isinstance(task.get("usage"), dict) else {},
+            images=list(images),
+            provider=self.name,
+            model=str(task.get("model") or model),
+            text="\n".join(texts) or None,
+            state={"task_id": task.get("id")},
+            usage=usage if isinstance(usage := task.get("usage"), dict) else {},
         )
 
     async def check(self) -> str:
         """Poll a task id that cannot exist: 404 proves the key is accepted."""
         try:
             await self.http.request_json(
-                "GET", self.base_url + POLL.format(id="nanobot-check"), provider=self.name,
-                mapper=map_error(self.name), limits=self.limits, headers=self._headers(), retry=False,
+                "GET",
+                self.base_url + POLL.format(id="nanobot-check"),
+                provider=self.name,
+                mapper=map_error(self.name),
+                limits=self.limits,
+                headers=self._headers(),
+                retry=False,
             )
         except Unavailable as e:
             if "not found" in e.message:
