@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_total_seconds: float = Field(120.0, ge=0)
     retry_base_delay: float = Field(1.0, ge=0)
-    max_download_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
     max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
     max_input_bytes: int = Field(25 * 1024 * 1024, gt=0)
     max_input_pixels: int = Field(64_000_000, gt=0)

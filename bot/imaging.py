@@ -15,7 +15,6 @@ from PIL import Image, ImageFilter
 
 from bot.errors import ImageTooLarge, InputError
 from bot.imaging_codec import (
-    Decoded,
     Encoded,
     check_supported,
     decode,
@@ -109,23 +108,24 @@ def prepare_input(
         raise ImageTooLarge(f"{name} is {mb(len(data))}; the limit is {mb(max_bytes)}")
     decoded = decode(data, name, max_pixels)
     image = decoded.image
-    if max(image.size) > max_side:
+    resized = max(image.size) > max_side
+    if resized:
         image = resize_to(image, scaled_size(image.size, max_side / max(image.size)))
-    untouched = not (decoded.rotated or decoded.animated or image is not decoded.image)
+    untouched = not (decoded.rotated or decoded.animated or resized)
     if untouched and decoded.mime in accept and len(data) <= max_out_bytes:
         return PreparedImage(data, decoded.mime, image.width, image.height, reencoded=False)
-    out = _encode_input(image, decoded, accept, max_out_bytes)
+    out = _encode_input(image, decoded.icc, accept, max_out_bytes)
     return PreparedImage(out.data, out.mime, out.width, out.height, reencoded=True)
 
 
-def _encode_input(image: Image.Image, decoded: Decoded, accept: frozenset[str], budget: int) -> Encoded:
+def _encode_input(image: Image.Image, icc: bytes | None, accept: frozenset[str], budget: int) -> Encoded:
     """Re-encode an input: keep real alpha (PNG, else WebP), otherwise JPEG quality 92."""
     if has_alpha(image) and accept & {"image/png", "image/webp"}:
-        return _encode_alpha(image, decoded.icc, accept, budget)
+        return _encode_alpha(image, icc, accept, budget)
     for mime, fmt in (("image/jpeg", "JPEG"), ("image/webp", "WEBP"), ("image/png", "PNG")):
         if mime in accept:
             qualities = (0,) if fmt == "PNG" else INPUT_QUALITIES
-            return encode_within(flatten(image), fmt, budget, qualities, decoded.icc)
+            return encode_within(flatten(image), fmt, budget, qualities, icc)
     raise ValueError(f"accept must include PNG, JPEG or WebP, not {sorted(accept)}")
 
 
@@ -147,7 +147,8 @@ def upscale_local(
     if factor < 1:
         raise ValueError(f"upscale factor must be at least 1, not {factor}")
     mime = check_supported(data, name)
-    _refuse_if_too_large(name, header_dims(data, mime) or open_image(data, name, mime).size, max_side)
+    stored_size = header_dims(data, mime) or open_image(data, name, mime).size
+    _refuse_if_too_large(name, stored_size, max_side)  # before decoding a single pixel
     decoded = decode(data, name, max_side * max_side)
     image = decoded.image
     _refuse_if_too_large(name, image.size, max_side)

@@ -45,12 +45,15 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 EXIF_ERRORS: tuple[type[Exception], ...] = (*DECODE_ERRORS, KeyError, TypeError)
 _ORIENTATION = 0x0112
 _RGB_FAMILY = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
 _HIGH_DEPTH = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-_WEBP_METHOD = 2  # libwebp effort 0-6: 2 is ~2x faster than the default 4 for a few % more bytes
+_WEBP_METHOD = 0  # libwebp effort 0-6: 0 is ~3x faster than the default 4 for a few % more bytes
+_HINT_MIN_PIXELS = 2_000_000
 _PNG_LEVEL = 1  # zlib level 1: a 4096² PNG at Pillow's default level takes seconds
 _QUALITY_DROP_PER_5 = 0.8  # optimistic size ratio per 5 quality points (photos; noise drops less)
 _SHRINK_SAFETY = 0.95
 _MAX_SHRINKS = 8
+_FAILED_SHRINK = 0.7  # after an encoder failure, try 30% smaller
 
 
 @dataclass(frozen=True)
@@ -147,14 +150,18 @@ def normalise(image: Image.Image) -> Image.Image:
     """RGBA if the image has real (not all-opaque) alpha, else RGB; metadata cleared."""
     if image.mode in _HIGH_DEPTH:
         image = _to_8bit(image)
-    if image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        alpha_min = rgba.getchannel("A").getextrema()[0]
-        image = rgba if isinstance(alpha_min, (int, float)) and alpha_min < 255 else rgba.convert("RGB")
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        image = _drop_opaque_alpha(image.convert("RGBA"))
     elif image.mode != "RGB":
         image = image.convert("RGB")
     image.info = {}  # EXIF, XMP, comments, text chunks: none of it survives a re-encode
     return image
+
+
+def _drop_opaque_alpha(rgba: Image.Image) -> Image.Image:
+    """RGB when every pixel is fully opaque (the alpha channel says nothing), else unchanged."""
+    lowest_alpha = rgba.getchannel("A").getextrema()[0]
+    return rgba.convert("RGB") if lowest_alpha == 255 else rgba
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -191,14 +198,13 @@ def encode(image: Image.Image, fmt: str, quality: int, icc: bytes | None) -> byt
     return buffer.getvalue()
 
 
-def _attempt(image: Image.Image, fmt: str, quality: int, icc: bytes | None) -> tuple[bytes, int]:
-    """Encode and report the size; an encoder failure (e.g. WebP overflow) counts as raw size."""
+def _attempt(image: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes | None:
+    """Encode once; None if the encoder refuses (libwebp overflows on huge detailed images)."""
     try:
-        data = encode(image, fmt, quality, icc)
+        return encode(image, fmt, quality, icc)
     except (OSError, ValueError) as e:
-        log.warning("%s encode of %dx%d failed: %s", fmt, image.width, image.height, e)
-        return b"", image.width * image.height * len(image.getbands())
-    return data, len(data)
+        log.warning("%s q%d encode of %dx%d failed: %s", fmt, quality, *image.size, e)
+        return None
 
 
 def encode_within(
@@ -207,33 +213,46 @@ def encode_within(
     """Encode in at most budget bytes: step quality down, then downscale by the size ratio."""
     if budget <= 0:
         raise ImageTooLarge("there is no room left for this image")
-    measured_q, size = qualities[0], 0
+    measured_q, size = qualities[0], _size_hint(image, fmt, qualities[0])
     for quality in qualities:
-        predicted = size * _QUALITY_DROP_PER_5 ** ((measured_q - quality) / 5)
-        if size and predicted > budget and quality != qualities[-1]:
+        if size and _predict(size, measured_q, quality) > budget:
             continue  # even an optimistic guess misses: skip straight to a lower quality
-        data, size = _attempt(image, fmt, quality, icc)
-        measured_q = quality
-        if data and size <= budget:
+        data = _attempt(image, fmt, quality, icc)
+        if data is not None and len(data) <= budget:
             return Encoded(data, MIMES[fmt], image.width, image.height)
-        if not data:
-            break  # the encoder cannot take this size at all: shrink instead of retrying
-    return _downscale_within(image, fmt, budget, measured_q, size, icc)
+        if data is not None:
+            measured_q, size = quality, len(data)
+    lowest = qualities[-1]
+    expected = _predict(size, measured_q, lowest) if size else budget / _FAILED_SHRINK**2
+    return _downscale_within(image, fmt, budget, lowest, max(expected, budget + 1), icc)
+
+
+def _size_hint(image: Image.Image, fmt: str, quality: int) -> int:
+    """A quick size guess for big WebP jobs (0 = none): a JPEG is ~10x faster, about as large."""
+    if fmt != "WEBP" or image.width * image.height < _HINT_MIN_PIXELS:
+        return 0
+    return len(encode(image.convert("RGB"), "JPEG", quality, None))
+
+
+def _predict(size: float, from_quality: int, to_quality: int) -> float:
+    """Optimistic size at to_quality given size at from_quality."""
+    return size * _QUALITY_DROP_PER_5 ** ((from_quality - to_quality) / 5)
 
 
 def _downscale_within(
-    image: Image.Image, fmt: str, budget: int, quality: int, size: int, icc: bytes | None
+    image: Image.Image, fmt: str, budget: int, quality: int, size: float, icc: bytes | None
 ) -> Encoded:
     """Shrink by sqrt(budget/size) per round (bytes track pixel count), always from the original."""
     scale = 1.0
     for _ in range(_MAX_SHRINKS):
-        scale *= math.sqrt(budget / size) * _SHRINK_SAFETY
+        scale *= math.sqrt(budget / size) * _SHRINK_SAFETY if size else _FAILED_SHRINK
         smaller = resize_to(image, scaled_size(image.size, scale))
-        data, size = _attempt(smaller, fmt, quality, icc)
-        if data and size <= budget:
+        data = _attempt(smaller, fmt, quality, icc)
+        if data is not None and len(data) <= budget:
             return Encoded(data, MIMES[fmt], smaller.width, smaller.height)
         if smaller.width == 1 or smaller.height == 1:
             break
+        size = len(data) if data is not None else 0
     raise ImageTooLarge(f"could not make the image smaller than {mb(budget)}")
 
 

@@ -25,7 +25,8 @@ _FTYP_BRANDS: tuple[tuple[frozenset[bytes], str], ...] = (
 # DIB header sizes Pillow's BMP reader understands; anything else starting "BM" is not a bitmap.
 _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 _HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta")
-_JPEG_SOF = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF})
+# Start-of-frame markers: every 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
 
 _DESCRIPTIONS = {

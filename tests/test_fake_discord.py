@@ -16,12 +16,14 @@ from discord.ext import commands
 from PIL import Image
 
 from tests.fakes.discord import (
+    CommandUnavailable,
     FakeDiscord,
     InteractionFailed,
     discord_overrides,
 )
 
 MIB = 1024 * 1024
+EVERYONE = 2248473465835073
 STYLES = ["anime", "photo", "pixel art", "watercolor"]
 
 
@@ -142,6 +144,59 @@ async def describe(interaction: discord.Interaction, message: discord.Message) -
     await interaction.response.send_message(text, ephemeral=True)
 
 
+@app_commands.command(description="Several messages")
+async def multi(interaction: discord.Interaction) -> None:
+    """Ephemeral defer, then two followups (the first one edits the original)."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    await interaction.followup.send("first", file=discord.File(io.BytesIO(PNG), "one.png"))
+    await interaction.followup.send("second")
+
+
+class PromptModal(discord.ui.Modal, title="Describe it"):
+    """A one-field modal."""
+
+    prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Prompt", custom_id="prompt")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        """Echo the field."""
+        await interaction.response.send_message(f"submitted {self.prompt.value}")
+
+
+@app_commands.command(description="Open a form")
+async def form(interaction: discord.Interaction) -> None:
+    """Answer with a modal."""
+    await interaction.response.send_modal(PromptModal())
+
+
+class PickView(discord.ui.View):
+    """A message with a select menu."""
+
+    @discord.ui.select(
+        custom_id="pick", options=[discord.SelectOption(label="a"), discord.SelectOption(label="b")]
+    )
+    async def pick(self, interaction: discord.Interaction, select: discord.ui.Select[Any]) -> None:
+        """Replace the menu by the choice."""
+        await interaction.response.edit_message(content=f"picked {select.values[0]}", view=None)
+
+
+@app_commands.command(description="Choose")
+async def choose(interaction: discord.Interaction) -> None:
+    """Send a select menu."""
+    await interaction.response.send_message("choose one", view=PickView())
+
+
+@app_commands.command(description="Admins only")
+@app_commands.default_permissions(manage_guild=True)
+async def admin_only(interaction: discord.Interaction) -> None:
+    """A command hidden from members without MANAGE_GUILD."""
+    await interaction.response.send_message("ok")
+
+
+async def profile(interaction: discord.Interaction, user: discord.Member) -> None:
+    """User context menu."""
+    await interaction.response.send_message(f"profile of {user.name}")
+
+
 class TinyBot(commands.Bot):
     """The smallest bot exercising what the real bot does."""
 
@@ -151,9 +206,11 @@ class TinyBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, guild_ready_timeout=0.1)
         self.failures: list[discord.HTTPException] = []
         self.seen: list[discord.Message] = []
-        for command in (draw, size, slow, expire, big, ping, style):
+        slash: list[Any] = [draw, size, slow, expire, big, ping, style, multi, form, choose, admin_only]
+        for command in slash:
             self.tree.add_command(command)
         self.tree.add_command(app_commands.ContextMenu(name="Describe", callback=describe))
+        self.tree.add_command(app_commands.ContextMenu(name="Profile", callback=profile))
 
     async def setup_hook(self) -> None:
         """Register persistent items and sync the tree to the fake."""
@@ -200,9 +257,11 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 async def eventually(check: Callable[[], bool], timeout: float = 5) -> None:
     """Poll until check() is true."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("condition not met")
 
 
 async def test_slash_defer_then_edit_with_file_embed_and_button(fake: FakeDiscord) -> None:
@@ -306,7 +365,7 @@ async def test_message_content_intent_blanking_and_reply(fake: FakeDiscord) -> N
         inter = await fake.send_slash("draw", {"prompt": "a dog"})
         image = await inter.wait_done()
         user_msg = await fake.user_message("make it blue", reply_to=image, attachments=[("m.png", PNG)])
-        reply = await fake.wait_for_message(lambda m: m["type"] == 19 and m["author"]["bot"])
+        reply = await fake.wait_for_message(lambda m: m["type"] == 19 and m["author"].get("bot", False))
     assert reply["content"] == "got 'make it blue' with 1 file(s)"
     assert reply["message_reference"]["message_id"] == user_msg["id"]
     assert fake.violations == []
@@ -392,6 +451,111 @@ async def test_raw_protocol_rules(fake: FakeDiscord) -> None:
         async with http.get(f"{fake.api_base}/users/@me") as resp:
             assert (resp.status, await resp.json()) == (401, {"message": "401: Unauthorized", "code": 0})
     assert len(fake.violations) == 4
+
+
+async def test_followups_modal_select_and_channel_api(fake: FakeDiscord) -> None:
+    async with running(fake) as bot:
+        inter = await fake.send_slash("multi")
+        first = await inter.wait_done()
+        await eventually(lambda: len(inter.followups) == 1)
+        assert first["id"] == inter.original_id and first["flags"] & 64
+        assert first["content"] == "first" and inter.files(first) == [("one.png", PNG)]
+        assert fake.messages[fake.channel_id] == inter.followups
+        assert inter.followups[0]["content"] == "second"
+
+        opened = await fake.send_slash("form")
+        modal = (await opened.wait_ack())["data"]
+        submit = await fake.send_modal_submit(modal["custom_id"], {"prompt": "a red fox"})
+        assert (await submit.wait_done())["content"] == "submitted a red fox"
+
+        menu = await (await fake.send_slash("choose")).wait_done()
+        pick = await fake.send_component(menu, "pick", values=["b"])
+        assert (await pick.wait_done())["content"] == "picked b"
+        assert menu["components"] == []
+
+        channel = bot.get_channel(int(fake.channel_id))
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("hello", file=discord.File(io.BytesIO(PNG), "c.png"))
+        await sent.edit(content="hello again")
+        fetched = await channel.fetch_message(sent.id)
+        assert fetched.content == "hello again" and await fetched.attachments[0].read() == PNG
+        history = [m.id async for m in channel.history(limit=5)]
+        assert history[0] == sent.id and len(history) == 4
+        await sent.delete()
+        with pytest.raises(discord.NotFound):
+            await channel.fetch_message(sent.id)
+        member = await channel.guild.fetch_member(int(fake.users["admin"]["id"]))
+        assert member.guild_permissions.manage_guild
+    assert fake.violations == []
+
+
+async def test_permissions_dm_and_user_command(fake: FakeDiscord) -> None:
+    async with running(fake):
+        with pytest.raises(CommandUnavailable):
+            await fake.send_slash("admin_only")
+        allowed = await fake.send_slash("admin_only", user="admin")
+        assert (await allowed.wait_done())["content"] == "ok"
+        assert allowed.payload["member"]["permissions"] == str(EVERYONE | (1 << 5) | (1 << 13))
+
+        dm = await fake.send_slash("ping", channel_id=fake.dm_channel("alice"))
+        msg = await dm.wait_done()
+        assert msg["content"] == "pong" and "guild_id" not in msg and dm.payload["context"] == 1
+
+        profile_inter = await fake.send_user_command("Profile", "admin")
+        assert (await profile_inter.wait_done())["content"] == "profile of admin"
+    assert fake.violations == []
+
+
+async def test_resume_after_a_dropped_connection(fake: FakeDiscord) -> None:
+    async with running(fake):
+        await fake.close_gateway(4000)
+        await fake.wait_until_ready()
+        inter = await fake.send_slash("ping")
+        assert (await inter.wait_done())["content"] == "pong"
+    assert len(fake.identify_payloads) == 1
+    assert fake.violations == []
+
+
+class ShardedBot(commands.AutoShardedBot):
+    """An auto-sharded bot that identifies its shards without the 5 s spacing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            guild_ready_timeout=0.1,
+        )
+        self.tree.add_command(ping)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """No identify spacing in tests."""
+
+
+async def test_auto_sharded_client_gets_events_on_the_owning_shard() -> None:
+    async with FakeDiscord(shard_count=2) as fake:
+        with discord_overrides(fake):
+            bot = ShardedBot()
+            task = asyncio.create_task(bot.start(fake.token))
+            try:
+                await fake.wait_until_ready(connections=2)
+                shards = sorted(tuple(p["shard"]) for p in fake.identify_payloads)
+                assert shards == [(0, 2), (1, 2)]
+                inter = await fake.send_slash("ping")
+                assert inter.receivers == 1
+                assert (await inter.wait_done())["content"] == "pong"
+            finally:
+                await bot.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 5)
+        assert fake.violations == []
+
+
+async def test_server_error_is_retried(fake: FakeDiscord) -> None:
+    fake.fail_next("POST", r"/callback$", 500)
+    async with running(fake):
+        inter = await fake.send_slash("ping")
+        assert (await inter.wait_done())["content"] == "pong"
+    assert [r.status for r in fake.requests if r.route.endswith("/callback")] == [500, 200]
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ from bot.imaging import (
     upscale_local,
     upscale_local_async,
 )
+from bot.imaging_header import header_dims
 
 MIB = 1024 * 1024
 MARGIN = 64 * 1024
@@ -44,7 +45,7 @@ def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def solid(color: tuple[int, ...], size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
+def solid(color: int | tuple[int, ...], size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
     """A one-colour image."""
     return Image.new(mode, size, color)
 
@@ -64,6 +65,18 @@ def decoded(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def pixel(image: Image.Image, xy: tuple[int, int], mode: str = "RGB") -> tuple[int, ...]:
+    """The pixel at xy as a tuple in mode (RGB by default)."""
+    value = image.convert(mode).getpixel(xy)
+    assert isinstance(value, tuple)
+    return tuple(int(v) for v in value)
+
+
+def alpha(image: Image.Image, xy: tuple[int, int]) -> int:
+    """The alpha value at xy."""
+    return pixel(image, xy, "RGBA")[3]
 
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
@@ -130,6 +143,24 @@ def test_sniff_and_probe_supported_formats(fmt: str, mime: str) -> None:
 def test_sniff_names_what_it_is(data: bytes, mime: str | None) -> None:
     assert sniff_mime(data) == mime
     assert mime not in SUPPORTED_MIMES
+
+
+@pytest.mark.parametrize(
+    ("image", "fmt", "params"),
+    [
+        (solid(RED, (301, 199)), "WEBP", {"lossless": True}),
+        (solid((*RED, 128), (301, 199), "RGBA"), "WEBP", {}),
+        (solid(RED, (301, 199)), "JPEG", {"progressive": True}),
+        (solid(RED, (301, 199)), "JPEG", {"exif": Image.Exif(), "icc_profile": b"x" * 70_000}),
+        (solid((*RED, 128), (301, 199), "RGBA"), "BMP", {}),
+        (solid(RED, (301, 199)), "GIF", {}),
+    ],
+)
+def test_header_dims_match_pillow(image: Image.Image, fmt: str, params: dict[str, object]) -> None:
+    data = encode(image, fmt, **params)
+    mime = sniff_mime(data)
+    assert mime is not None
+    assert header_dims(data, mime) == (301, 199) == decoded(data).size
 
 
 # --- prepare_input: refusals ---------------------------------------------------------------------
@@ -226,7 +257,7 @@ def test_animated_image_becomes_its_first_frame(fmt: str) -> None:
     assert prepared.mime in {"image/png", "image/jpeg", "image/webp"}
     result = decoded(prepared.data)
     assert getattr(result, "n_frames", 1) == 1
-    assert close(result.convert("RGB").getpixel((16, 16)), RED)
+    assert close(pixel(result, (16, 16)), RED)
 
 
 def test_exif_orientation_is_applied_and_dropped() -> None:
@@ -239,8 +270,8 @@ def test_exif_orientation_is_applied_and_dropped() -> None:
     assert (prepared.width, prepared.height) == (40, 80)
     upright = decoded(prepared.data)
     assert upright.size == (40, 80)
-    assert close(upright.getpixel((20, 10)), RED)  # the stored left edge is now the top
-    assert close(upright.getpixel((20, 70)), BLUE)
+    assert close(pixel(upright, (20, 10)), RED)  # the stored left edge is now the top
+    assert close(pixel(upright, (20, 70)), BLUE)
     assert upright.getexif().get(0x0112) is None  # viewers must not rotate it a second time
 
 
@@ -250,7 +281,18 @@ def test_bmp_is_reencoded_to_an_accepted_format() -> None:
     assert prepared.mime == "image/jpeg"
     result = decoded(prepared.data)
     assert (result.format, result.size) == ("JPEG", (50, 20))
-    assert close(result.getpixel((25, 10)), GREEN)
+    assert close(pixel(result, (25, 10)), GREEN)
+
+
+def test_input_over_max_out_bytes_is_shrunk_to_fit() -> None:
+    data = noise_png((900, 600))
+    prepared = prepare_input(data, max_out_bytes=250_000)
+    assert prepared.reencoded is True
+    assert prepared.mime == "image/jpeg"
+    assert len(prepared.data) <= 250_000
+    result = decoded(prepared.data)
+    assert result.size == (prepared.width, prepared.height)
+    assert abs(aspect(*result.size) / 1.5 - 1) < 0.005
 
 
 def test_large_image_is_downscaled_keeping_its_ratio() -> None:
@@ -259,7 +301,7 @@ def test_large_image_is_downscaled_keeping_its_ratio() -> None:
     assert (prepared.width, prepared.height) == (4096, 2048)
     result = decoded(prepared.data)
     assert result.size == (4096, 2048)
-    assert close(result.convert("RGB").getpixel((2000, 1000)), BLUE)
+    assert close(pixel(result, (2000, 1000)), BLUE)
 
 
 def test_transparent_png_keeps_its_alpha_when_reencoded() -> None:
@@ -268,8 +310,8 @@ def test_transparent_png_keeps_its_alpha_when_reencoded() -> None:
     prepared = prepare_input(encode(image), max_side=300)
     assert (prepared.mime, prepared.width, prepared.height) == ("image/png", 300, 150)
     result = decoded(prepared.data).convert("RGBA")
-    assert result.getpixel((10, 75))[3] == 0
-    assert close(result.getpixel((290, 75)), (*RED, 255))
+    assert alpha(result, (10, 75)) == 0
+    assert close(pixel(result, (290, 75), "RGBA"), (*RED, 255))
 
 
 def test_alpha_png_too_big_for_png_goes_webp() -> None:
@@ -280,8 +322,8 @@ def test_alpha_png_too_big_for_png_goes_webp() -> None:
     assert prepared.mime == "image/webp"
     assert len(prepared.data) <= 200_000
     result = decoded(prepared.data).convert("RGBA")
-    assert result.getpixel((10, 10))[3] == 0
-    assert result.getpixel((390, 10))[3] == 255
+    assert alpha(result, (10, 10)) == 0
+    assert alpha(result, (390, 10)) == 255
 
 
 @pytest.mark.parametrize(
@@ -300,7 +342,7 @@ def test_odd_modes_come_out_as_sane_colour(
     assert prepared.reencoded is True
     result = decoded(prepared.data)
     assert result.mode in {"RGB", "RGBA", "L"}
-    assert close(result.convert("RGB").getpixel((75, 50)), expected, tolerance=16)
+    assert close(pixel(result, (75, 50)), expected, tolerance=16)
 
 
 # --- fit_for_upload ---------------------------------------------------------------------------
@@ -350,8 +392,8 @@ def test_fit_keeps_transparency_as_webp() -> None:
     assert (fitted.mime, fitted.ext) == ("image/webp", "webp")
     result = decoded(fitted.data).convert("RGBA")
     assert abs(aspect(*result.size) - 1) < 0.005
-    assert result.getpixel((5, result.height // 2))[3] == 0
-    assert result.getpixel((result.width - 5, result.height // 2))[3] == 255
+    assert alpha(result, (5, result.height // 2)) == 0
+    assert alpha(result, (result.width - 5, result.height // 2)) == 255
 
 
 def test_fit_opaque_rgba_goes_jpeg() -> None:
@@ -378,7 +420,7 @@ def test_upscale_opaque_to_jpeg(factor: int) -> None:
     assert mime == "image/jpeg"
     result = decoded(out)
     assert result.size == (120 * factor, 80 * factor)
-    assert close(result.getpixel((60, 40)), GREEN)
+    assert close(pixel(result, (60, 40)), GREEN)
 
 
 def test_upscale_transparent_to_png() -> None:
@@ -388,7 +430,7 @@ def test_upscale_transparent_to_png() -> None:
     assert mime == "image/png"
     result = decoded(out)
     assert (result.size, result.mode) == ((400, 200), "RGBA")
-    assert result.getpixel((10, 100))[3] == 0
+    assert alpha(result, (10, 100)) == 0
 
 
 def test_upscale_is_clamped_to_max_side() -> None:

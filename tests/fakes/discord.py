@@ -1,8 +1,23 @@
 """FakeDiscord: a local Discord (REST, gateway, CDN) that the real, unmodified discord.py talks to.
 
-Point discord.py at it with `discord_overrides(fake)` (the two module-level base URLs), start the
-bot, then drive it with `send_slash`, `send_component`, `user_message`, ... and assert on
-`fake.requests`, `fake.messages`, the returned `InteractionHandle`s and `fake.violations`.
+    async with FakeDiscord() as fake:
+        with discord_overrides(fake):          # or the bot's own DISCORD_API_BASE / GATEWAY_URL
+            task = asyncio.create_task(bot.start(fake.token))
+            await fake.wait_until_ready()
+            inter = await fake.send_slash("imagine", {"prompt": "a cat"})
+            await inter.wait_ack()             # the callback body; 3 s rule enforced
+            msg = await inter.wait_done()      # the message the user finally sees
+            assert fake.files_of(msg)[0][1].startswith(b"\x89PNG")
+            assert fake.violations == []
+            await bot.close()
+
+World: one guild (`guild_id`) with "general" (`channel_id`) and an nsfw channel (`nsfw_channel_id`),
+users "alice" and "admin" (MANAGE_GUILD + MANAGE_MESSAGES), the bot (`bot_user`, id == `app_id`).
+Option types of `send_slash` come from the commands the bot synced (inferred from the Python values
+when it did not sync). Platform-rule breaches get Discord's real error and a line in `violations`.
+Modules: discord_world (guild state), discord_actions (user actions), discord_gateway, discord_rest
+(parsing, recording, faults), discord_routes / discord_webhooks (endpoints), discord_messages,
+discord_limits, discord_interactions (InteractionHandle), discord_payloads (object builders).
 """
 
 from __future__ import annotations
@@ -135,14 +150,12 @@ class FakeDiscord(WorldMixin, ActionsMixin):
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 on a random port."""
-        app = web.Application(
-            client_max_size=CLIENT_MAX_SIZE, middlewares=[self._recorder.middleware()]
-        )
+        app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._recorder.middleware()])
         app.router.add_get("/gateway", self.gateway.handle)
         self._bot_routes.install(app.router, API_PREFIX)
         self._interaction_routes.install(app.router, API_PREFIX)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._unhandled)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -171,7 +184,9 @@ class FakeDiscord(WorldMixin, ActionsMixin):
 
     @property
     def base_url(self) -> str:
-        """http://127.0.0.1:PORT"""
+        """http://127.0.0.1:PORT (only known once started)."""
+        if not self._port:
+            raise RuntimeError("FakeDiscord is not started: await fake.start() first")
         return f"http://127.0.0.1:{self._port}"
 
     @property
@@ -182,7 +197,7 @@ class FakeDiscord(WorldMixin, ActionsMixin):
     @property
     def gateway_url(self) -> str:
         """Value for DiscordWebSocket.DEFAULT_GATEWAY (and READY.resume_gateway_url)."""
-        return f"ws://127.0.0.1:{self._port}/gateway"
+        return self.base_url.replace("http://", "ws://", 1) + "/gateway"
 
     @property
     def cdn_base(self) -> str:
@@ -381,16 +396,12 @@ class FakeDiscord(WorldMixin, ActionsMixin):
         now = int(time.time())
         expires = now + int(self.attachment_url_lifetime or 86400)
         sig = hashlib.sha256(f"{attachment_id}{expires}".encode()).hexdigest()
-        url = (
-            f"{self.cdn_base}/{attachment_id}/{quote(filename)}?ex={expires:x}&is={now:x}&hm={sig}&"
-        )
+        url = f"{self.cdn_base}/{attachment_id}/{quote(filename)}?ex={expires:x}&is={now:x}&hm={sig}&"
         att = make_attachment(attachment_id, filename, data, url, content_type)
         self._cdn[attachment_id] = (filename, data, att["content_type"])
         return att
 
-    def upload_attachment(
-        self, data: bytes, filename: str, content_type: str | None = None
-    ) -> JSON:
+    def upload_attachment(self, data: bytes, filename: str, content_type: str | None = None) -> JSON:
         """Store a user's upload on the fake CDN and return its attachment object."""
         return self._cdn_put(data, filename, content_type)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tests.fakes.discord_interactions import (
     CommandUnavailable,
@@ -26,6 +26,7 @@ from tests.fakes.discord_payloads import (
 )
 
 if TYPE_CHECKING:
+    from tests.fakes.discord import FakeDiscord
     from tests.fakes.discord_gateway import Gateway
 
 SELECT_TYPES = {3, 5, 6, 7, 8}
@@ -50,14 +51,15 @@ class ActionsMixin:
 
         def _user_for(self, value: str | JSON) -> JSON: ...
         def _permissions_of(self, user_id: str) -> int: ...
-        def _member_payload(
-            self, user_id: str, *, with_user: bool, perms: bool = False
-        ) -> JSON | None: ...
+        def _member_payload(self, user_id: str, *, with_user: bool, perms: bool = False) -> JSON | None: ...
         def _current(self, message: JSON | str) -> JSON: ...
         async def _store(self, msg: JSON) -> None: ...
-        def upload_attachment(
-            self, data: bytes, filename: str, content_type: str | None = None
-        ) -> JSON: ...
+        def upload_attachment(self, data: bytes, filename: str, content_type: str | None = None) -> JSON: ...
+
+    @property
+    def _fake(self) -> FakeDiscord:
+        """This object as the FakeDiscord it is mixed into."""
+        return cast("FakeDiscord", self)
 
     # -- user actions: interactions ---------------------------------------------------------
 
@@ -98,10 +100,8 @@ class ActionsMixin:
         channel, author = self._channel(channel_id), self._user_for(user)
         cmd = self._find_command(name.split()[0], 1, channel.get("guild_id"))
         self._check_command(cmd, author, channel, force)
-        data = build_command_data(self, name, options or {}, cmd, force=force)
-        return await self._dispatch_interaction(
-            INTERACTION_COMMAND, data, author, channel, locale=locale
-        )
+        data = build_command_data(self._fake, name, options or {}, cmd, force=force)
+        return await self._dispatch_interaction(INTERACTION_COMMAND, data, author, channel, locale=locale)
 
     async def send_autocomplete(
         self,
@@ -116,7 +116,7 @@ class ActionsMixin:
         channel, author = self._channel(channel_id), self._user_for(user)
         cmd = self._find_command(name.split()[0], 1, channel.get("guild_id"))
         self._check_command(cmd, author, channel, False)
-        data = build_command_data(self, name, options, cmd, focused=focused)
+        data = build_command_data(self._fake, name, options, cmd, focused=focused)
         return await self._dispatch_interaction(INTERACTION_AUTOCOMPLETE, data, author, channel)
 
     async def send_message_command(
@@ -153,9 +153,7 @@ class ActionsMixin:
         data = self._context_data(name, 2, cmd, target["id"], resolved)
         return await self._dispatch_interaction(INTERACTION_COMMAND, data, author, channel)
 
-    def _context_data(
-        self, name: str, kind: int, cmd: JSON | None, target_id: str, resolved: JSON
-    ) -> JSON:
+    def _context_data(self, name: str, kind: int, cmd: JSON | None, target_id: str, resolved: JSON) -> JSON:
         """`data` of a context-menu command."""
         data: JSON = {"id": cmd["id"] if cmd else self._ids.next(), "name": name, "type": kind}
         data.update(target_id=target_id, resolved=copy.deepcopy(resolved))
@@ -220,8 +218,8 @@ class ActionsMixin:
         out = []
         for comp in modal.get("components") or []:
             if comp["type"] == 1:
-                inner = [_submitted(c, values) for c in comp.get("components") or []]
-                out.append({"type": 1, "components": [i for i in inner if i]})
+                inner = [_submitted(c, values) for c in comp.get("components") or [] if c.get("custom_id")]
+                out.append({"type": 1, "components": inner})
             elif comp["type"] == 18 and comp.get("component"):
                 out.append({"type": 18, "component": _submitted(comp["component"], values)})
         return out
@@ -240,20 +238,16 @@ class ActionsMixin:
         payload = self._interaction_payload(kind, data, author, channel, locale)
         if message is not None:
             payload["message"] = message
-        handle = InteractionHandle(self, payload)
+        handle = InteractionHandle(self._fake, payload)
         self._interactions[handle.id] = handle
         self._by_token[handle.token] = handle
-        sent = await self.gateway.dispatch(
-            "INTERACTION_CREATE", payload, guild_id=channel.get("guild_id")
-        )
+        sent = await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
         if not sent:
             raise RuntimeError("no ready gateway connection received the interaction")
         handle.receivers = len(sent)
         return handle
 
-    def _interaction_payload(
-        self, kind: int, data: JSON, author: JSON, channel: JSON, locale: str
-    ) -> JSON:
+    def _interaction_payload(self, kind: int, data: JSON, author: JSON, channel: JSON, locale: str) -> JSON:
         """The INTERACTION_CREATE d-payload with every key discord.py 2.7.1 requires."""
         guild_id = channel.get("guild_id")
         payload: JSON = {
@@ -304,9 +298,7 @@ class ActionsMixin:
         author, channel = self._user_for(user), self._channel(channel_id)
         if mention_bot and f"<@{self.app_id}>" not in content:
             content = f"<@{self.app_id}> {content}"
-        files = [
-            self.upload_attachment(a[1], a[0]) if isinstance(a, tuple) else a for a in attachments
-        ]
+        files = [self.upload_attachment(a[1], a[0]) if isinstance(a, tuple) else a for a in attachments]
         msg = make_message(
             self._ids.next(),
             channel["id"],
@@ -351,7 +343,7 @@ def _modal_inputs(modal: JSON) -> list[JSON]:
 
 def _submitted(comp: JSON, values: dict[str, Any]) -> JSON:
     """The submitted form of one modal input."""
-    custom_id = comp.get("custom_id")
+    custom_id = str(comp.get("custom_id"))
     kind = comp["type"]
     if kind in SELECT_TYPES:
         return {"type": kind, "custom_id": custom_id, "values": list(values.get(custom_id, []))}

@@ -91,7 +91,7 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """Serve one websocket connection until it closes."""
-        ws = web.WebSocketResponse(max_msg_size=0)
+        ws = web.WebSocketResponse(max_msg_size=0, compress=False)
         await ws.prepare(request)
         conn = GatewayConnection(ws, dict(request.query))
         self.connections.append(conn)
@@ -176,7 +176,8 @@ class Gateway:
 
     async def _resume(self, conn: GatewayConnection, data: JSON) -> None:
         """Resume a known session (no replay of missed events) or invalidate it."""
-        saved = self.sessions.pop(str(data.get("session_id")), None)
+        session_id = str(data.get("session_id"))
+        saved = self.sessions.pop(session_id, None) or self._take_session(session_id, conn)
         if saved is None or data.get("token") != self.fake.token:
             await conn.send({"op": 9, "d": False})
             return
@@ -185,6 +186,16 @@ class Gateway:
         await conn.dispatch("RESUMED", {})
         conn.ready = True
         self.fake._notify()
+
+    def _take_session(
+        self, session_id: str, new: GatewayConnection
+    ) -> tuple[tuple[int, int], int, int] | None:
+        """Take over a session whose old socket has not finished closing yet."""
+        old = next((c for c in self.connections if c.session_id == session_id and c is not new), None)
+        if old is None:
+            return None
+        old.ready, old.session_id = False, None
+        return old.shard, old.intents, old.seq
 
     async def _members_chunk(self, conn: GatewayConnection, data: JSON) -> None:
         """Answer REQUEST_GUILD_MEMBERS with one chunk."""
@@ -230,6 +241,5 @@ class Gateway:
     def describe(self) -> list[dict[str, Any]]:
         """A summary of the open connections, for debugging."""
         return [
-            {"shard": c.shard, "intents": c.intents, "ready": c.ready, "seq": c.seq}
-            for c in self.connections
+            {"shard": c.shard, "intents": c.intents, "ready": c.ready, "seq": c.seq} for c in self.connections
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord_payloads import (
@@ -67,6 +68,7 @@ class InteractionHandle:
         self.loading = False
         self.done_message_id: str | None = None
         self.receivers = 0
+        self.errors: list[str] = []
 
     def __repr__(self) -> str:
         return f"<InteractionHandle id={self.id} type={self.type} ack={self.ack_type}>"
@@ -87,10 +89,8 @@ class InteractionHandle:
 
     async def wait_ack(self, timeout: float = 5) -> JSON:
         """Wait for the initial callback and return its body; raises if it never (validly) came."""
-        await self._fake._wait(
-            lambda: self.ack is not None or self.ack_error is not None,
-            timeout,
-            f"the bot to acknowledge interaction {self.id}",
+        await self._wait(
+            lambda: self.ack is not None or self.ack_error is not None, timeout, "acknowledgement"
         )
         if self.ack is None:
             raise InteractionFailed(f"interaction {self.id} was not acknowledged: {self.ack_error}")
@@ -98,14 +98,25 @@ class InteractionHandle:
 
     async def wait_done(self, timeout: float = 30) -> JSON:
         """Wait until a response is visible to the user and return that message."""
-        await self._fake._wait(
+        await self._wait(
             lambda: self.done_message_id is not None or self._dead_reason() is not None,
             timeout,
-            f"a visible response to interaction {self.id}",
+            "a visible response",
         )
         if self.done_message_id is None:
             raise InteractionFailed(f"interaction {self.id}: {self._dead_reason()}")
         return self._fake._by_id.get(self.done_message_id) or {"id": self.done_message_id}
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait on the fake, naming the Discord errors this interaction got on timeout."""
+        try:
+            await self._fake._wait(predicate, timeout, f"{what} of interaction {self.id}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; errors returned to the bot: {self.errors or 'none'}") from None
+
+    def _note_error(self, status: int, code: int, message: str) -> None:
+        """Remember an error Discord returned for this interaction."""
+        self.errors.append(f"{status} {code} {message}")
 
     def _dead_reason(self) -> str | None:
         """Why no visible message can come any more, if so."""
@@ -165,9 +176,7 @@ class OptionBuilder:
             kind = spec["type"] if spec else infer_option_type(value)
             out.append(self._option(name, kind, value, spec or {}))
         if definitions is not None and self.focused is None and not self.force:
-            missing = [
-                d["name"] for d in definitions if d.get("required") and d["name"] not in values
-            ]
+            missing = [d["name"] for d in definitions if d.get("required") and d["name"] not in values]
             if missing:
                 raise ValueError(f"required options missing: {missing}")
         return out

@@ -66,9 +66,7 @@ def invalid_form(errors: FormErrors, what: str) -> DiscordError:
             node = node.setdefault(part, {})
         node.setdefault("_errors", []).append({"code": "BASE_TYPE_INVALID", "message": text})
     summary = "; ".join(f"{p}: {t}" for p, t in errors)
-    return DiscordError(
-        400, 50035, "Invalid Form Body", errors=tree, violation=f"{what}: {summary}"
-    )
+    return DiscordError(400, 50035, "Invalid Form Body", errors=tree, violation=f"{what}: {summary}")
 
 
 def too_large(what: str, detail: str) -> DiscordError:
@@ -157,9 +155,7 @@ def check_message(payload: JSON, prefix: str = "") -> FormErrors:
 def check_files(files: list[tuple[str, str, bytes]], limit: int, what: str) -> None:
     """Raise for more than 10 files or any single file over the upload limit."""
     if len(files) > MAX_FILES:
-        raise invalid_form(
-            [("files", f"Must be {MAX_FILES} or fewer in length (got {len(files)}).")], what
-        )
+        raise invalid_form([("files", f"Must be {MAX_FILES} or fewer in length (got {len(files)}).")], what)
     for _, filename, data in files:
         if len(data) > limit:
             raise too_large(what, f"file {filename!r} is {len(data)} bytes, limit is {limit}")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_limits import (
+    MAX_FILES,
     DiscordError,
     check_files,
     check_message,
@@ -90,9 +91,7 @@ class MessageBuilder:
             return
         if payload.get("sticker_ids") or payload.get("poll"):
             return
-        raise DiscordError(
-            400, 50006, "Cannot send an empty message", violation=f"{what}: empty message"
-        )
+        raise DiscordError(400, 50006, "Cannot send an empty message", violation=f"{what}: empty message")
 
     def _attachments(
         self, payload: JSON, files: Files, existing: list[JSON], what: str, prefix: str
@@ -120,6 +119,8 @@ class MessageBuilder:
         for index, (filename, data) in uploads.items():
             if index not in used:
                 out.append(self.fake._cdn_put(data, filename, None))
+        if len(out) > MAX_FILES:
+            raise invalid_form([(f"{prefix}attachments", f"Must be {MAX_FILES} or fewer in length.")], what)
         return out
 
     def _upload(self, entry: JSON, part_filename: str, data: bytes) -> JSON:
@@ -154,7 +155,7 @@ class MessageBuilder:
     def _reply_fields(self, ref: JSON, channel: JSON, payload: JSON, what: str) -> JSON:
         """message_reference / referenced_message / reply ping for a reply."""
         target = self.fake._by_id.get(str(ref.get("message_id")))
-        if target is None or target["channel_id"] != channel["id"]:
+        if target is None or target["flags"] & FLAG_EPHEMERAL or target["channel_id"] != channel["id"]:
             if ref.get("fail_if_not_exists", True):
                 raise invalid_form([("message_reference", "Unknown message")], what)
             return {}
@@ -243,7 +244,8 @@ def _snapshot(msg: JSON) -> JSON:
 
 def _invoker(payload: JSON) -> JSON:
     """The user who triggered an interaction."""
-    return payload["member"]["user"] if "member" in payload else payload["user"]
+    user: JSON = payload["member"]["user"] if "member" in payload else payload["user"]
+    return user
 
 
 def _interaction_message_type(payload: JSON) -> int:

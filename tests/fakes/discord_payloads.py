@@ -212,13 +212,11 @@ def make_attachment(
         "content_type": content_type or sniffed or guessed or "application/octet-stream",
     }
     if width is not None:
-        att.update(width=width, height=height, placeholder_version=1)
+        att.update(width=width, height=height)
     return att
 
 
-def make_message(
-    message_id: str, channel_id: str, author: JSON, guild_id: str | None, **fields: Any
-) -> JSON:
+def make_message(message_id: str, channel_id: str, author: JSON, guild_id: str | None, **fields: Any) -> JSON:
     """Build a message object with every key discord.py indexes directly."""
     msg: JSON = {
         "id": message_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -10,12 +11,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.discord_limits import MAX_REQUEST_BYTES, DiscordError, too_large
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
+
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
 CLIENT_MAX_SIZE = 64 * 1024 * 1024
@@ -50,6 +53,9 @@ class Body:
     size: int = 0
 
 
+BODY_KEY = web.RequestKey("fake_body", Body)
+
+
 @dataclass
 class Fault:
     """A queued injected failure."""
@@ -64,8 +70,10 @@ class Fault:
     message: str | None
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to the request."""
-        return self.count > 0 and self.method in ("*", method) and bool(self.pattern.search(path))
+        """Whether this fault applies to the request (path with or without /api/v10)."""
+        if self.count <= 0 or self.method not in ("*", method):
+            return False
+        return bool(self.pattern.search(path) or self.pattern.search(API_PREFIX + path))
 
     def response(self) -> web.Response:
         """Build the injected error response."""
@@ -86,9 +94,7 @@ class Fault:
         return json_response({"message": message, "code": self.code}, self.status)
 
 
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response whose Content-Type is exactly `application/json` (what discord.py needs)."""
     return web.Response(
         body=json.dumps(data).encode(),
@@ -123,11 +129,11 @@ def file_index(part_name: str) -> int | None:
 
 async def parse_body(request: web.Request) -> Body:
     """Decode a JSON or multipart body once and cache it on the request."""
-    cached = request.get("fake_body")
+    cached: Body | None = request.get(BODY_KEY)
     if cached is not None:
         return cached
     body = Body()
-    request["fake_body"] = body
+    request[BODY_KEY] = body
     if request.method in ("GET", "HEAD", "DELETE") and not request.can_read_body:
         return body
     if request.content_type.startswith("multipart/"):
@@ -159,7 +165,7 @@ async def _read_multipart(request: web.Request, body: Body) -> None:
         part = await reader.next()
         if part is None:
             break
-        if not isinstance(part, web.BodyPartReader):
+        if not isinstance(part, BodyPartReader):
             continue
         data = bytes(await part.read(decode=False))
         total += len(data)
@@ -200,6 +206,12 @@ class Recorder:
             if exc.violation:
                 self.fake._violation(exc.violation)
             response = json_response(exc.body(), exc.status)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            log.exception("fake Discord failed on %s %s", request.method, request.path)
+            self.fake._violation(f"fake: internal error on {request.method} {request.path}: {exc!r}")
+            response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
         if request.path.startswith(API_PREFIX) or request.path.startswith("/cdn/"):
             self._record(request, response.status, started)
         return response
@@ -224,7 +236,7 @@ class Recorder:
 
     def _record(self, request: web.Request, status: int, started: float) -> None:
         """Append a RecordedRequest."""
-        body = request.get("fake_body") or Body()
+        body = request.get(BODY_KEY) or Body()
         self.fake.requests.append(
             RecordedRequest(
                 method=request.method,

@@ -270,9 +270,7 @@ class BotRoutes:
             payload, body.files, base=msg, limit=self.fake.attachment_size_limit, what=what
         )
         if payload.get("flags") is not None:
-            fields["flags"] = (msg["flags"] & ~CHANNEL_FLAGS) | (
-                int(payload["flags"]) & CHANNEL_FLAGS
-            )
+            fields["flags"] = (msg["flags"] & ~CHANNEL_FLAGS) | (int(payload["flags"]) & CHANNEL_FLAGS)
         await self.fake._edit(msg, fields)
         return json_response(msg)
 
@@ -317,9 +315,7 @@ class BotRoutes:
     async def get_guild_channels(self, request: web.Request) -> web.Response:
         """GET /guilds/{id}/channels."""
         guild_id = self._guild(request)
-        return json_response(
-            [c for c in self.fake.channels.values() if c.get("guild_id") == guild_id]
-        )
+        return json_response([c for c in self.fake.channels.values() if c.get("guild_id") == guild_id])
 
     async def get_roles(self, request: web.Request) -> web.Response:
         """GET /guilds/{id}/roles."""
@@ -342,11 +338,7 @@ class BotRoutes:
         if stored is None or stored[0] != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
         expires = request.query.get("ex")
-        if (
-            expires
-            and self.fake.attachment_url_lifetime is not None
-            and int(expires, 16) < time.time()
-        ):
+        if expires and self.fake.attachment_url_lifetime is not None and int(expires, 16) < time.time():
             return web.Response(status=404, text="This content is no longer available.")
         _, data, content_type = stored
         return web.Response(body=data, content_type=content_type)

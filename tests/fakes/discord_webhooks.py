@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,11 +27,19 @@ from tests.fakes.discord_payloads import (
     INTERACTION_MODAL_SUBMIT,
     JSON,
 )
-from tests.fakes.discord_rest import Body, json_response, no_content, parse_body, query_flag
+from tests.fakes.discord_rest import (
+    API_PREFIX,
+    Body,
+    json_response,
+    no_content,
+    parse_body,
+    query_flag,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
 
+WebhookAction = Callable[[web.Request, InteractionHandle, Body], Awaitable[web.Response]]
 DISCORD_ACK_LIMIT = 3.0
 ALLOWED_CALLBACKS = {
     INTERACTION_COMMAND: {4, 5, 9},
@@ -59,6 +68,7 @@ class InteractionRoutes:
 
     async def callback(self, request: web.Request) -> web.Response:
         """Handle the initial interaction response."""
+        received = time.monotonic()
         body = await parse_body(request)
         payload: JSON = body.json or {}
         iid = request.match_info["interaction_id"]
@@ -66,21 +76,31 @@ class InteractionRoutes:
         what = f"interaction {iid} callback type {payload.get('type')}"
         if inter is None or inter.token != request.match_info["token"]:
             raise not_found(10062, "Unknown interaction", f"{what}: unknown interaction/token")
-        self._check_timing(inter, what)
+        try:
+            return await self._callback(request, inter, body, received, what)
+        except DiscordError as exc:
+            inter._note_error(exc.status, exc.code, exc.message)
+            raise
+
+    async def _callback(
+        self, request: web.Request, inter: InteractionHandle, body: Body, received: float, what: str
+    ) -> web.Response:
+        """Validate and carry out an initial response."""
+        payload: JSON = body.json or {}
+        self._check_timing(inter, received - inter.created_at, what)
         kind = int(payload.get("type") or 0)
         if kind not in ALLOWED_CALLBACKS.get(inter.type, set()):
             raise invalid_form([("type", f"callback {kind} invalid for {inter.type}")], what)
         message = await self._apply(inter, kind, payload.get("data") or {}, body, what)
         inter.ack, inter.ack_type = payload, kind
-        inter.ack_latency = time.monotonic() - inter.created_at
+        inter.ack_latency = received - inter.created_at
         self.fake._notify()
         if not query_flag(request, "with_response"):
             return no_content()
         return json_response(self._callback_response(inter, kind, message))
 
-    def _check_timing(self, inter: InteractionHandle, what: str) -> None:
+    def _check_timing(self, inter: InteractionHandle, latency: float, what: str) -> None:
         """Enforce one acknowledgement within the deadline."""
-        latency = time.monotonic() - inter.created_at
         if inter.ack is not None:
             raise DiscordError(
                 400,
@@ -120,9 +140,7 @@ class InteractionRoutes:
         self.fake._modals[data["custom_id"]] = data
         return None
 
-    async def _create_original(
-        self, inter: InteractionHandle, data: JSON, body: Body, what: str
-    ) -> JSON:
+    async def _create_original(self, inter: InteractionHandle, data: JSON, body: Body, what: str) -> JSON:
         """Type 4: the response message."""
         fields = self.builder.fields(
             data, body.files, base=None, limit=_limit(inter), what=what, prefix="data."
@@ -177,9 +195,21 @@ class InteractionRoutes:
 
     # -- webhook (followups and @original) --------------------------------------------------
 
-    def _interaction_for(self, request: web.Request, what: str) -> InteractionHandle:
-        """The live, acknowledged interaction behind a webhook token."""
+    async def _guarded(self, request: web.Request, action: WebhookAction) -> web.Response:
+        """Run a webhook action, noting its errors on the interaction."""
+        body = await parse_body(request)
         inter = self.fake._by_token.get(request.match_info["token"])
+        try:
+            checked = self._check_webhook(request, inter)
+            return await action(request, checked, body)
+        except DiscordError as exc:
+            if inter is not None:
+                inter._note_error(exc.status, exc.code, exc.message)
+            raise
+
+    def _check_webhook(self, request: web.Request, inter: InteractionHandle | None) -> InteractionHandle:
+        """The live, acknowledged interaction behind a webhook token."""
+        what = f"{request.method} {request.path.removeprefix(API_PREFIX)[:40]}…"
         if inter is None or request.match_info["app_id"] != self.fake.app_id:
             raise not_found(10015, "Unknown Webhook", f"{what}: unknown webhook")
         if inter.expired(self.fake.token_lifetime):
@@ -197,23 +227,21 @@ class InteractionRoutes:
 
     async def followup(self, request: web.Request) -> web.Response:
         """POST /webhooks/{app}/{token}: a followup (or the deferred original, first time)."""
-        body = await parse_body(request)
-        what = f"POST followup {request.match_info['token'][:12]}…"
-        inter = self._interaction_for(request, what)
+        return await self._guarded(request, self._followup)
+
+    async def _followup(self, request: web.Request, inter: InteractionHandle, body: Body) -> web.Response:
+        """Create a followup, or finish the deferred original with the first one."""
+        what = f"POST followup of interaction {inter.id}"
         payload: JSON = body.json or {}
         original = inter.original
         if inter.loading and original is not None:
-            fields = self.builder.fields(
-                payload, body.files, base=None, limit=_limit(inter), what=what
-            )
+            fields = self.builder.fields(payload, body.files, base=None, limit=_limit(inter), what=what)
             fields["flags"] = original["flags"] & ~FLAG_LOADING
             inter.loading = False
             await self.fake._edit(original, fields)
             msg = original
         else:
-            fields = self.builder.fields(
-                payload, body.files, base=None, limit=_limit(inter), what=what
-            )
+            fields = self.builder.fields(payload, body.files, base=None, limit=_limit(inter), what=what)
             flags = int(payload.get("flags") or 0) & INTERACTION_FLAGS
             msg = self.builder.interaction_message(inter, fields, flags, followup=True)
             inter.followup_ids.append(msg["id"])
@@ -224,10 +252,12 @@ class InteractionRoutes:
 
     async def message(self, request: web.Request) -> web.Response:
         """GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{id|@original}."""
+        return await self._guarded(request, self._message)
+
+    async def _message(self, request: web.Request, inter: InteractionHandle, body: Body) -> web.Response:
+        """Read, edit or delete a response message."""
         message_id = request.match_info["message_id"]
-        what = f"{request.method} webhook message {message_id}"
-        body = await parse_body(request)
-        inter = self._interaction_for(request, what)
+        what = f"{request.method} message {message_id} of interaction {inter.id}"
         allowed = {inter.original_id, *inter.followup_ids}
         target = inter.original_id if message_id == "@original" else message_id
         msg = self.fake._by_id.get(target or "") if target in allowed else None

@@ -41,12 +41,14 @@ class WorldMixin:
     channels: dict[str, JSON]
     attachment_size_limit: int
     privileged_intents: int
-    gateway_url: str
     _users_by_id: dict[str, JSON]
     _member_roles: dict[str, list[str]]
     _dm_channels: dict[str, str]
 
     if TYPE_CHECKING:
+
+        @property
+        def gateway_url(self) -> str: ...
 
         def _spawn_dispatch(self, event: str, data: JSON) -> None: ...
 
@@ -66,9 +68,7 @@ class WorldMixin:
         self._member_roles[self.app_id] = [bot_role]
         self.channel_id = self._add_text_channel("general", nsfw=False)
         self.nsfw_channel_id = self._add_text_channel("nsfw", nsfw=True)
-        admin_role = self.add_role(
-            "admin", permissions=str(PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES)
-        )
+        admin_role = self.add_role("admin", permissions=str(PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES))
         self.add_user("alice")
         self.add_user("admin", roles=[admin_role])
 
@@ -76,22 +76,22 @@ class WorldMixin:
         """Add a guild text channel."""
         channel_id = self._ids.next()
         position = sum(1 for c in self.channels.values() if c.get("guild_id"))
-        self.channels[channel_id] = make_text_channel(
-            channel_id, self.guild_id, name, position, nsfw
-        )
+        self.channels[channel_id] = make_text_channel(channel_id, self.guild_id, name, position, nsfw)
         return channel_id
 
-    def add_role(self, name: str, *, permissions: str = "0") -> str:
+    def add_role(self, name: str, *, permissions: str | int = "0") -> str:
         """Add a guild role; dispatched as GUILD_ROLE_CREATE when a bot is connected."""
         role_id = self._ids.next()
         self.roles[role_id] = make_role(role_id, name, int(permissions), len(self.roles))
-        self._spawn_dispatch(
-            "GUILD_ROLE_CREATE", {"guild_id": self.guild_id, "role": self.roles[role_id]}
-        )
+        self._spawn_dispatch("GUILD_ROLE_CREATE", {"guild_id": self.guild_id, "role": self.roles[role_id]})
         return role_id
 
     def add_user(
-        self, name: str, *, roles: tuple[str, ...] | list[str] = (), permissions: str | None = None
+        self,
+        name: str,
+        *,
+        roles: tuple[str, ...] | list[str] = (),
+        permissions: str | int | None = None,
     ) -> JSON:
         """Add a guild member (roles by id or name; `permissions` adds a personal role)."""
         user = make_user(self._ids.next(), name)
@@ -164,15 +164,11 @@ class WorldMixin:
             return None
         user = self._users_by_id[user_id] if with_user else None
         permissions = self._permissions_of(user_id) if perms else None
-        return make_member(
-            user, self._member_roles[user_id], self._joined_at, permissions=permissions
-        )
+        return make_member(user, self._member_roles[user_id], self._joined_at, permissions=permissions)
 
     def _app_flags(self) -> int:
         """Application flags matching the privileged intents enabled in the "portal"."""
-        return sum(
-            flag for intent, flag in APP_FLAG_FOR_INTENT.items() if self.privileged_intents & intent
-        )
+        return sum(flag for intent, flag in APP_FLAG_FOR_INTENT.items() if self.privileged_intents & intent)
 
     def _application_payload(self) -> JSON:
         """GET /oauth2/applications/@me."""

@@ -200,6 +200,8 @@ class FakeProvider:
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self.delay: float = 0.0
+        #: When True, output images are incompressible noise (for upload-size tests).
+        self.noisy: bool = False
         self.calls: int = 0
         self.outputs: list[bytes] = []
         self._queue: deque[Fault] = deque()
@@ -324,7 +326,7 @@ class FakeProvider:
     async def _encode(self, width: int, height: int, fmt: str, seed: str) -> bytes:
         """Encode a uniquely coloured image off the event loop."""
         color = self._next_color(seed)
-        return await asyncio.to_thread(make_image, width, height, fmt, color)
+        return await asyncio.to_thread(make_image, width, height, fmt, color, self.noisy)
 
     async def _render(self, width: int, height: int, fmt: str, seed: str) -> bytes:
         """Encode an output image and remember it in `outputs`."""
