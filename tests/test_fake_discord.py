@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -556,6 +557,43 @@ async def test_server_error_is_retried(fake: FakeDiscord) -> None:
         inter = await fake.send_slash("ping")
         assert (await inter.wait_done())["content"] == "pong"
     assert [r.status for r in fake.requests if r.route.endswith("/callback")] == [500, 200]
+
+
+async def test_raw_guild_commands_late_ack_and_file_limits() -> None:
+    async with (
+        FakeDiscord(ack_deadline=10.0) as fake,
+        aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as http,
+        http.ws_connect(fake.gateway_url) as ws,
+    ):
+        await ws.send_json({"op": 2, "d": {"token": fake.token, "intents": 1, "properties": {}}})
+        await fake.wait_until_ready()
+        option = {"type": 10, "name": "scale", "description": "x", "required": True}
+        cmd = {"name": "zoom", "description": "Zoom", "type": 1, "options": [option]}
+        url = f"{fake.api_base}/applications/{fake.app_id}/guilds/{fake.guild_id}/commands"
+        async with http.put(url, json=[cmd]) as resp:
+            synced = await resp.json()
+        assert synced[0]["guild_id"] == fake.guild_id and synced[0]["version"]
+        with pytest.raises(ValueError, match="required"):
+            await fake.send_slash("zoom")
+
+        inter = await fake.send_slash("zoom", {"scale": 2})
+        assert inter.payload["data"]["guild_id"] == fake.guild_id
+        assert inter.payload["data"]["options"] == [{"name": "scale", "type": 10, "value": 2.0}]
+        inter.created_at -= 3.5
+        callback = f"{fake.api_base}/interactions/{inter.id}/{inter.token}/callback"
+        async with http.post(callback, params={"with_response": "1"}, json={"type": 5}) as resp:
+            assert resp.status == 200
+        assert len(fake.violations) == 1 and "Discord allows 3s" in fake.violations[0]
+
+        form = aiohttp.FormData(quote_fields=False)
+        attachments = [{"id": i, "filename": f"{i}.png"} for i in range(11)]
+        form.add_field("payload_json", json.dumps({"content": "many", "attachments": attachments}))
+        for i in range(11):
+            form.add_field(f"files[{i}]", PNG, filename=f"{i}.png")
+        async with http.post(f"{fake.api_base}/channels/{fake.channel_id}/messages", data=form) as resp:
+            assert (resp.status, (await resp.json())["code"]) == (400, 50035)
+        assert fake.requests[-1].files[0] == ("files[0]", "0.png", PNG)
+        assert len(fake.violations) == 2 and fake.messages[fake.channel_id] == [inter.original]
 
 
 @contextlib.asynccontextmanager

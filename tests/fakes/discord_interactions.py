@@ -208,12 +208,19 @@ class OptionBuilder:
             return self._add("channels", self.fake._channel_for_option(value))
         if kind == OPT_ROLE:
             return self._add("roles", self.fake._role_for_option(value))
-        if kind in (OPT_USER, OPT_MENTIONABLE):
-            role = self.fake._role_for_option(value) if kind == OPT_MENTIONABLE else None
-            if role is not None:
-                return self._add("roles", role)
+        if kind == OPT_USER or (kind == OPT_MENTIONABLE and self._is_user(value)):
             return self._user(value)
+        if kind == OPT_MENTIONABLE:
+            return self._add("roles", self.fake._role_for_option(value))
         raise ValueError(f"unsupported option type {kind}")
+
+    def _is_user(self, value: Any) -> bool:
+        """Whether a mentionable value names a user (users win over roles of the same name)."""
+        try:
+            self.fake._user_for(value)
+        except (ValueError, KeyError):
+            return False
+        return True
 
     def _add(self, bucket: str, obj: JSON | None) -> str:
         """Add an object to resolved[bucket] and return its id."""

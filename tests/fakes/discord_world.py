@@ -94,6 +94,8 @@ class WorldMixin:
         permissions: str | int | None = None,
     ) -> JSON:
         """Add a guild member (roles by id or name; `permissions` adds a personal role)."""
+        if name in self.users:
+            raise ValueError(f"user {name!r} already exists")
         user = make_user(self._ids.next(), name)
         role_ids = [self._role_id(r) for r in roles]
         if permissions is not None:
