@@ -1,0 +1,53 @@
+"""Start the real bot in-process against the fake Discord and fake providers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bot.app import NanoBot, apply_endpoints, start_bot
+from tests.conftest import make_settings
+from tests.fakes.discord import FakeDiscord, discord_overrides
+
+
+def bot_settings(fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], **overrides: Any) -> Any:
+    """Settings that point the bot at the fake Discord, with the given providers."""
+    return make_settings(
+        *providers,
+        discord_token=fake.token,
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+        data_dir=data_dir,
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], **overrides: Any
+) -> AsyncIterator[NanoBot]:
+    """The real NanoBot, connected and ready; closed (and discord.py restored) afterwards."""
+    settings = bot_settings(fake, data_dir, *providers, **overrides)
+    with discord_overrides(fake):
+        apply_endpoints(settings)
+        bot = NanoBot(settings, guild_ready_timeout=0.1)
+        task = asyncio.create_task(start_bot(bot, fake.token))
+        try:
+            await fake.wait_until_ready(timeout=15)
+            await asyncio.wait_for(bot.wait_until_ready(), 15)
+            yield bot
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 15)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Pixel size of encoded image bytes."""
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
