@@ -189,7 +189,12 @@ async def test_oversized_attachment_refused_before_download(tmp_path: Path) -> N
 async def test_4k_noisy_png_is_fitted_under_the_limit(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeOpenAIImages(flavor="relay") as relay:
         relay.noisy = True
-        entry = {"name": "relay", "kind": "openai-images", "base_url": relay.base_url, "models": ["nano-banana-2"]}
+        entry = {
+            "name": "relay",
+            "kind": "openai-images",
+            "base_url": relay.base_url,
+            "models": ["nano-banana-2"],
+        }
         async with running_bot(fake, tmp_path, entry):
             inter = await fake.send_slash("imagine", {"prompt": "static", "resolution": "4K"})
             message = await inter.wait_done(timeout=90)
@@ -204,7 +209,11 @@ async def test_4k_noisy_png_is_fitted_under_the_limit(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["openai-images", "nbpro", "task"])
 async def test_imagine_with_each_provider_kind(tmp_path: Path, kind: str) -> None:
-    fakes = {"openai-images": FakeOpenAIImages(api_key="k"), "nbpro": FakeNBPro(api_key="k"), "task": FakeTask(api_key="k")}
+    fakes = {
+        "openai-images": FakeOpenAIImages(api_key="k"),
+        "nbpro": FakeNBPro(api_key="k"),
+        "task": FakeTask(api_key="k"),
+    }
     async with FakeDiscord() as fake, fakes[kind] as provider:
         entry = {"name": "p", "kind": kind, "base_url": provider.base_url, "api_key": "k"}
         async with running_bot(fake, tmp_path, entry):

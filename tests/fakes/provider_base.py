@@ -221,9 +221,7 @@ class FakeProvider:
         """Start serving on a random local port."""
         app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._middleware])
         self._add_routes(app)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self._runner = runner
@@ -307,13 +305,9 @@ class FakeProvider:
             return web.Response(status=500)
         if fault.name == "malformed":
             text = truncated_json(self._sample_body())
-            return web.Response(
-                status=fault.status or 200, text=text, content_type="application/json"
-            )
+            return web.Response(status=fault.status or 200, text=text, content_type="application/json")
         if fault.name == "html":
-            return web.Response(
-                status=fault.status or 200, text=HTML_ERROR_PAGE, content_type="text/html"
-            )
+            return web.Response(status=fault.status or 200, text=HTML_ERROR_PAGE, content_type="text/html")
         return None
 
     # -- images and hosted files ----------------------------------------------------------

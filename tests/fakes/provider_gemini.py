@@ -86,9 +86,7 @@ def error_for_fault(fault: Fault, model: str) -> GeminiError | None:
     if fault.name == "rate_limited":
         seconds = format_seconds(36.0 if fault.retry_after is None else fault.retry_after)
         text = message or RATE_LIMIT_MESSAGE.format(model=model, seconds=seconds)
-        return GeminiError(
-            fault.status or 429, "RESOURCE_EXHAUSTED", text, _quota_details(model, seconds)
-        )
+        return GeminiError(fault.status or 429, "RESOURCE_EXHAUSTED", text, _quota_details(model, seconds))
     simple = {
         "rate_limited_short": (
             429,
@@ -277,9 +275,7 @@ class FakeGemini(FakeProvider):
         body["usageMetadata"].update(self._output_usage(spec, parsed, body["usageMetadata"]))
         return body
 
-    def _output_usage(
-        self, spec: ModelSpec, parsed: ParsedRequest, usage: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _output_usage(self, spec: ModelSpec, parsed: ParsedRequest, usage: dict[str, Any]) -> dict[str, Any]:
         """Token accounting for a generated image."""
         image_tokens = 1290 if spec is FLASH_25 else (2000 if parsed.size == "4K" else 1120)
         thoughts = 0 if spec is FLASH_25 else 215
@@ -311,9 +307,7 @@ class FakeGemini(FakeProvider):
         final = {"thoughtSignature": b64(os.urandom(72)), **final}
         return [*await self._thought_parts(spec, parsed, fmt), final]
 
-    async def _thought_parts(
-        self, spec: ModelSpec, parsed: ParsedRequest, fmt: str
-    ) -> list[dict[str, Any]]:
+    async def _thought_parts(self, spec: ModelSpec, parsed: ParsedRequest, fmt: str) -> list[dict[str, Any]]:
         """Thought text (always for Pro) and an interim thought image (when includeThoughts)."""
         parts: list[dict[str, Any]] = []
         if spec is PRO_3 or parsed.include_thoughts:

@@ -210,8 +210,7 @@ def _check_inline(blob: dict[str, Any], path: str) -> bytes:
     data = decode_base64(raw)
     if data is None:
         raise invalid(
-            f"Invalid value at '{path}.data' (TYPE_BYTES), Base64 decoding failed for "
-            f'"{raw[:40]}"'
+            f"Invalid value at '{path}.data' (TYPE_BYTES), Base64 decoding failed for \"{raw[:40]}\""
         )
     if mime not in INPUT_MIME_TYPES:
         raise invalid(f"Unsupported MIME type: {mime}")
@@ -252,9 +251,7 @@ def _check_contents(contents: list[dict[str, Any]]) -> tuple[str, list[bytes]]:
             raise invalid(
                 f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
             )
-        turn_images = [
-            _check_part(part, f"contents[{i}].parts[{j}]") for j, part in enumerate(parts)
-        ]
+        turn_images = [_check_part(part, f"contents[{i}].parts[{j}]") for j, part in enumerate(parts)]
         if role == "user":
             images = [img for img in turn_images if img is not None]
             images += [b"" for part in parts if _is_image_file(part)]
@@ -272,17 +269,13 @@ def _check_modalities(config: dict[str, Any]) -> tuple[bool, bool]:
     modalities = config.get("responseModalities") or ["TEXT", "IMAGE"]
     for i, item in enumerate(modalities):
         if item not in ("TEXT", "IMAGE", "AUDIO"):
-            raise _bad_value(
-                f"generation_config.response_modalities[{i}]", "GenerationConfig.Modality", item
-            )
+            raise _bad_value(f"generation_config.response_modalities[{i}]", "GenerationConfig.Modality", item)
     if "AUDIO" in modalities:
         raise invalid("Model does not support the requested response modalities: audio")
     return "TEXT" in modalities, "IMAGE" in modalities
 
 
-def _check_image_config(
-    config: dict[str, Any], spec: ModelSpec, images: list[bytes]
-) -> tuple[str, str]:
+def _check_image_config(config: dict[str, Any], spec: ModelSpec, images: list[bytes]) -> tuple[str, str]:
     """Validate aspectRatio / imageSize for the model; return (ratio, size) with defaults."""
     image_config = config.get("imageConfig", {})
     ratio = image_config.get("aspectRatio")

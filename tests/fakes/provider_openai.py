@@ -45,14 +45,11 @@ LEGACY_SIZES = {
     "768x1024": "3:4",
     "1024x768": "4:3",
 }
-AIKIT_MIME = frozenset(
-    {"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp", "image/bmp"}
-)
+AIKIT_MIME = frozenset({"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp", "image/bmp"})
 IMAGE_FIELDS = ("image", "image[]")
 MAX_UPSCALE_SIDE = 8192
 CONTENT_TYPE_MESSAGE = (
-    "Content-Type must be application/json, multipart/form-data, or "
-    "application/x-www-form-urlencoded"
+    "Content-Type must be application/json, multipart/form-data, or application/x-www-form-urlencoded"
 )
 OPENAI_FAULTS = COMMON_FAULTS | {
     "insufficient_quota",
@@ -439,9 +436,7 @@ class FakeOpenAIImages(FakeProvider):
             raise self._invalid("Invalid output_format: must be one of jpeg, png, webp")
         return normalize_format(str(raw))
 
-    def _upscale_job(
-        self, params: dict[str, Any], images: list[InputImage], response_format: str
-    ) -> Job:
+    def _upscale_job(self, params: dict[str, Any], images: list[InputImage], response_format: str) -> Job:
         """Validate upscale_factor and build an upscale job."""
         factor = str(_first(params.get("upscale_factor")) or "x2")
         if factor not in ("x2", "x4"):
@@ -469,9 +464,7 @@ class FakeOpenAIImages(FakeProvider):
     def _input_images(self, params: dict[str, Any], rec: RecordedRequest) -> list[InputImage]:
         """Uploaded files (image, image[]) and string references, validated."""
         images = [
-            self._uploaded(data, ctype)
-            for name, _filename, ctype, data in rec.files
-            if name in IMAGE_FIELDS
+            self._uploaded(data, ctype) for name, _filename, ctype, data in rec.files if name in IMAGE_FIELDS
         ]
         images += [self._referenced(text) for text in _image_strings(params, self.flavor)]
         return images

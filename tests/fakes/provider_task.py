@@ -203,9 +203,7 @@ class FakeTask(FakeProvider):
             raise error
         now = int(time.time())
         if fault.name == "no_id":
-            return web.json_response(
-                {"status": "in_progress", "model": TASK_MODEL, "created_at": now}
-            )
+            return web.json_response({"status": "in_progress", "model": TASK_MODEL, "created_at": now})
         task = TaskState(f"task_{random_id(9)}", params, fault, now)
         task.poll_error_pending = fault.name == "poll_server_error"
         self.tasks[task.id] = task
