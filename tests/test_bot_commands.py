@@ -224,3 +224,28 @@ async def test_imagine_with_each_provider_kind(tmp_path: Path, kind: str) -> Non
             assert width / height == pytest.approx(3 / 4, rel=0.03)
             assert data == provider.outputs[-1]
         assert fake.violations == []
+
+
+@pytest.mark.parametrize("kind", ["openai-images", "nbpro", "task"])
+async def test_edit_with_each_provider_kind(tmp_path: Path, kind: str) -> None:
+    fakes = {
+        "openai-images": FakeOpenAIImages(api_key="k"),
+        "nbpro": FakeNBPro(api_key="k"),
+        "task": FakeTask(api_key="k"),
+    }
+    async with FakeDiscord() as fake, fakes[kind] as provider:
+        entry = {"name": "p", "kind": kind, "base_url": provider.base_url, "api_key": "k"}
+        async with running_bot(fake, tmp_path, entry):
+            source = make_image(800, 600, "PNG", color=(9, 99, 199))
+            attachment = fake.upload_attachment(source, "in.png", "image/png")
+            inter = await fake.send_slash("edit", {"prompt": "add snow", "image": attachment})
+            message = await inter.wait_done()
+            [(_, data)] = inter.files(message)
+            width, height = image_size(data)
+            assert width / height == pytest.approx(4 / 3, rel=0.03)
+            create = next(r for r in provider.requests if r.method == "POST")
+            if kind == "task":  # URL-only inputs: the Discord attachment URL is passed on
+                assert create.json["input"][0]["params"]["image_urls"] == [attachment["url"]]
+            else:  # the bytes are uploaded as they were
+                assert [f[3] for f in create.files] == [source]
+        assert fake.violations == []

@@ -246,3 +246,30 @@ async def test_task_safety_failure(tk: Router, task: FakeTask) -> None:
 
 async def test_task_check(tk: Router) -> None:
     assert (await tk.providers[0].check()).startswith("ok")
+
+
+async def test_nbpro_hang_times_out(nbpro: FakeNBPro, router_for: Callable[..., Router]) -> None:
+    router = router_for(
+        {"name": "n", "kind": "nbpro", "base_url": nbpro.base_url, "api_key": KEY, "timeout": 0.3}
+    )
+    nbpro.script(Fault("hang", hang=5))
+    with pytest.raises(Timeout):
+        await router.generate(GenerateRequest("x"))
+
+
+async def test_task_create_hang_times_out_without_retry(
+    task: FakeTask, router_for: Callable[..., Router]
+) -> None:
+    router = router_for(
+        {"name": "t", "kind": "task", "base_url": task.base_url, "api_key": TASK_KEY, "timeout": 0.3}
+    )
+    task.script(Fault("hang", hang=5))
+    with pytest.raises(Timeout):
+        await router.generate(GenerateRequest("x"))
+    assert task.creates == 1
+
+
+async def test_task_html_answer(tk: Router, task: FakeTask) -> None:
+    task.script("html")
+    with pytest.raises(Unavailable, match="HTML"):
+        await tk.generate(GenerateRequest("x"))

@@ -141,6 +141,7 @@ async def test_check_lists_models(aikit: FakeOpenAIImages, router_for: Callable[
         ("moderation_blocked", SafetyBlocked),
         ("content_policy", SafetyBlocked),
         ("bad_request", BadRequest),
+        ("not_found", BadRequest),
         ("insufficient_quota", OutOfCredits),
         ("empty_data", NoImageReturned),
         ("url_404", Unavailable),
