@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.discord_io import send_error
+from bot.discord_io import refetch_output, send_error
 from bot.errors import ConfigError, NanoBotError
 from bot.providers.registry import build_router
 from bot.providers.router import Router
 from bot.service import JobService
+from bot.storage.blobs import BlobStore
+from bot.storage.db import Database, upgrade
+from bot.storage.turns import TurnStore
+from bot.threads import Threads
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale")
+EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale", "cogs.refine", "cogs.menus")
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 
@@ -60,6 +65,7 @@ class NanoBot(commands.AutoShardedBot):
         self.settings = settings
         self.force_sync = force_sync
         self.session: aiohttp.ClientSession | None = None
+        self.db: Database | None = None
         self._router: Router | None = None
         self._service: JobService | None = None
 
@@ -79,8 +85,16 @@ class NanoBot(commands.AutoShardedBot):
         """Open the session and providers, load every cog, sync commands if they changed."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout)
         self.session = aiohttp.ClientSession(timeout=timeout)
+        self.db = await Database.open(self.settings.effective_database_url)
+        turns = TurnStore(self.db)
+        blobs = BlobStore(
+            self.settings.data_dir / "blobs", self.db, retention_days=self.settings.blob_retention_days
+        )
+        threads = Threads(
+            turns, blobs, depth=self.settings.history_depth, refetch=partial(refetch_output, self)
+        )
         self._router = build_router(self.settings, self.session)
-        self._service = JobService(self.settings, self._router)
+        self._service = JobService(self.settings, self._router, turns, blobs, threads)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -93,6 +107,9 @@ class NanoBot(commands.AutoShardedBot):
         await super().close()
         if self.session is not None and not self.session.closed:
             await self.session.close()
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
 
     def command_hash(self) -> str:
         """A hash of every command definition and where it is synced."""
@@ -186,11 +203,13 @@ async def sync_only(bot: NanoBot, token: str) -> int:
 
 
 def run_command(command: str, settings: Settings, args: argparse.Namespace) -> int:
-    """`run` and `sync` (and `db`, once storage exists)."""
+    """`run`, `sync` and `db upgrade`."""
+    if command == "db":
+        asyncio.run(upgrade(settings.effective_database_url))
+        print("database upgraded")
+        return EXIT_OK
     if settings.discord_token is None:
         raise ConfigError("DISCORD_TOKEN is not set: put the bot token in the environment or .env")
-    if command == "db":
-        raise ConfigError("the database commands arrive with the storage layer")
     apply_endpoints(settings)
     bot = NanoBot(settings)
     token = settings.discord_token.get_secret_value()

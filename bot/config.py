@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     task_poll_interval: float = Field(3.0, gt=0)
     task_deadline: float = Field(600.0, gt=0)
 
+    blob_retention_days: float | None = Field(None, gt=0)
+    history_depth: int = Field(8, ge=1, le=50)
+    continue_policy: Literal["anyone", "starter"] = "anyone"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.errors import ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
 from bot.service import JobResult, RawInput
+from bot.storage.turns import TurnRecord
 
 if TYPE_CHECKING:
     from bot.app import NanoBot
@@ -80,11 +81,40 @@ def result_files(result: JobResult, stem: str) -> list[discord.File]:
     ]
 
 
+def job_context(interaction: discord.Interaction[NanoBot]) -> dict[str, Any]:
+    """Where a job comes from and how large its uploads may be (JobSpec keyword arguments)."""
+    return {
+        "guild_id": interaction.guild_id,
+        "channel_id": interaction.channel_id or 0,
+        "user_id": interaction.user.id,
+        "upload_limit": interaction.filesize_limit,
+    }
+
+
 async def deliver(
     bot: NanoBot,
     interaction: discord.Interaction[NanoBot],
     result: JobResult,
     *,
+    title: str,
+    stem: str,
+    loading_message_id: int | None,
+) -> discord.Message | None:
+    """Post the result, then link the message to its turn; a failed post fails the turn."""
+    try:
+        message = await _post_result(bot, interaction, result, title, stem, loading_message_id)
+    except Exception as e:
+        await bot.service.delivery_failed(result.turn_id, f"delivery failed: {type(e).__name__}")
+        raise
+    if message is not None:
+        await bot.service.attach_messages(result.turn_id, message.channel.id, [message.id])
+    return message
+
+
+async def _post_result(
+    bot: NanoBot,
+    interaction: discord.Interaction[NanoBot],
+    result: JobResult,
     title: str,
     stem: str,
     loading_message_id: int | None,
@@ -146,3 +176,19 @@ async def send_error(bot: NanoBot, interaction: discord.Interaction[NanoBot], er
         await interaction.followup.send(embed=embed, ephemeral=True)
     except discord.HTTPException:
         log.exception("could not tell the user about an error in interaction %s", interaction.id)
+
+
+async def refetch_output(bot: NanoBot, turn: TurnRecord, index: int) -> bytes | None:
+    """Download output image `index` of a turn again from its Discord message (a fresh URL)."""
+    for message_id in turn.message_ids:
+        try:
+            channel = bot.get_channel(turn.channel_id) or await bot.fetch_channel(turn.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return None
+            message = await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            continue
+        images = [a for a in message.attachments if is_image_attachment(a)]
+        if index < len(images):
+            return await images[index].read()
+    return None

@@ -1,28 +1,28 @@
-"""The one job pipeline: inputs → provider → fitting the results for upload. No Discord objects here."""
+"""The one job pipeline: inputs → provider → turn stored → results fitted for upload. No Discord here."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bot.config import Settings
-from bot.imaging import (
-    FittedImage,
-    fit_for_upload_async,
-    image_dims,
-    nearest_ratio,
-    prepare_input_async,
-)
+from bot.errors import NanoBotError
+from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
+    ImageData,
     InputImage,
     ModelSpec,
+    Turn,
     UpscaleRequest,
 )
 from bot.providers.router import Router
+from bot.storage.blobs import BlobStore
+from bot.storage.turns import BlobRef, NewTurn, TurnRecord, TurnStore
+from bot.threads import Threads
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,13 @@ class JobSpec:
     count: int = 1
     factor: int = 2
     upload_limit: int = DISCORD_FILE_LIMIT
+    guild_id: int | None = None
+    channel_id: int = 0
+    user_id: int = 0
+    #: The turn this job continues (its conversation gets the new turn as a child).
+    parent: TurnRecord | None = None
+    #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
+    use_history: bool = False
 
 
 @dataclass(slots=True)
@@ -69,7 +76,8 @@ class JobResult:
     aspect_ratio: str | None
     elapsed: float
     text: str | None = None
-    raw: GenerateResult | None = None
+    turn_id: int | None = None
+    history_cut: bool = False
 
     @property
     def reencoded(self) -> bool:
@@ -77,67 +85,123 @@ class JobResult:
         return any(f.reencoded for f in self.files)
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """A provider result with what the turn must record about its inputs."""
+
+    result: GenerateResult
+    inputs: list[InputImage]
+    ratio: str | None = None
+    history_cut: bool = False
+
+
 class JobService:
     """Runs jobs for every entry point (slash commands, context menus, replies, buttons)."""
 
-    def __init__(self, settings: Settings, router: Router) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        turns: TurnStore | None = None,
+        blobs: BlobStore | None = None,
+        threads: Threads | None = None,
+    ) -> None:
         self.settings = settings
         self.router = router
+        self.turns = turns
+        self.blobs = blobs
+        self.threads = threads
 
     def spec_for(self, provider: str | None, model: str | None) -> ModelSpec:
         """The limits of the model the job will most likely use."""
         return self.router.candidates(provider, model)[0].spec(model)
 
     async def run(self, job: JobSpec) -> JobResult:
-        """Run a job end to end; typed errors (InputError, ProviderError) propagate."""
+        """Run a job end to end, recording a turn; typed errors propagate after a failed turn is kept."""
         started = time.monotonic()
-        if job.kind == "upscale":
-            result = await self._upscale(job)
-            ratio = None
-        else:
-            result, ratio = await self._generate(job)
-        files = await fit_for_upload_async(
-            [(image.data, image.mime) for image in result.images],
-            per_file_limit=job.upload_limit,
-            total_limit=DISCORD_MESSAGE_LIMIT,
-        )
+        try:
+            outcome = await (self._upscale(job) if job.kind == "upscale" else self._generate(job))
+            images = outcome.result.images
+            files = await fit_for_upload_async(
+                [(image.data, image.mime) for image in images],
+                per_file_limit=job.upload_limit,
+                total_limit=DISCORD_MESSAGE_LIMIT,
+            )
+        except NanoBotError as e:
+            await self._record_failure(job, f"{type(e).__name__}: {e.message}")
+            raise
+        except Exception:
+            await self._record_failure(job, "internal error")
+            raise
+        turn_id = await self._record(job, outcome)
+        result = outcome.result
         return JobResult(
             files=files,
             provider=result.provider,
             model=result.model,
             prompt=job.prompt,
             resolution=job.resolution,
-            aspect_ratio=ratio,
+            aspect_ratio=outcome.ratio,
             elapsed=time.monotonic() - started,
             text=result.text,
-            raw=result,
+            turn_id=turn_id,
+            history_cut=outcome.history_cut,
         )
 
-    async def _generate(self, job: JobSpec) -> tuple[GenerateResult, str | None]:
-        """Imagine / edit: prepare inputs to the model's limits, resolve "auto", call the router."""
-        spec = self.spec_for(job.provider, job.model)
+    def _route(self, job: JobSpec) -> tuple[str | None, str | None]:
+        """Provider and model: as asked, else the parent's when it is still configured."""
+        if job.provider or job.model or job.parent is None:
+            return job.provider, job.model
+        parent = job.parent
+        if any(p == parent.provider and m == parent.model for p, m in self.router.models()):
+            return parent.provider, parent.model
+        return None, None
+
+    async def _generate(self, job: JobSpec) -> _Outcome:
+        """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
+        provider, model = self._route(job)
+        candidate = self.router.candidates(provider, model)[0]
+        spec = candidate.spec(model)
         images = await self.prepare(job.inputs, spec)
-        ratio = job.aspect_ratio
-        if ratio == AUTO:
-            ratio = None
-            if job.inputs:
-                width, height = image_dims(job.inputs[0].data)
-                ratio = nearest_ratio(width, height, spec.aspect_ratios)
+        history: list[Turn] = []
+        cut = False
+        if job.parent is not None and self.threads is not None:
+            if job.use_history and candidate.kind == "gemini" and spec.multi_turn:
+                replay = await self.threads.history(job.parent)
+                history, cut = replay.turns, replay.cut
+            if not history:
+                parent_image = await self.threads.output_image(job.parent, 0)
+                images = [*await self.prepare([raw_image(parent_image)], spec), *images]
+        ratio = self._ratio(job, images, spec)
         request = GenerateRequest(
             prompt=job.prompt,
-            model=job.model,
+            model=model,
             images=images,
             aspect_ratio=ratio,
             resolution=job.resolution,
             count=job.count,
+            history=history,
         )
-        return await self.router.generate(request, job.provider), ratio
+        result = await self.router.generate(request, provider)
+        return _Outcome(result, images, ratio, cut)
 
-    async def _upscale(self, job: JobSpec) -> GenerateResult:
+    @staticmethod
+    def _ratio(job: JobSpec, images: list[InputImage], spec: ModelSpec) -> str | None:
+        """The aspect ratio to ask for; "auto" keeps the first input's shape."""
+        if job.aspect_ratio != AUTO:
+            return job.aspect_ratio
+        first = next((i.data for i in images if i.data), None)
+        if first is None:
+            return None
+        width, height = image_dims(first)
+        return nearest_ratio(width, height, spec.aspect_ratios)
+
+    async def _upscale(self, job: JobSpec) -> _Outcome:
         """Upscale the first input with the first capable provider, else locally."""
         spec = self.router.local.spec(None)
         [image] = await self.prepare(job.inputs[:1], spec)
-        return await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
+        result = await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
+        return _Outcome(result, [image])
 
     async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
         """Sniff, guard, orient and shrink each input to what the model accepts (off the loop)."""
@@ -154,3 +218,85 @@ class JobService:
             )
             prepared.append(InputImage(image.data, image.mime, raw.url, raw.name))
         return prepared
+
+    async def _put(self, image: ImageData) -> BlobRef:
+        """Keep an image in the blob store."""
+        assert self.blobs is not None
+        width, height = image_dims(image.data)
+        return await self.blobs.put(image.data, image.mime, width, height)
+
+    async def _record(self, job: JobSpec, outcome: _Outcome) -> int | None:
+        """Store the images and write the finished turn in one transaction."""
+        if self.turns is None or self.blobs is None:
+            return None
+        result = outcome.result
+        inputs = [await self._put(img) for i in outcome.inputs if (img := i.as_image()) is not None]
+        outputs = [await self._put(image) for image in result.images]
+        options = {**_options(job), **({"aspect_ratio": outcome.ratio} if outcome.ratio else {})}
+        turn = await self.turns.create(
+            self._new_turn(
+                job,
+                "done",
+                provider=result.provider,
+                model=result.model,
+                options=options,
+                input_images=tuple(inputs),
+                output_images=tuple(outputs),
+                model_text=result.text,
+                provider_state=dict(result.state),
+            )
+        )
+        return turn.id
+
+    def _new_turn(self, job: JobSpec, status: str, **fields: Any) -> NewTurn:
+        """A turn row for this job; `fields` override the defaults taken from the job."""
+        defaults: dict[str, Any] = {
+            "guild_id": job.guild_id,
+            "channel_id": job.channel_id,
+            "user_id": job.user_id,
+            "parent_id": job.parent.id if job.parent else None,
+            "kind": job.kind,
+            "status": status,
+            "prompt": job.prompt,
+            "provider": job.provider,
+            "model": job.model,
+            "options": _options(job),
+        }
+        return NewTurn(**{**defaults, **fields})
+
+    async def _record_failure(self, job: JobSpec, error: str) -> None:
+        """A failed job leaves one complete failed turn (never a half-written one)."""
+        if self.turns is None:
+            return
+        try:
+            await self.turns.create(self._new_turn(job, "failed", error=error[:2000]))
+        except Exception:
+            log.exception("could not record a failed %s turn", job.kind)
+
+    async def attach_messages(self, turn_id: int | None, channel_id: int, message_ids: list[int]) -> None:
+        """Link the Discord message(s) that show a turn's result to it."""
+        if self.turns is not None and turn_id is not None and message_ids:
+            await self.turns.attach_messages(turn_id, channel_id, message_ids)
+
+    async def delivery_failed(self, turn_id: int | None, error: str) -> None:
+        """The result could not be posted: the turn is failed."""
+        if self.turns is not None and turn_id is not None:
+            await self.turns.mark_failed(turn_id, error[:2000])
+
+
+def _options(job: JobSpec) -> dict[str, object]:
+    """The job's options as stored with its turn."""
+    options: dict[str, object] = {
+        "aspect_ratio": job.aspect_ratio,
+        "resolution": job.resolution,
+        "count": job.count,
+        "inputs": [raw.name for raw in job.inputs],
+    }
+    if job.kind == "upscale":
+        options["factor"] = job.factor
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def raw_image(image: ImageData) -> RawInput:
+    """An image we already hold, as a job input."""
+    return RawInput(image.data, "previous image")

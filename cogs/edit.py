@@ -1,4 +1,4 @@
-"""/edit: change an image with an instruction (the latest bot image here when none is attached)."""
+"""/edit: change an image with an instruction (default: the channel's latest conversation image)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,28 @@ from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.choices import AUTO, edit_ratio_choices, model_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, latest_bot_image, read_attachment
+from bot.discord_io import acknowledge, deliver, job_context, latest_bot_image, read_attachment
 from bot.service import JobSpec, RawInput
+from bot.storage.turns import TurnRecord
 
 
 async def input_or_latest(
     bot: NanoBot, interaction: discord.Interaction[NanoBot], image: discord.Attachment | None
-) -> RawInput:
-    """The attached image, else the newest image the bot posted in this channel."""
+) -> tuple[list[RawInput], TurnRecord | None]:
+    """The attached image; else the latest image of this channel's most recent conversation."""
     cap = bot.settings.max_input_bytes
     if image is not None:
-        return await read_attachment(image, cap)
+        return [await read_attachment(image, cap)], None
+    turn = (
+        await bot.service.threads.latest_in_channel(interaction.channel_id or 0)
+        if bot.service.threads
+        else None
+    )
+    if turn is not None:
+        return [], turn
     channel = interaction.channel
     assert bot.user is not None and isinstance(channel, discord.abc.Messageable)
-    return await latest_bot_image(channel, bot.user, cap)
+    return [await latest_bot_image(channel, bot.user, cap)], None
 
 
 class Edit(commands.Cog):
@@ -33,7 +41,7 @@ class Edit(commands.Cog):
     @app_commands.command(name="edit", description="Edit an image with an instruction")
     @app_commands.describe(
         prompt="What to change",
-        image="Image to edit (default: my latest image in this channel)",
+        image="Image to edit (default: the latest image of this channel's conversation)",
         aspect_ratio="Shape of the result (default auto: keep the input's)",
         resolution="Output size (as the model allows)",
         model="Model to use",
@@ -52,15 +60,16 @@ class Edit(commands.Cog):
     ) -> None:
         """Defer, fetch the input, run the job, reply with the result."""
         loading = await acknowledge(interaction)
-        source = await input_or_latest(self.bot, interaction, image)
+        inputs, parent = await input_or_latest(self.bot, interaction, image)
         job = JobSpec(
             kind="edit",
             prompt=prompt,
-            inputs=[source],
+            inputs=inputs,
+            parent=parent,
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
-            upload_limit=interaction.filesize_limit,
+            **job_context(interaction),
         )
         result = await self.bot.service.run(job)
         await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.choices import model_choices, ratio_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, read_attachment
+from bot.discord_io import acknowledge, deliver, job_context, read_attachment
 from bot.service import JobSpec
 
 
@@ -57,7 +57,7 @@ class Generate(commands.Cog):
             aspect_ratio=aspect_ratio,
             resolution=resolution,
             count=count,
-            upload_limit=interaction.filesize_limit,
+            **job_context(interaction),
         )
         result = await self.bot.service.run(job)
         await deliver(

@@ -7,8 +7,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NanoBot
-from bot.discord_io import acknowledge, deliver
-from bot.service import JobSpec
+from bot.discord_io import acknowledge, deliver, job_context
+from bot.service import JobSpec, raw_image
 from cogs.edit import input_or_latest
 
 
@@ -34,8 +34,10 @@ class Upscale(commands.Cog):
     ) -> None:
         """Defer, fetch the input, upscale, reply with the result."""
         loading = await acknowledge(interaction)
-        source = await input_or_latest(self.bot, interaction, image)
-        job = JobSpec(kind="upscale", inputs=[source], factor=factor, upload_limit=interaction.filesize_limit)
+        inputs, parent = await input_or_latest(self.bot, interaction, image)
+        if parent is not None and self.bot.service.threads is not None:
+            inputs = [raw_image(await self.bot.service.threads.output_image(parent, 0))]
+        job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=factor, **job_context(interaction))
         result = await self.bot.service.run(job)
         await deliver(
             self.bot,

@@ -171,6 +171,11 @@ class FakeGemini(FakeProvider):
 
     FAULTS: ClassVar[frozenset[str]] = GEMINI_FAULTS
 
+    def __init__(self, api_key: str | None = None) -> None:
+        super().__init__(api_key)
+        #: Every thoughtSignature this fake has sent, in order (multi-turn tests compare them).
+        self.signatures: list[str] = []
+
     def _add_routes(self, app: web.Application) -> None:
         """Register POST /v1beta/models/{model}:generateContent."""
         app.router.add_post("/v1beta/models/{target}", self._handle)
@@ -304,7 +309,9 @@ class FakeGemini(FakeProvider):
         if spec is FLASH_25:
             text = [{"text": f"Here is your image: {parsed.prompt}"}] if parsed.want_text else []
             return [*text, final]
-        final = {"thoughtSignature": b64(os.urandom(72)), **final}
+        signature = b64(os.urandom(72))
+        self.signatures.append(signature)
+        final = {"thoughtSignature": signature, **final}
         return [*await self._thought_parts(spec, parsed, fmt), final]
 
     async def _thought_parts(self, spec: ModelSpec, parsed: ParsedRequest, fmt: str) -> list[dict[str, Any]]:

@@ -1,0 +1,109 @@
+"""python -m bench: the real bot against the fake Discord and fake providers, measured.
+
+    python -m bench                       # the full run (minutes)
+    python -m bench --quick --json f.json # tiny numbers, for CI
+    python -m bench --only ack --commands 500
+
+Nothing is asserted: the figures are printed beside their targets. The exit status is 1 only when
+an interaction failed (no visible reply, a reply without the image, or a platform-rule violation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.fakes import make_assets
+from bench.scenarios import SCENARIOS, Config, Scenario
+from bench.stats import add_floor_ratios, evaluate, machine, rss_mib, table, write_json
+
+EXIT_OK, EXIT_FAILED = 0, 1
+NAMES = [s.name for s in SCENARIOS]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, help="concurrent commands (ack, overhead-1k); default 200")
+    parser.add_argument("--jobs-4k", type=int, help="concurrent 4K jobs (4K scenarios, floor); default 50")
+    parser.add_argument("--delay", type=float, help="the delayed provider's delay in seconds; default 2.0")
+    parser.add_argument("--quick", action="store_true", help="tiny numbers for CI (10 commands, 2 4K jobs)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--only", action="append", choices=NAMES, metavar="SCENARIO", help=f"run only these: {NAMES}"
+    )
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """Defaults, shrunk by --quick, overridden by explicit options."""
+    base = Config(commands=10, jobs_4k=2, delay=0.5, solo_1k=2, solo_4k=1, floor_repeats=1, timeout=120)
+    if not args.quick:
+        base = Config()
+    return Config(
+        commands=args.commands if args.commands is not None else base.commands,
+        jobs_4k=args.jobs_4k if args.jobs_4k is not None else base.jobs_4k,
+        delay=args.delay if args.delay is not None else base.delay,
+        solo_1k=base.solo_1k,
+        solo_4k=base.solo_4k,
+        floor_repeats=base.floor_repeats,
+        timeout=base.timeout,
+    )
+
+
+async def run(selected: list[Scenario], config: Config) -> dict[str, dict[str, Any]]:
+    """Run the scenarios one after another, each on a fresh bot."""
+    needs_assets = any(s.run is not None for s in selected)
+    assets = await asyncio.to_thread(make_assets) if needs_assets else None
+    results: dict[str, dict[str, Any]] = {}
+    for scenario in selected:
+        if scenario.run is None or assets is None:
+            metrics: dict[str, Any] = dict.fromkeys(scenario.metrics)
+            results[scenario.name] = {"title": scenario.title, "built": False, "metrics": metrics}
+            results[scenario.name]["failures"] = []
+            continue
+        print(f"running {scenario.name}: {scenario.title} …", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        outcome = await scenario.run(config, assets)
+        print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        results[scenario.name] = {
+            "title": scenario.title,
+            "built": True,
+            "metrics": outcome.metrics,
+            "failures": outcome.failures,
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table, write the JSON; 1 if any interaction failed."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = config_from(args)
+    selected = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    results = asyncio.run(run(selected, config))
+    add_floor_ratios(results)
+    peaks = [p for r in results.values() if isinstance(p := r["metrics"].get("peak_rss_mib"), float)]
+    failures = [f"{name}: {f}" for name, r in results.items() for f in r["failures"]]
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "config": {**dataclasses.asdict(config), "quick": args.quick},
+        "scenarios": results,
+        "targets": evaluate(results),
+        "process_peak_rss_mib": max([rss_mib(peak=True), *peaks]),
+        "failures": failures,
+    }
+    print(table(report))
+    if args.json is not None:
+        write_json(report, args.json)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Bench-only fake subclasses: provider-side timing, pre-made images, a Discord that keeps no bytes.
+
+The benchmark measures the bot, so the fakes it runs beside (in the same process and event loop)
+must stay out of the way: they serve pre-made images instead of rendering them, stream big files in
+small chunks instead of buffering whole copies, and drop uploaded bytes once their size is known.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_interactions import has_visible_content
+from tests.fakes.discord_limits import MAX_REQUEST_BYTES, DiscordError, too_large
+from tests.fakes.discord_payloads import JSON
+from tests.fakes.discord_rest import BODY_KEY, Body, Recorder
+from tests.fakes.imagegen import make_image
+from tests.fakes.provider_base import REC_KEY, FakeProvider, Handler
+from tests.fakes.providers import FakeGemini, FakeOpenAIImages
+
+#: A job's tag travels in its prompt as "#tag#", so provider-side timings can be matched to jobs.
+TAG = re.compile(r"#(\w+)#")
+STREAM_CHUNK = 256 * 1024
+MIB = 1024 * 1024
+
+
+def prompt_for(tag: str) -> str:
+    """The prompt of one bench job."""
+    return f"a bench picture #{tag}#"
+
+
+class LeanRecorder(Recorder):
+    """The fake's recorder, minus the uploaded bytes, with a one-pass multipart parser.
+
+    aiohttp's MultipartReader walks an 8 MiB upload in ~5,000 small reads (~45 ms of this loop's
+    time per upload on a 2-core machine): that is the fake's cost, not the bot's. Reading the body
+    at once and splitting it on the boundary leaves the same Body for the fake's routes to use.
+    """
+
+    async def _respond(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Pre-parse multipart bodies into the cache the fake's parse_body reads first."""
+        if request.content_type.startswith("multipart/") and BODY_KEY not in request:
+            request[BODY_KEY] = await _read_multipart(request)
+        return await super()._respond(request, handler)
+
+    def _record(self, request: web.Request, status: int, started: float) -> None:
+        """Record, then forget the file bytes (sizes stay in the attachment objects)."""
+        super()._record(request, status, started)
+        recorded = self.fake.requests[-1]
+        recorded.files = [(name, filename, b"") for name, filename, _ in recorded.files]
+
+
+async def _read_multipart(request: web.Request) -> Body:
+    """payload_json and files[n] of a multipart body, split in one pass (same limits as the fake)."""
+    raw = await request.read()
+    boundary = _boundary(request.headers.get("Content-Type", ""))
+    body = Body(size=request.content_length or len(raw))
+    if body.size > MAX_REQUEST_BYTES:
+        raise too_large(f"{request.method} {request.path}", f"body is {body.size} bytes")
+    delimiter = b"--" + boundary.encode()
+    position = raw.find(delimiter)
+    while position != -1 and not raw.startswith(b"--", position + len(delimiter)):
+        start = position + len(delimiter)
+        end = raw.find(b"\r\n" + delimiter, start)
+        head_end = raw.find(b"\r\n\r\n", start, end)
+        if end == -1 or head_end == -1:
+            raise DiscordError(400, 50035, "Invalid Form Body", violation="malformed multipart body")
+        _add_part(body, raw[start:head_end], raw[head_end + 4 : end])
+        position = end + 2
+    return body
+
+
+def _add_part(body: Body, head: bytes, data: bytes) -> None:
+    """Keep payload_json as JSON and file parts as (name, filename, bytes)."""
+    disposition = _header(head, "content-disposition")
+    name, filename = _param(disposition, "name"), _param(disposition, "filename")
+    if name == "payload_json":
+        body.json = json.loads(data) if data else None
+    elif filename is not None:
+        body.files.append((name or "", filename, data))
+
+
+def _boundary(content_type: str) -> str:
+    """The boundary parameter of a multipart Content-Type."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if match is None:
+        raise DiscordError(400, 50035, "Invalid Form Body", violation="multipart body without a boundary")
+    return match.group(1)
+
+
+def _header(head: bytes, name: str) -> str:
+    """One header of a multipart part ("" when absent)."""
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""
+
+
+def _param(disposition: str, name: str) -> str | None:
+    """A quoted or bare parameter of a Content-Disposition header."""
+    match = re.search(rf'(?:^|;)\s*{name}="([^"]*)"', disposition) or re.search(
+        rf"(?:^|;)\s*{name}=([^;\s]+)", disposition
+    )
+    return match.group(1) if match else None
+
+
+class BenchDiscord(FakeDiscord):
+    """FakeDiscord that stamps when each message becomes visible and keeps no attachment bytes."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._recorder = LeanRecorder(self)
+        #: message id → time.monotonic() when it first showed something to the user.
+        self.visible_at: dict[str, float] = {}
+
+    def _cdn_put(self, data: bytes, filename: str, content_type: str | None) -> JSON:
+        """Store the attachment object (size, type, pixel size) but not the bytes."""
+        att = super()._cdn_put(data, filename, content_type)
+        name, _, ctype = self._cdn[att["id"]]
+        self._cdn[att["id"]] = (name, b"", ctype)
+        return att
+
+    async def _store(self, msg: JSON) -> None:
+        """Store a new message, stamping when it became visible."""
+        now = time.monotonic()
+        await super()._store(msg)
+        self._stamp(msg, now)
+
+    async def _edit(self, msg: JSON, fields: JSON) -> None:
+        """Apply an edit, stamping when the message became visible."""
+        now = time.monotonic()
+        await super()._edit(msg, fields)
+        self._stamp(msg, now)
+
+    def _stamp(self, msg: JSON, now: float) -> None:
+        """Remember the first moment a message had visible content."""
+        if msg["id"] not in self.visible_at and has_visible_content(msg):
+            self.visible_at[msg["id"]] = now
+
+
+class TimedProvider(FakeProvider):
+    """Mixin for a fake provider: time spent answering each job, and pre-made images to serve."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: job tag → seconds the provider spent in its generation handler(s) for that job.
+        self.timings: defaultdict[str, float] = defaultdict(float)
+        #: (width, height, format) → bytes served instead of rendering a new image.
+        self.premade: dict[tuple[int, int, str], bytes] = {}
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Time every POST (generation) from arrival to the response being ready."""
+        if request.method != "POST":
+            return await super()._middleware(request, handler)
+        started = time.perf_counter()
+        try:
+            return await super()._middleware(request, handler)
+        finally:
+            self.timings[_tag_of(request)] += time.perf_counter() - started
+
+    async def _render(self, width: int, height: int, fmt: str, seed: str) -> bytes:
+        """The pre-made image of this size and format when there is one, else a rendered one."""
+        data = self.premade.get((width, height, fmt))
+        if data is None:
+            return await super()._render(width, height, fmt, seed)
+        self.outputs.append(data)
+        return data
+
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
+        """Stream hosted files in chunks (a real CDN does not sit in the bot's memory)."""
+        entry = self._files.get(request.path)
+        if entry is None:
+            return self._file_missing(request)
+        data, content_type = entry
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = len(data)
+        await response.prepare(request)
+        view = memoryview(data)
+        for start in range(0, len(data), STREAM_CHUNK):
+            await response.write(view[start : start + STREAM_CHUNK])
+        await response.write_eof()
+        return response
+
+
+def _tag_of(request: web.Request) -> str:
+    """The job tag carried in a recorded request's prompt ("" when there is none)."""
+    recorded = request.get(REC_KEY)
+    if recorded is None:
+        return ""
+    text = json.dumps(recorded.json) if recorded.json is not None else json.dumps(recorded.form)
+    match = TAG.search(text)
+    return match.group(1) if match else ""
+
+
+class BenchGemini(TimedProvider, FakeGemini):
+    """FakeGemini with provider-side timing and pre-made images."""
+
+
+class BenchRelay(TimedProvider, FakeOpenAIImages):
+    """The OpenAI-style relay with timing, pre-made images and a choosable output format."""
+
+    def __init__(self, *args: Any, output_format: str = "PNG", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_format = output_format
+
+    def _format(self, kind: Any, params: dict[str, Any]) -> str:
+        """Generations come back in output_format (the real relay always sends PNG)."""
+        return self.output_format if kind == "generate" else super()._format(kind, params)
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The images the bench's providers serve, made once per run (off the event loop)."""
+
+    png_1k: bytes  # a photo-like 1024² PNG, what Gemini 2.5 Flash sends at 1K
+    noisy_png_4k: bytes  # the fake's own incompressible 4096² PNG (~48 MiB): must be re-encoded
+    jpeg_4k: bytes  # a photo-like 4096² JPEG q90 (~8 MiB): fits Discord's 10 MiB as it is
+
+
+def photo_like(side: int, fmt: str, seed: int) -> bytes:
+    """Smooth random detail (upscaled noise): compresses like a photo, not like a solid colour."""
+    rng = random.Random(seed)
+    base = max(1, side // 4)
+    small = Image.frombytes("RGB", (base, base), rng.randbytes(base * base * 3))
+    image = small.resize((side, side), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    if fmt == "PNG":
+        image.save(buffer, "PNG", compress_level=1)
+    else:
+        image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def make_assets() -> Assets:
+    """Build every image once (blocking: call it in a worker thread)."""
+    return Assets(
+        png_1k=photo_like(1024, "PNG", seed=1),
+        noisy_png_4k=make_image(4096, 4096, "PNG", noisy=True),
+        jpeg_4k=photo_like(4096, "JPEG", seed=4),
+    )

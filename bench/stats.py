@@ -1,0 +1,258 @@
+"""Percentiles, memory readings, targets, the printed table and the JSON report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+Metrics = dict[str, float | int | None]
+
+NOT_BUILT = "n/a (not built yet)"
+#: metric → (label, unit) for the table; a metric missing here is printed under its own name.
+LABELS: dict[str, tuple[str, str]] = {
+    "commands": ("concurrent commands", ""),
+    "jobs": ("concurrent jobs", ""),
+    "ack_p50_ms": ("ack latency p50", "ms"),
+    "ack_p99_ms": ("ack latency p99", "ms"),
+    "ack_max_ms": ("ack latency max", "ms"),
+    "solo_overhead_p50_ms": ("overhead p50, one at a time", "ms"),
+    "solo_overhead_p99_ms": ("overhead p99, one at a time", "ms"),
+    "solo_e2e_p50_ms": ("end to end p50, one at a time", "ms"),
+    "solo_provider_p50_ms": ("provider time p50, one at a time", "ms"),
+    "solo_overhead_floor_ratio": ("overhead p50 / floor, one at a time", "×"),
+    "overhead_p50_ms": ("overhead p50, all at once", "ms"),
+    "overhead_p99_ms": ("overhead p99, all at once", "ms"),
+    "e2e_p50_ms": ("end to end p50, all at once", "ms"),
+    "provider_p50_ms": ("provider time p50, all at once", "ms"),
+    "overhead_floor_ratio": ("overhead p50 / floor p50, all at once", "×"),
+    "loop_lag_p99_ms": ("event-loop lag p99", "ms"),
+    "loop_lag_max_ms": ("event-loop lag max", "ms"),
+    "jobs_per_s": ("jobs per second", "/s"),
+    "rss_start_mib": ("resident memory at start", "MiB"),
+    "peak_rss_mib": ("peak resident memory", "MiB"),
+    "provider_output_mib": ("provider's image", "MiB"),
+    "single_ms": ("decode+encode, one image (median)", "ms"),
+    "single_min_ms": ("decode+encode, one image (min)", "ms"),
+    "burst_p50_ms": ("decode+encode p50, N at once", "ms"),
+    "burst_p99_ms": ("decode+encode p99, N at once", "ms"),
+    "input_mib": ("input PNG", "MiB"),
+    "output_q90_mib": ("JPEG q90 output", "MiB"),
+    "ops_per_s": ("operations per second", "/s"),
+}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile with linear interpolation between ranks (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ms(seconds: float | None) -> float | None:
+    """Seconds as milliseconds with two decimals."""
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark so ru_maxrss covers only what follows (Linux ≥ 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def rss_mib(*, peak: bool = False) -> float:
+    """Current resident memory (/proc/self/status), or the peak (ru_maxrss, KiB on Linux), in MiB."""
+    if peak:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {name: _version(name) for name in ("discord.py", "aiohttp", "pillow")}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **versions,
+    }
+
+
+def _version(name: str) -> str | None:
+    """An installed distribution's version."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal printed next to a figure (never asserted)."""
+
+    scenario: str
+    metric: str
+    limit: float
+    text: str
+    inclusive: bool = False  # ≤ rather than <
+
+    def met(self, value: float | None) -> bool | None:
+        """Whether the value meets the goal (None when there is no value)."""
+        if value is None:
+            return None
+        return value <= self.limit if self.inclusive else value < self.limit
+
+    def bound(self) -> str:
+        """ "< 100" or "≤ 1.3"."""
+        return f"{'≤' if self.inclusive else '<'} {self.limit:g}"
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("ack", "ack_p99_ms", 100, "acknowledgement p99 < 100 ms with 200 concurrent commands"),
+    Target("overhead-4k-png", "solo_overhead_floor_ratio", 1.3, "4K overhead p50 ≤ 1.3× the floor", True),
+    Target(
+        "overhead-4k-png", "overhead_floor_ratio", 1.3, "4K overhead p50 ≤ 1.3× the floor, N at once", True
+    ),
+    Target(
+        "overhead-4k-jpeg",
+        "solo_overhead_floor_ratio",
+        0.1,
+        "near-zero overhead when the bytes fit (≤ 0.1× the floor)",
+        True,
+    ),
+    Target("overhead-4k-png", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms during 50 4K jobs"),
+    Target("overhead-4k-jpeg", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms during 50 4K jobs"),
+    Target("overhead-4k-png", "peak_rss_mib", 1024, "peak memory < 1 GiB for 50 concurrent 4K jobs"),
+    Target("overhead-4k-jpeg", "peak_rss_mib", 1024, "peak memory < 1 GiB for 50 concurrent 4K jobs"),
+)
+
+
+def add_floor_ratios(results: dict[str, dict[str, Any]]) -> None:
+    """Overhead p50 of the 4K scenarios as a multiple of the Pillow floor (None without a floor)."""
+    floor = results.get("floor", {}).get("metrics", {})
+    for name in ("overhead-4k-png", "overhead-4k-jpeg"):
+        metrics = results.get(name, {}).get("metrics")
+        if metrics is None:
+            continue
+        metrics["solo_overhead_floor_ratio"] = _ratio(
+            metrics.get("solo_overhead_p50_ms"), floor.get("single_ms")
+        )
+        metrics["overhead_floor_ratio"] = _ratio(metrics.get("overhead_p50_ms"), floor.get("burst_p50_ms"))
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    """value / base with three decimals."""
+    return None if value is None or not base else round(value / base, 3)
+
+
+def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every target that applies to a scenario that ran, with its value and verdict."""
+    out = []
+    for target in TARGETS:
+        if target.scenario not in results:
+            continue
+        value = results[target.scenario]["metrics"].get(target.metric)
+        out.append(
+            {
+                "scenario": target.scenario,
+                "metric": target.metric,
+                "target": target.text,
+                "limit": target.limit,
+                "inclusive": target.inclusive,
+                "value": value,
+                "met": target.met(value),
+            }
+        )
+    return out
+
+
+def _verdict(target: Target, value: float | None) -> str:
+    """ "< 100 ✓", "≤ 1.3 ✗" or the bound alone when there is nothing to compare."""
+    met = target.met(value)
+    mark = "" if met is None else (" ✓" if met else " ✗")
+    return target.bound() + mark
+
+
+def _value(value: float | None, unit: str, built: bool) -> str:
+    """A figure with its unit, or n/a."""
+    if value is None:
+        return "n/a" if built else NOT_BUILT
+    if isinstance(value, int) or unit == "":
+        return f"{value:g}"
+    return f"{value:,.3f} {unit}" if unit == "×" else f"{value:,.1f} {unit}"
+
+
+def table(report: dict[str, Any]) -> str:
+    """The figures as a plain-text table, with targets and ✓/✗ beside them."""
+    m = report["machine"]
+    lines = [
+        f"machine: {m['nproc']} CPU(s), {m['cpu']}; Python {m['python']}, "
+        f"discord.py {m['discord.py']}, aiohttp {m['aiohttp']}, Pillow {m['pillow']}",
+        "",
+        f"{'scenario':<18} {'metric':<40} {'value':>22}   target",
+        "-" * 100,
+    ]
+    targets = {(t.scenario, t.metric): t for t in TARGETS}
+    for name, result in report["scenarios"].items():
+        first = True
+        for metric, value in result["metrics"].items():
+            label, unit = LABELS.get(metric, (metric, ""))
+            target = targets.get((name, metric))
+            verdict = _verdict(target, value) if target else ""
+            shown = _value(value, unit, result["built"])
+            lines.append(f"{name if first else '':<18} {label:<40} {shown:>22}   {verdict}".rstrip())
+            first = False
+        lines.append("")
+    lines.append(f"process peak resident memory: {report['process_peak_rss_mib']:.1f} MiB")
+    lines += _summary(report)
+    return "\n".join(lines)
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    """The targets missed and the failures, spelled out."""
+    lines = []
+    missed = [t for t in report["targets"] if t["met"] is False]
+    unknown = [t for t in report["targets"] if t["met"] is None]
+    if missed:
+        lines.append("targets missed:")
+        lines += [f"  ✗ {t['scenario']}: {t['target']} (got {t['value']})" for t in missed]
+    if unknown:
+        lines.append("targets not measured in this run:")
+        lines += [f"  ? {t['scenario']}: {t['target']}" for t in unknown]
+    if report["failures"]:
+        lines.append(f"FAILED INTERACTIONS ({len(report['failures'])}):")
+        lines += [f"  ! {f}" for f in report["failures"][:50]]
+        if len(report["failures"]) > 50:
+            lines.append(f"  ... and {len(report['failures']) - 50} more (all in the JSON)")
+    return lines
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """The report as JSON (null for every figure that could not be measured)."""
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,1 @@
+"""Persistence: the database (SQLAlchemy Core, Alembic), turn records and content-addressed blobs."""

@@ -1,0 +1,261 @@
+"""The database: one async engine (SQLite by default, or PostgreSQL), migrated by Alembic at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Table, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Key of the PostgreSQL advisory lock that serialises concurrent upgrades (several shards starting).
+PG_MIGRATION_LOCK = 0x6E616E6F
+CONNECT_TIMEOUT = 10.0
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+#: Plain schemes people write, mapped to the async driver we ship.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+URL_HINT = "expected sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host/dbname"
+
+
+def parse_url(url: str) -> URL:
+    """Parse DATABASE_URL, mapping plain sqlite:// and postgresql:// to their async drivers."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL; {URL_HINT}") from None
+    driver = ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(f"DATABASE_URL: unsupported driver {parsed.drivername}; {URL_HINT}")
+    return parsed.set(drivername=driver)
+
+
+def safe_url(url: URL) -> str:
+    """The URL with its password hidden, for logs and messages."""
+    return url.render_as_string(hide_password=True)
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for in-memory databases."""
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL for concurrent readers, a busy timeout instead of instant 'database is locked', real FKs."""
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _create_engine(url: URL) -> AsyncEngine:
+    """An engine for the URL, with the per-dialect settings."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        return engine
+    connect_args = {} if "timeout" in url.query else {"timeout": CONNECT_TIMEOUT}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+async def _engine_for(url: str) -> AsyncEngine:
+    """Parse the URL, create the SQLite folder when needed, and build the engine."""
+    parsed = parse_url(url)
+    path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None:
+        try:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"DATABASE_URL: cannot create the folder {path.parent} ({e.strerror})") from e
+    return _create_engine(parsed)
+
+
+def _reason(error: BaseException, url: URL) -> str:
+    """A short cause for a failed connection, never containing the password."""
+    cause = getattr(error, "orig", None) or error
+    if isinstance(cause, ConnectionRefusedError):
+        text = "connection refused"
+    elif isinstance(cause, socket.gaierror):
+        text = "unknown host"
+    elif isinstance(cause, TimeoutError):
+        text = "timed out"
+    else:
+        lines = str(cause).strip().splitlines()
+        text = lines[0] if lines else type(cause).__name__
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+@asynccontextmanager
+async def _connection_errors(engine: AsyncEngine, action: str) -> AsyncIterator[None]:
+    """Turn driver and socket failures into one ConfigError line naming DATABASE_URL."""
+    try:
+        yield
+    except (OSError, TimeoutError, DBAPIError) as e:
+        where = safe_url(engine.url)
+        raise ConfigError(f"DATABASE_URL: {action} {where} ({_reason(e, engine.url)})") from e
+
+
+async def _ping(engine: AsyncEngine) -> None:
+    """Open one connection, so a wrong URL fails at start with a readable message."""
+    async with _connection_errors(engine, "cannot connect to"), engine.connect():
+        pass
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code: the scripts ship inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest revision the code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    """Upgrade on a sync connection inside the caller's transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(PG_MIGRATION_LOCK)))
+    command.upgrade(alembic_config(connection), revision)
+
+
+def _read_revision(connection: Connection) -> str | None:
+    """The revision stamped in alembic_version, or None for an unmigrated database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
+    """Run the migrations up to revision in one transaction."""
+    await _ping(engine)
+    try:
+        async with _connection_errors(engine, "migrating failed on"), engine.begin() as conn:
+            await conn.run_sync(_run_upgrade, revision)
+    except CommandError as e:
+        raise ConfigError(
+            f"DATABASE_URL: cannot migrate {safe_url(engine.url)} ({e}; "
+            "was it written by a newer version of the bot?)"
+        ) from e
+
+
+async def _revision_of(engine: AsyncEngine) -> str | None:
+    """The current revision of the engine's database."""
+    await _ping(engine)
+    async with engine.connect() as conn:
+        return await conn.run_sync(_read_revision)
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations on the database at url (start-up and `python -m bot db upgrade`)."""
+    engine = await _engine_for(url)
+    try:
+        await _upgrade_engine(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at url is at, or None when it was never migrated."""
+    engine = await _engine_for(url)
+    try:
+        return await _revision_of(engine)
+    finally:
+        await engine.dispose()
+
+
+def insert_for(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that supports ON CONFLICT for the dialect (both spell it the same way)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class Database:
+    """The process's engine and its lifecycle."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Database:
+        """Connect (and migrate to head unless told not to); ConfigError when that fails."""
+        engine = await _engine_for(url)
+        try:
+            if migrate:
+                await _upgrade_engine(engine, "head")
+            else:
+                await _warn_if_behind(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        log.info("database ready: %s", safe_url(engine.url))
+        return cls(engine, url)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection inside a transaction, committed on success and rolled back on error."""
+        return self.engine.begin()
+
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection without an explicit transaction (for reads)."""
+        return self.engine.connect()
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+
+async def _warn_if_behind(engine: AsyncEngine) -> None:
+    """Log when a database opened without migrating is not at the code's head revision."""
+    current = await _revision_of(engine)
+    head = await asyncio.to_thread(head_revision)
+    if current != head:
+        log.warning(
+            "database %s is at revision %s but the code expects %s; run `python -m bot db upgrade`",
+            safe_url(engine.url),
+            current,
+            head,
+        )

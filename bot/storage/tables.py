@@ -1,0 +1,124 @@
+"""The schema as SQLAlchemy Core tables; every change here needs an Alembic migration too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+#: BIGINT on PostgreSQL, INTEGER on SQLite so that the column is the rowid and autoincrements.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; SQLite gets the naive UTC wall time."""
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach UTC to naive values (they were stored as UTC)."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _created() -> Column[datetime]:
+    """A NOT NULL creation timestamp."""
+    return Column("created_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now())
+
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=True),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("parent_id", BigId, ForeignKey("turns.id", ondelete="SET NULL"), nullable=True),
+    Column("root_id", BigId, nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("prompt", Text, nullable=False, default="", server_default=text("''")),
+    Column("provider", String(64), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("options", JSON, nullable=False, default=dict, server_default=text("'{}'")),
+    Column("input_images", JSON, nullable=False, default=list, server_default=text("'[]'")),
+    Column("output_images", JSON, nullable=False, default=list, server_default=text("'[]'")),
+    Column("model_text", Text, nullable=True),
+    Column("provider_state", JSON, nullable=False, default=dict, server_default=text("'{}'")),
+    Column("error", Text, nullable=True),
+    _created(),
+    Column(
+        "updated_at",
+        UTCDateTime(),
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.now(),
+    ),
+    sqlite_autoincrement=True,
+)
+Index("ix_turns_channel_id_id", turns.c.channel_id, turns.c.id)
+Index("ix_turns_root_id", turns.c.root_id)
+Index("ix_turns_parent_id", turns.c.parent_id)
+Index("ix_turns_user_id_id", turns.c.user_id, turns.c.id)
+
+turn_messages = Table(
+    "turn_messages",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("turn_id", BigId, ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+)
+Index("ix_turn_messages_turn_id", turn_messages.c.turn_id)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("mime", String(32), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    _created(),
+    Column("last_used_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
+)
+Index("ix_blobs_last_used_at", blobs.c.last_used_at)

@@ -1,0 +1,110 @@
+"""Message context menus on any message with an image: "Edit image" (with a modal) and "Upscale image"."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.discord_io import acknowledge, deliver, is_image_attachment, job_context, read_attachment, send_error
+from bot.errors import InputError
+from bot.service import JobSpec, RawInput, raw_image
+from bot.storage.turns import TurnRecord
+
+
+async def source_of(bot: NanoBot, message: discord.Message) -> tuple[list[RawInput], TurnRecord | None]:
+    """The message's image: our stored turn when it is one of ours, else its first image attachment."""
+    turns = bot.service.turns
+    turn = await turns.by_message(message.id) if turns is not None else None
+    if turn is not None and turn.status == "done" and turn.output_images:
+        return [], turn
+    images = [a for a in message.attachments if is_image_attachment(a)]
+    if not images:
+        raise InputError("That message has no image to work on")
+    return [await read_attachment(images[0], bot.settings.max_input_bytes)], None
+
+
+class EditModal(discord.ui.Modal, title="Edit image"):
+    """Asks for the instruction, then edits (or continues the conversation of) the image."""
+
+    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="What should change?",
+        style=discord.TextStyle.paragraph,
+        placeholder="e.g. make the sky purple",
+        max_length=2000,
+    )
+
+    def __init__(self, bot: NanoBot, target: discord.Message) -> None:
+        super().__init__()
+        self.bot = bot
+        self.target = target
+
+    async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
+        """Defer, then run the edit through the same pipeline as /edit."""
+        loading = await acknowledge(interaction)
+        inputs, parent = await source_of(self.bot, self.target)
+        job = JobSpec(
+            kind="refine" if parent is not None else "edit",
+            prompt=self.instruction.value,
+            inputs=inputs,
+            parent=parent,
+            use_history=parent is not None,
+            aspect_ratio="auto" if parent is None else None,
+            **job_context(interaction),
+        )
+        result = await self.bot.service.run(job)
+        await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)
+
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction[NanoBot], error: Exception
+    ) -> None:
+        """Errors get the same specific message as commands."""
+        await send_error(self.bot, interaction, error)
+
+
+class Menus(commands.Cog):
+    """Registers the two message context menus."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+        self.menus = [
+            app_commands.ContextMenu(name="Edit image", callback=self.edit_image),
+            app_commands.ContextMenu(name="Upscale image", callback=self.upscale_image),
+        ]
+
+    async def cog_load(self) -> None:
+        """Add the menus to the command tree."""
+        for menu in self.menus:
+            self.bot.tree.add_command(menu)
+
+    async def cog_unload(self) -> None:
+        """Remove the menus from the command tree."""
+        for menu in self.menus:
+            self.bot.tree.remove_command(menu.name, type=menu.type)
+
+    async def edit_image(self, interaction: discord.Interaction[NanoBot], message: discord.Message) -> None:
+        """Ask for the instruction in a modal (a modal must be the first response)."""
+        ours = self.bot.service.turns and await self.bot.service.turns.by_message(message.id)
+        if not ours and not any(is_image_attachment(a) for a in message.attachments):
+            raise InputError("That message has no image to edit")
+        await interaction.response.send_modal(EditModal(self.bot, message))
+
+    async def upscale_image(
+        self, interaction: discord.Interaction[NanoBot], message: discord.Message
+    ) -> None:
+        """Upscale the message's image x2."""
+        loading = await acknowledge(interaction)
+        inputs, parent = await source_of(self.bot, message)
+        if parent is not None and self.bot.service.threads is not None:
+            inputs = [raw_image(await self.bot.service.threads.output_image(parent, 0))]
+        job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=2, **job_context(interaction))
+        result = await self.bot.service.run(job)
+        await deliver(
+            self.bot, interaction, result, title="⬆️ Upscale x2", stem="upscale", loading_message_id=loading
+        )
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Menus(bot))

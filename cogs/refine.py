@@ -1,0 +1,160 @@
+"""Reply to a bot image to refine it: the reply continues that image's conversation (and branches)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import discord
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.discord_io import is_image_attachment, read_attachment, result_files
+from bot.errors import NanoBotError
+from bot.replies import error_embed, result_embed
+from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
+from bot.storage.turns import TurnRecord
+
+log = logging.getLogger(__name__)
+
+HISTORY_NOTE = "Earlier turns were left out (history depth {depth})."
+#: How long to wait for a just-posted result to be linked to its turn (steps × seconds).
+LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
+
+
+class Refine(commands.Cog):
+    """Listens for replies to the bot's images."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        """Say at start what users must do when the bot cannot read replies."""
+        if not self.bot.settings.message_content_intent:
+            log.warning(
+                "MESSAGE_CONTENT_INTENT is off: to refine an image, users must mention the bot in "
+                "their reply (or leave the reply ping on); plain replies are invisible to the bot"
+            )
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """A reply to one of our image messages becomes a refine turn."""
+        reference = message.reference
+        if message.author.bot or reference is None or reference.message_id is None:
+            return
+        turn = await self._turn_of(message, reference.message_id)
+        if turn is None or turn.status != "done" or not turn.output_images:
+            return  # not one of our images
+        instruction = self._instruction(message)
+        images = [a for a in message.attachments if is_image_attachment(a)]
+        if not instruction and not images:
+            if self._mentions_me(message):
+                await self._say(message, "Reply with what to change, for example “make the sky purple”.")
+            return
+        if not await self._may_continue(message, turn):
+            return
+        await self._refine(message, turn, instruction, images)
+
+    async def _turn_of(self, message: discord.Message, message_id: int) -> TurnRecord | None:
+        """The turn shown by the replied-to message; a reply can race the linking of a fresh result."""
+        turns = self.bot.service.turns
+        if turns is None:
+            return None
+        turn = await turns.by_message(message_id)
+        replied = message.reference.resolved if message.reference else None
+        ours = isinstance(replied, discord.Message) and self.bot.user is not None
+        ours = ours and replied.author.id == self.bot.user.id  # type: ignore[union-attr]
+        for _ in range(LINK_WAIT_STEPS if turn is None and ours else 0):
+            await asyncio.sleep(LINK_WAIT_STEP)
+            if (turn := await turns.by_message(message_id)) is not None:
+                break
+        return turn
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        """Whether the message mentions the bot (a mention or the reply ping)."""
+        return self.bot.user is not None and any(u.id == self.bot.user.id for u in message.mentions)
+
+    def _instruction(self, message: discord.Message) -> str:
+        """The reply's text without mentions of the bot."""
+        if self.bot.user is None:
+            return message.content.strip()
+        return re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
+
+    async def _may_continue(self, message: discord.Message, turn: TurnRecord) -> bool:
+        """Apply the continue policy: anyone in the channel, or only the conversation's starter."""
+        if self.bot.settings.continue_policy != "starter":
+            return True
+        turns = self.bot.service.turns
+        root = await turns.get(turn.root_id) if turns is not None and turn.root_id else turn
+        starter = (root or turn).user_id
+        if message.author.id == starter:
+            return True
+        await self._say(message, f"Only <@{starter}>, who started this conversation, can continue it.")
+        return False
+
+    async def _refine(
+        self, message: discord.Message, turn: TurnRecord, instruction: str, images: list[discord.Attachment]
+    ) -> None:
+        """Run the refine job and reply with the result (or a specific error)."""
+        limit = message.guild.filesize_limit if message.guild else DISCORD_FILE_LIMIT
+        try:
+            async with message.channel.typing():
+                cap = self.bot.settings.max_input_bytes
+                inputs = await asyncio.gather(*(read_attachment(a, cap) for a in images))
+                job = JobSpec(
+                    kind="refine",
+                    prompt=instruction or "Refine this image",
+                    inputs=list(inputs),
+                    parent=turn,
+                    use_history=True,
+                    guild_id=message.guild.id if message.guild else None,
+                    channel_id=message.channel.id,
+                    user_id=message.author.id,
+                    upload_limit=limit,
+                )
+                result = await self.bot.service.run(job)
+        except NanoBotError as e:
+            await self._reply(message, embed=error_embed(e))
+            return
+        except Exception as e:
+            log.exception("refine failed")
+            await self._reply(message, embed=error_embed(e))
+            return
+        await self._deliver(message, result)
+
+    async def _deliver(self, message: discord.Message, result: JobResult) -> None:
+        """Reply with the images; link the reply to the new turn."""
+        embed = result_embed(result, "🔁 Refine")
+        if result.history_cut:
+            embed.set_footer(text=HISTORY_NOTE.format(depth=self.bot.settings.history_depth))
+        try:
+            sent = await message.reply(
+                embed=embed, files=result_files(result, "refine"), mention_author=False
+            )
+        except discord.HTTPException as e:
+            await self.bot.service.delivery_failed(result.turn_id, f"delivery failed: {e.status}")
+            log.warning("could not post a refine result: %s", e)
+            return
+        await self.bot.service.attach_messages(result.turn_id, sent.channel.id, [sent.id])
+
+    async def _say(self, message: discord.Message, text: str) -> None:
+        """A short plain reply."""
+        await self._reply(message, content=text)
+
+    async def _reply(
+        self, message: discord.Message, *, content: str | None = None, embed: discord.Embed | None = None
+    ) -> None:
+        """Reply without pinging, never raising."""
+        try:
+            if embed is not None:
+                await message.reply(content=content, embed=embed, mention_author=False)
+            else:
+                await message.reply(content=content, mention_author=False)
+        except discord.HTTPException:
+            log.warning("could not reply to message %s", message.id)
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Refine(bot))

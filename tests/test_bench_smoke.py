@@ -1,0 +1,81 @@
+"""The benchmark still runs end to end (tiny numbers) and still reports every figure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON = ("loop_lag_p99_ms", "loop_lag_max_ms", "jobs_per_s", "peak_rss_mib")
+OVERHEAD = tuple(
+    f"{phase}{figure}"
+    for phase in ("solo_", "")
+    for figure in ("overhead_p50_ms", "overhead_p99_ms", "e2e_p50_ms", "provider_p50_ms")
+)
+MEASURED = {
+    "ack": ("commands", "ack_p50_ms", "ack_p99_ms", "ack_max_ms", "rss_start_mib", *COMMON, *OVERHEAD[4:]),
+    "overhead-1k": ("jobs", "rss_start_mib", *COMMON, *OVERHEAD),
+    "overhead-4k-png": (
+        "jobs",
+        "rss_start_mib",
+        "provider_output_mib",
+        "solo_overhead_floor_ratio",
+        "overhead_floor_ratio",
+        *COMMON,
+        *OVERHEAD,
+    ),
+    "overhead-4k-jpeg": (
+        "jobs",
+        "rss_start_mib",
+        "provider_output_mib",
+        "solo_overhead_floor_ratio",
+        "overhead_floor_ratio",
+        *COMMON,
+        *OVERHEAD,
+    ),
+    "floor": ("jobs", "single_ms", "single_min_ms", "burst_p50_ms", "burst_p99_ms", "input_mib", *COMMON),
+}
+NOT_BUILT = {"db-quota": ("ops_per_s",), "db-conversation": ("ops_per_s",)}
+
+
+def is_number(value: object) -> bool:
+    """A real figure: int or float, not a bool or None."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.mark.timeout(90)
+async def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--json",
+        str(out),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 80)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    report = json.loads(out.read_text())
+    assert report["failures"] == [], text
+    assert set(report["scenarios"]) == set(MEASURED) | set(NOT_BUILT)
+    for name, keys in MEASURED.items():
+        metrics = report["scenarios"][name]["metrics"]
+        missing = [k for k in keys if not is_number(metrics.get(k))]
+        assert not missing, f"{name}: no figure for {missing}"
+    for name, keys in NOT_BUILT.items():
+        scenario = report["scenarios"][name]
+        assert scenario["built"] is False
+        assert scenario["metrics"] == dict.fromkeys(keys)
+    assert report["machine"]["nproc"] >= 1
+    assert is_number(report["process_peak_rss_mib"])
+    assert {t["metric"] for t in report["targets"]} >= {"ack_p99_ms", "loop_lag_p99_ms", "peak_rss_mib"}
+    assert "n/a (not built yet)" in text
