@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import json
 import math
 import os
@@ -66,7 +70,15 @@ def ms(seconds: float | None) -> float | None:
 
 
 def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark so ru_maxrss covers only what follows (Linux ≥ 4.0)."""
+    """Start a scenario from a clean slate: free what earlier ones left, reset the peak mark.
+
+    Earlier scenarios leave cyclic garbage and free-but-unreturned malloc arenas (worker threads
+    get their own) that would otherwise count towards the next scenario's figures. Writing 5 to
+    clear_refs resets the kernel's peak-RSS mark, so ru_maxrss covers only what follows (Linux ≥ 4.0).
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

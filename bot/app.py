@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale", "cogs.refine", "cogs.menus")
 EXIT_OK, EXIT_CONFIG = 0, 2
+#: Seconds close() waits for running jobs to finish writing before closing the database.
+SHUTDOWN_GRACE = 10.0
 
 
 def apply_endpoints(settings: Settings) -> None:
@@ -105,6 +107,8 @@ class NanoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         """Close the gateway and the HTTP session we opened."""
         await super().close()
+        if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
+            log.warning("closing with jobs still running")
         if self.session is not None and not self.session.closed:
             await self.session.close()
         if self.db is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,6 +114,29 @@ class JobService:
         self.turns = turns
         self.blobs = blobs
         self.threads = threads
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def _track(self) -> AsyncIterator[None]:
+        """Count work in flight, so that shutdown can wait for it before closing the database."""
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is running (False if the timeout passed first)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def spec_for(self, provider: str | None, model: str | None) -> ModelSpec:
         """The limits of the model the job will most likely use."""
@@ -118,6 +144,11 @@ class JobService:
 
     async def run(self, job: JobSpec) -> JobResult:
         """Run a job end to end, recording a turn; typed errors propagate after a failed turn is kept."""
+        async with self._track():
+            return await self._run(job)
+
+    async def _run(self, job: JobSpec) -> JobResult:
+        """The pipeline behind run()."""
         started = time.monotonic()
         try:
             outcome = await (self._upscale(job) if job.kind == "upscale" else self._generate(job))
@@ -276,12 +307,14 @@ class JobService:
     async def attach_messages(self, turn_id: int | None, channel_id: int, message_ids: list[int]) -> None:
         """Link the Discord message(s) that show a turn's result to it."""
         if self.turns is not None and turn_id is not None and message_ids:
-            await self.turns.attach_messages(turn_id, channel_id, message_ids)
+            async with self._track():
+                await self.turns.attach_messages(turn_id, channel_id, message_ids)
 
     async def delivery_failed(self, turn_id: int | None, error: str) -> None:
         """The result could not be posted: the turn is failed."""
         if self.turns is not None and turn_id is not None:
-            await self.turns.mark_failed(turn_id, error[:2000])
+            async with self._track():
+                await self.turns.mark_failed(turn_id, error[:2000])
 
 
 def _options(job: JobSpec) -> dict[str, object]:
