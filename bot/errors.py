@@ -128,3 +128,11 @@ class Timeout(ProviderError):
     """The provider did not answer in time."""
 
     title = "Provider timed out"
+
+
+class Refused(NanoBotError):
+    """A job the server's rules do not allow now; nothing was charged. Says why and when to retry."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(message)
+        self.title = title

@@ -1,0 +1,92 @@
+"""The cost model: credits per job from model, resolution, count, references and kind.
+
+One credit is one 1K image on the cheapest model (Gemini 2.5 Flash Image, about $0.04).
+Credits are kept as integer hundredths ("cents") so that quota arithmetic is exact.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+CENTS = 100
+
+#: Relative price of one 1K image per model (Google's list prices, Flash = 1).
+DEFAULT_MODEL_COSTS: dict[str, float] = {
+    "gemini-2.5-flash-image": 1.0,
+    "gemini-2.5-flash-image-preview": 1.0,
+    "gemini-3-pro-image-preview": 3.5,
+    "gemini-3-pro-image": 3.5,
+    "nano-banana-pro-preview": 3.5,
+    "gemini-3.1-flash-image-preview": 1.75,
+    "gemini-3.1-flash-image": 1.75,
+    "nano-banana": 1.0,
+    "nano-banana-2": 1.75,
+    "nano-banana-hd": 3.5,
+    "nano-banana-pro": 3.5,
+    "nano_banana_2": 1.75,
+}
+DEFAULT_RESOLUTION = {"0.5K": 0.75, "1K": 1.0, "2K": 1.5, "4K": 2.0}
+
+
+class CostRules(BaseModel):
+    """[costs] in nanobot.toml; every field has a documented default."""
+
+    model_config = {"extra": "forbid"}
+
+    models: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MODEL_COSTS))
+    default_model: float = Field(1.0, ge=0)
+    resolution: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
+    reference_image: float = Field(0.1, ge=0)
+    refine_turn: float = Field(0.1, ge=0)
+    upscale_x2: float = Field(0.5, ge=0)
+    upscale_x4: float = Field(1.0, ge=0)
+    local_upscale: float = Field(0.0, ge=0)
+
+    def model_cost(self, model: str | None) -> float:
+        """Base credits of one 1K image on a model."""
+        return self.models.get(model or "", self.default_model)
+
+    def generation(
+        self,
+        model: str | None,
+        resolution: str | None,
+        count: int,
+        references: int = 0,
+        history_turns: int = 0,
+    ) -> int:
+        """Cents for making `count` images, plus references and (for refines) replayed turns."""
+        per_image = self.model_cost(model) * self.resolution.get(resolution or "1K", 1.0)
+        extra = self.reference_image * references + self.refine_turn * history_turns
+        return to_cents(per_image * count + extra)
+
+    def upscale(self, factor: int, *, local: bool) -> int:
+        """Cents for an upscale (the offline upscaler has its own, usually free, price)."""
+        if local:
+            return to_cents(self.local_upscale)
+        return to_cents(self.upscale_x4 if factor >= 4 else self.upscale_x2)
+
+    def describe(self) -> list[str]:
+        """The rules as short lines for /settings."""
+        lines = [f"{name}: {cost:g}" for name, cost in sorted(self.models.items())]
+        res = ", ".join(f"{k} ×{v:g}" for k, v in self.resolution.items())
+        return [
+            *lines,
+            f"other models: {self.default_model:g}",
+            f"resolution: {res}",
+            f"per reference image: {self.reference_image:g}; per replayed refine turn: {self.refine_turn:g}",
+            f"upscale: x2 {self.upscale_x2:g}, x4 {self.upscale_x4:g}, built-in {self.local_upscale:g}",
+        ]
+
+
+def to_cents(credits: float) -> int:
+    """Credits as whole hundredths, rounded up so a job never costs less than its rules say."""
+    cents = credits * CENTS
+    whole = int(cents)
+    return whole + (1 if cents - whole > 1e-9 else 0)
+
+
+def credits(cents: int | None) -> str:
+    """Cents shown as credits ("∞" for no limit)."""
+    if cents is None:
+        return "∞"
+    return f"{cents / CENTS:g}"

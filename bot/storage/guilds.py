@@ -1,0 +1,61 @@
+"""Per-server settings (/settings): defaults, allowed channels, blocklist, cooldown, concurrency."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from sqlalchemy import JSON, BigInteger, Column, Table, select
+
+from bot.storage.db import Database, insert_for
+from bot.storage.tables import UTCDateTime, metadata, utcnow
+
+guild_settings = Table(
+    "guild_settings",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+)
+
+
+class GuildConfig(BaseModel):
+    """What a server's admins chose; every field has a default so old rows keep loading."""
+
+    model_config = {"extra": "ignore"}
+
+    default_provider: str | None = None
+    default_model: str | None = None
+    allowed_channels: list[int] = Field(default_factory=list)
+    blocklist: list[str] = Field(default_factory=list)
+    age_restricted_only: bool = False
+    cooldown_seconds: int = Field(0, ge=0, le=86_400)
+    max_concurrent: int = Field(2, ge=1, le=20)
+    cost_multiplier: float = Field(1.0, ge=0, le=100)
+
+
+class GuildSettingsStore:
+    """Reads and writes GuildConfig rows (one JSON document per server)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, guild_id: int | None) -> GuildConfig:
+        """The server's settings, or the defaults."""
+        if not guild_id:
+            return GuildConfig()
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(select(guild_settings.c.data).where(guild_settings.c.guild_id == guild_id))
+            ).first()
+        return GuildConfig.model_validate(row[0]) if row else GuildConfig()
+
+    async def put(self, guild_id: int, config: GuildConfig) -> None:
+        """Replace the server's settings."""
+        data = config.model_dump(mode="json")
+        insert = insert_for(self.db.dialect, guild_settings).values(
+            guild_id=guild_id, data=data, updated_at=utcnow()
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[guild_settings.c.guild_id], set_={"data": data, "updated_at": utcnow()}
+        )
+        async with self.db.begin() as conn:
+            await conn.execute(upsert)
