@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,17 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.admission import Admission
 from bot.config import Settings
 from bot.discord_io import refetch_output, send_error
 from bot.errors import ConfigError, NanoBotError
 from bot.providers.registry import build_router
 from bot.providers.router import Router
+from bot.quota_store import QuotaStore
 from bot.service import JobService
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database, upgrade
+from bot.storage.guilds import GuildSettingsStore
 from bot.storage.turns import TurnStore
 from bot.threads import Threads
 
@@ -34,6 +38,8 @@ EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale", "cogs.refine", "cogs
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: Seconds close() waits for running jobs to finish writing before closing the database.
 SHUTDOWN_GRACE = 10.0
+#: Reservations older than this at start belong to a crashed run: they are refunded.
+STALE_RESERVATION = 3600.0
 
 
 def apply_endpoints(settings: Settings) -> None:
@@ -68,6 +74,8 @@ class NanoBot(commands.AutoShardedBot):
         self.force_sync = force_sync
         self.session: aiohttp.ClientSession | None = None
         self.db: Database | None = None
+        self.quotas: QuotaStore | None = None
+        self.guild_settings: GuildSettingsStore | None = None
         self._router: Router | None = None
         self._service: JobService | None = None
 
@@ -96,7 +104,13 @@ class NanoBot(commands.AutoShardedBot):
             turns, blobs, depth=self.settings.history_depth, refetch=partial(refetch_output, self)
         )
         self._router = build_router(self.settings, self.session)
-        self._service = JobService(self.settings, self._router, turns, blobs, threads)
+        self.quotas = QuotaStore(self.db)
+        self.guild_settings = GuildSettingsStore(self.db)
+        admission = Admission(self.settings, self.quotas, self.guild_settings)
+        self._service = JobService(self.settings, self._router, turns, blobs, threads, admission)
+        recovered = await self.quotas.recover(older_than=timedelta(seconds=STALE_RESERVATION))
+        if recovered:
+            log.warning("refunded %d reservations left by a previous run", recovered)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)

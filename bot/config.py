@@ -11,6 +11,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.costs import CostRules
 from bot.errors import ConfigError
 
 ProviderKind = Literal["gemini", "openai-images", "nbpro", "task", "local"]
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     shard_ids: list[int] | None = None
     sync_guild_ids: list[int] = Field(default_factory=list)
     message_content_intent: bool = True
+    costs: CostRules = Field(default_factory=lambda: CostRules())
+    operator_daily_budget: float | None = Field(None, ge=0)
+    max_concurrent_jobs: int = Field(2, ge=1, le=100)
     interaction_token_lifetime: float = Field(900.0, gt=0)
 
     request_timeout: float = Field(300.0, gt=0)

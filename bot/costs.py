@@ -34,13 +34,13 @@ class CostRules(BaseModel):
     model_config = {"extra": "forbid"}
 
     models: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MODEL_COSTS))
-    default_model: float = Field(1.0, ge=0)
+    default_model: float = Field(default=1.0, ge=0)
     resolution: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
-    reference_image: float = Field(0.1, ge=0)
-    refine_turn: float = Field(0.1, ge=0)
-    upscale_x2: float = Field(0.5, ge=0)
-    upscale_x4: float = Field(1.0, ge=0)
-    local_upscale: float = Field(0.0, ge=0)
+    reference_image: float = Field(default=0.1, ge=0)
+    refine_turn: float = Field(default=0.1, ge=0)
+    upscale_x2: float = Field(default=0.5, ge=0)
+    upscale_x4: float = Field(default=1.0, ge=0)
+    local_upscale: float = Field(default=0.0, ge=0)
 
     def model_cost(self, model: str | None) -> float:
         """Base credits of one 1K image on a model."""

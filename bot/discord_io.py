@@ -83,10 +83,14 @@ def result_files(result: JobResult, stem: str) -> list[discord.File]:
 
 def job_context(interaction: discord.Interaction[NanoBot]) -> dict[str, Any]:
     """Where a job comes from and how large its uploads may be (JobSpec keyword arguments)."""
+    user = interaction.user
+    channel = interaction.channel
     return {
         "guild_id": interaction.guild_id,
         "channel_id": interaction.channel_id or 0,
-        "user_id": interaction.user.id,
+        "user_id": user.id,
+        "role_ids": tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
+        "channel_nsfw": bool(getattr(channel, "nsfw", False)),
         "upload_limit": interaction.filesize_limit,
     }
 
@@ -103,11 +107,13 @@ async def deliver(
     """Post the result, then link the message to its turn; a failed post fails the turn."""
     try:
         message = await _post_result(bot, interaction, result, title, stem, loading_message_id)
-    except Exception as e:
-        await bot.service.delivery_failed(result.turn_id, f"delivery failed: {type(e).__name__}")
+    except BaseException as e:
+        await bot.service.delivery_failed(result, f"delivery failed: {type(e).__name__}")
         raise
-    if message is not None:
-        await bot.service.attach_messages(result.turn_id, message.channel.id, [message.id])
+    if message is None:
+        await bot.service.delivery_failed(result, "delivery failed: no channel")
+        return None
+    await bot.service.delivered(result, message.channel.id, [message.id])
     return message
 
 

@@ -36,14 +36,18 @@ def check_place(config: GuildConfig, channel_id: int, channel_nsfw: bool) -> Non
         where = ", ".join(f"<#{c}>" for c in config.allowed_channels[:10])
         raise Refused("🚧 Not in this channel", f"Images can be made here: {where}.")
     if config.age_restricted_only and not channel_nsfw:
-        raise Refused("🚧 Not in this channel", "On this server images can only be made in age-restricted channels.")
+        raise Refused(
+            "🚧 Not in this channel", "On this server images can only be made in age-restricted channels."
+        )
 
 
 def check_prompt(config: GuildConfig, prompt: str) -> None:
     """Refuse prompts containing a blocklisted phrase."""
     phrase = blocked_phrase(prompt, config.blocklist)
     if phrase is not None:
-        raise Refused("🚫 Prompt not allowed", f"Your prompt contains “{phrase}”, which this server does not allow.")
+        raise Refused(
+            "🚫 Prompt not allowed", f"Your prompt contains “{phrase}”, which this server does not allow."
+        )
 
 
 def check_cooldown(config: GuildConfig, last_job: datetime | None, now: datetime) -> None:

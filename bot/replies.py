@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.costs import credits
 from bot.errors import (
     AuthFailed,
     ImageTooLarge,
@@ -13,6 +14,7 @@ from bot.errors import (
     OutOfCredits,
     ProviderError,
     RateLimited,
+    Refused,
     SafetyBlocked,
     Timeout,
     Unavailable,
@@ -41,6 +43,8 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     label = " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
     embed.add_field(name="Resolution", value=label)
     embed.add_field(name="Time", value=f"{result.elapsed:.1f} s")
+    if result.cost_cents:
+        embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credits")
     if result.text:
         embed.add_field(name="Model says", value=clip(result.text, MODEL_TEXT_SHOWN), inline=False)
     if result.reencoded:
@@ -70,6 +74,8 @@ def error_text(error: BaseException) -> tuple[str, str]:
         return "📦 File too large", error.message
     if isinstance(error, InputError):
         return "⚠️ Bad input", error.message
+    if isinstance(error, Refused):
+        return error.title, error.message
     if isinstance(error, ProviderError | NanoBotError):
         return f"⚠️ {error.title}", error.message
     return (

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.admission import Admission, Charge, Who
 from bot.config import Settings
 from bot.errors import NanoBotError
 from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
@@ -65,6 +66,8 @@ class JobSpec:
     parent: TurnRecord | None = None
     #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
     use_history: bool = False
+    role_ids: tuple[int, ...] = ()
+    channel_nsfw: bool = False
 
 
 @dataclass(slots=True)
@@ -81,6 +84,12 @@ class JobResult:
     text: str | None = None
     turn_id: int | None = None
     history_cut: bool = False
+    charge: Charge = field(default_factory=lambda: Charge(None, 0))
+
+    @property
+    def cost_cents(self) -> int:
+        """What the job costs (charged once it is delivered)."""
+        return self.charge.cost_cents
 
     @property
     def reencoded(self) -> bool:
@@ -108,12 +117,14 @@ class JobService:
         turns: TurnStore | None = None,
         blobs: BlobStore | None = None,
         threads: Threads | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
         self.turns = turns
         self.blobs = blobs
         self.threads = threads
+        self.admission = admission
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -143,9 +154,54 @@ class JobService:
         return self.router.candidates(provider, model)[0].spec(model)
 
     async def run(self, job: JobSpec) -> JobResult:
-        """Run a job end to end, recording a turn; typed errors propagate after a failed turn is kept."""
+        """Admit and reserve the job's cost, run it; any failure (or cancel) refunds and is re-raised.
+
+        The credits are spent only once the result is delivered (see delivered()).
+        """
         async with self._track():
-            return await self._run(job)
+            charge = await self._admit(job)
+            try:
+                result = await self._run(job)
+            except BaseException as e:
+                await self._refund(charge, type(e).__name__)
+                raise
+            result.charge = charge
+            return result
+
+    async def _admit(self, job: JobSpec) -> Charge:
+        """The server's rules and the reservation of the job's cost (no admission = free)."""
+        if self.admission is None:
+            return Charge(None, 0)
+        provider, model = self._route(job)
+        cost = await self.estimate(job, provider, model)
+        who = Who(job.guild_id, job.channel_id, job.user_id, job.role_ids, job.channel_nsfw)
+        return await self.admission.admit(
+            who, cost_cents=cost, kind=job.kind, prompt=job.prompt, provider=provider, model=model
+        )
+
+    async def estimate(self, job: JobSpec, provider: str | None, model: str | None) -> int:
+        """The job's cost in cents by the configured cost rules."""
+        costs = self.settings.costs
+        if job.kind == "upscale":
+            local = self.router.upscalers(job.provider)[0] is self.router.local
+            return costs.upscale(job.factor, local=local)
+        spec = self.router.candidates(provider, model)[0].spec(model)
+        references = len(job.inputs) + (1 if job.parent is not None and not job.use_history else 0)
+        replayed = 0
+        if job.parent is not None and job.use_history and self.turns is not None:
+            chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
+            replayed = len(chain)
+        resolution = job.resolution or spec.default_resolution
+        return costs.generation(spec.name, resolution, job.count, references, replayed)
+
+    async def _refund(self, charge: Charge, reason: str) -> None:
+        """Give the reservation back; never let a refund failure hide the job's own error."""
+        if self.admission is None:
+            return
+        try:
+            await self.admission.refund(charge, reason)
+        except Exception:
+            log.exception("could not refund reservation %s", charge.reservation_id)
 
     async def _run(self, job: JobSpec) -> JobResult:
         """The pipeline behind run()."""
@@ -304,17 +360,20 @@ class JobService:
         except Exception:
             log.exception("could not record a failed %s turn", job.kind)
 
-    async def attach_messages(self, turn_id: int | None, channel_id: int, message_ids: list[int]) -> None:
-        """Link the Discord message(s) that show a turn's result to it."""
-        if self.turns is not None and turn_id is not None and message_ids:
-            async with self._track():
-                await self.turns.attach_messages(turn_id, channel_id, message_ids)
+    async def delivered(self, result: JobResult, channel_id: int, message_ids: list[int]) -> None:
+        """The result is posted: link the message(s) to the turn and spend the reserved credits."""
+        async with self._track():
+            if self.turns is not None and result.turn_id is not None and message_ids:
+                await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
+            if self.admission is not None:
+                await self.admission.commit(result.charge)
 
-    async def delivery_failed(self, turn_id: int | None, error: str) -> None:
-        """The result could not be posted: the turn is failed."""
-        if self.turns is not None and turn_id is not None:
-            async with self._track():
-                await self.turns.mark_failed(turn_id, error[:2000])
+    async def delivery_failed(self, result: JobResult, error: str) -> None:
+        """The result could not be posted: the turn is failed and nothing is spent."""
+        async with self._track():
+            if self.turns is not None and result.turn_id is not None:
+                await self.turns.mark_failed(result.turn_id, error[:2000])
+            await self._refund(result.charge, "delivery failed")
 
 
 def _options(job: JobSpec) -> dict[str, object]:

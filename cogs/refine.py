@@ -111,6 +111,8 @@ class Refine(commands.Cog):
                     guild_id=message.guild.id if message.guild else None,
                     channel_id=message.channel.id,
                     user_id=message.author.id,
+                    role_ids=tuple(r.id for r in getattr(message.author, "roles", ())),
+                    channel_nsfw=bool(getattr(message.channel, "nsfw", False)),
                     upload_limit=limit,
                 )
                 result = await self.bot.service.run(job)
@@ -133,10 +135,10 @@ class Refine(commands.Cog):
                 embed=embed, files=result_files(result, "refine"), mention_author=False
             )
         except discord.HTTPException as e:
-            await self.bot.service.delivery_failed(result.turn_id, f"delivery failed: {e.status}")
+            await self.bot.service.delivery_failed(result, f"delivery failed: {e.status}")
             log.warning("could not post a refine result: %s", e)
             return
-        await self.bot.service.attach_messages(result.turn_id, sent.channel.id, [sent.id])
+        await self.bot.service.delivered(result, sent.channel.id, [sent.id])
 
     async def _say(self, message: discord.Message, text: str) -> None:
         """A short plain reply."""

@@ -25,7 +25,7 @@ def gemini(fake: FakeGemini, **extra: Any) -> dict[str, Any]:
 async def test_fifty_commands_at_once_all_acknowledged_in_time(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         provider.delay = 2.0  # a slow provider: every job outlives the 3-second window
-        async with running_bot(fake, tmp_path, gemini(provider)):
+        async with running_bot(fake, tmp_path, gemini(provider), max_concurrent_jobs=50):
             handles = await asyncio.gather(
                 *(fake.send_slash("imagine", {"prompt": f"apple {n}"}) for n in range(50))
             )

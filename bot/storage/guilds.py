@@ -27,9 +27,9 @@ class GuildConfig(BaseModel):
     allowed_channels: list[int] = Field(default_factory=list)
     blocklist: list[str] = Field(default_factory=list)
     age_restricted_only: bool = False
-    cooldown_seconds: int = Field(0, ge=0, le=86_400)
-    max_concurrent: int = Field(2, ge=1, le=20)
-    cost_multiplier: float = Field(1.0, ge=0, le=100)
+    cooldown_seconds: int = Field(default=0, ge=0, le=86_400)
+    max_concurrent: int | None = Field(default=None, ge=1, le=50)
+    cost_multiplier: float = Field(default=1.0, ge=0, le=100)
 
 
 class GuildSettingsStore:

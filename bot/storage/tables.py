@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Dialect,
     ForeignKey,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -122,3 +125,69 @@ blobs = Table(
     Column("last_used_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
 )
 Index("ix_blobs_last_used_at", blobs.c.last_used_at)
+
+
+#: Quota rules: per guild, the server pool ("guild"), the default per-user limit, per role, per user.
+quota_rules = Table(
+    "quota_rules",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("limit_cents", BigInteger, nullable=True),
+    Column("blocked", Boolean, nullable=False, default=False, server_default=false()),
+    Column("window", String(8), nullable=False),
+    Column(
+        "updated_at",
+        UTCDateTime(),
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.now(),
+    ),
+    UniqueConstraint("guild_id", "scope", "target_id"),
+)
+
+#: Quota counters: used and reserved cents of one subject in one window (epoch = not windowed).
+quota_counters = Table(
+    "quota_counters",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("subject", String(64), primary_key=True),
+    Column("window_start", UTCDateTime(), primary_key=True),
+    Column("used_cents", BigInteger, nullable=False, default=0, server_default=text("0")),
+    Column("reserved_cents", BigInteger, nullable=False, default=0, server_default=text("0")),
+)
+
+#: Quota reservations: one row per charged job, and the audit log of who spent what.
+quota_reservations = Table(
+    "quota_reservations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("cost_cents", BigInteger, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("prompt", Text, nullable=False, default="", server_default=text("''")),
+    Column("provider", String(64), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("outcome", String(200), nullable=True),
+    Column("counters", JSON, nullable=False, default=list, server_default=text("'[]'")),
+    _created(),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_quota_reservations_guild_id_id", quota_reservations.c.guild_id, quota_reservations.c.id)
+Index(
+    "ix_quota_reservations_guild_id_user_id_id",
+    quota_reservations.c.guild_id,
+    quota_reservations.c.user_id,
+    quota_reservations.c.id,
+)
+Index(
+    "ix_quota_reservations_status_created_at",
+    quota_reservations.c.status,
+    quota_reservations.c.created_at,
+)
