@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fakes import make_assets
-from bench.scenarios import SCENARIOS, Config, Scenario
+from bench.scenarios import SCENARIOS, Config, Outcome, Scenario
 from bench.stats import add_floor_ratios, evaluate, machine, rss_mib, table, write_json
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -70,7 +70,11 @@ async def run(selected: list[Scenario], config: Config) -> dict[str, dict[str, A
             continue
         print(f"running {scenario.name}: {scenario.title} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        outcome = await scenario.run(config, assets)
+        try:
+            outcome = await scenario.run(config, assets)
+        except Exception as e:  # a broken bot must show up as a failure, not hide the other figures
+            logging.exception("scenario %s crashed", scenario.name)
+            outcome = Outcome({}, [f"the scenario crashed: {type(e).__name__}: {e}"])
         print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         results[scenario.name] = {
             "title": scenario.title,

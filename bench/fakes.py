@@ -7,6 +7,7 @@ small chunks instead of buffering whole copies, and drop uploaded bytes once the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -127,6 +128,14 @@ class BenchDiscord(FakeDiscord):
         #: message id → time.monotonic() when it first showed something to the user.
         self.visible_at: dict[str, float] = {}
 
+    async def add_users(self, count: int) -> list[str]:
+        """Add `count` members (bench0, bench1, …) and wait until the bot was told about them."""
+        names = [f"bench{n}" for n in range(len(self.users), len(self.users) + count)]
+        for name in names:
+            self.add_user(name)
+        await asyncio.gather(*list(self._tasks))
+        return names
+
     def _cdn_put(self, data: bytes, filename: str, content_type: str | None) -> JSON:
         """Store the attachment object (size, type, pixel size) but not the bytes."""
         att = super()._cdn_put(data, filename, content_type)
@@ -182,7 +191,7 @@ class TimedProvider(FakeProvider):
         self.outputs.append(data)
         return data
 
-    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
         """Stream hosted files in chunks (a real CDN does not sit in the bot's memory)."""
         entry = self._files.get(request.path)
         if entry is None:

@@ -104,6 +104,7 @@ class Session:
     provider: TimedProvider
     monitor: LoopMonitor
     config: Config
+    users: list[str]
     failures: list[str] = field(default_factory=list)
 
 
@@ -126,12 +127,16 @@ class Job:
 @contextlib.asynccontextmanager
 async def session(provider: TimedProvider, entry: dict[str, Any], config: Config) -> AsyncIterator[Session]:
     """A fresh fake Discord and real bot on a temp data dir, against an already built provider."""
-    async with BenchDiscord() as fake, provider:
+    fake = BenchDiscord()
+    async with fake, provider:
         entry = {**entry, "base_url": provider.base_url}
         with tempfile.TemporaryDirectory(prefix="nanobot-bench-") as tmp:
-            async with running_bot(fake, Path(tmp), entry), LoopMonitor() as monitor:
-                s = Session(fake, provider, monitor, config)
-                yield s
+            async with running_bot(fake, Path(tmp), entry):
+                # One member per concurrent command: like real traffic, and under per-user limits.
+                users = await fake.add_users(max(config.commands, config.jobs_4k))
+                async with LoopMonitor() as monitor:
+                    s = Session(fake, provider, monitor, config, users)
+                    yield s
         s.failures += [f"platform violation: {v}" for v in fake.violations]
 
 
@@ -148,7 +153,10 @@ async def burst(s: Session, prefix: str, count: int, options: dict[str, Any]) ->
     """Dispatch `count` /imagine commands at once and wait for every reply."""
     tags = [f"{prefix}{n}" for n in range(count)]
     handles = await asyncio.gather(
-        *(s.fake.send_slash("imagine", {"prompt": prompt_for(tag), **options}) for tag in tags)
+        *(
+            s.fake.send_slash("imagine", {"prompt": prompt_for(tag), **options}, user=s.users[n])
+            for n, tag in enumerate(tags)
+        )
     )
     return list(await asyncio.gather(*(_finish(s, t, h) for t, h in zip(tags, handles, strict=True))))
 
@@ -374,7 +382,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("overhead-1k", "instant provider, 1K PNG that fits", overhead_1k),
     Scenario("overhead-4k-png", "instant provider, noisy 4K PNG → re-encode", overhead_4k_png),
     Scenario("overhead-4k-jpeg", "instant provider, 4K JPEG that fits → pass-through", overhead_4k_jpeg),
-    Scenario("floor", "Pillow alone: decode 4K PNG + encode JPEG q90", floor),
+    Scenario("floor", "Pillow alone: decode 4K PNG + encode JPEG q90 (loop's default pool)", floor),
     Scenario("db-quota", "quota reserve + commit", None, ("ops_per_s",)),
     Scenario("db-conversation", "build an 8-turn conversation", None, ("ops_per_s",)),
 )

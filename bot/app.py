@@ -34,7 +34,15 @@ from bot.threads import Threads
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.edit", "cogs.upscale", "cogs.refine", "cogs.menus")
+EXTENSIONS = (
+    "cogs.generate",
+    "cogs.edit",
+    "cogs.upscale",
+    "cogs.refine",
+    "cogs.menus",
+    "cogs.admin",
+    "cogs.settings",
+)
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: Seconds close() waits for running jobs to finish writing before closing the database.
 SHUTDOWN_GRACE = 10.0

@@ -44,7 +44,8 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     embed.add_field(name="Resolution", value=label)
     embed.add_field(name="Time", value=f"{result.elapsed:.1f} s")
     if result.cost_cents:
-        embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credits")
+        plural = "" if result.cost_cents == 100 else "s"
+        embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credit{plural}")
     if result.text:
         embed.add_field(name="Model says", value=clip(result.text, MODEL_TEXT_SHOWN), inline=False)
     if result.reencoded:

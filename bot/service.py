@@ -159,6 +159,7 @@ class JobService:
         The credits are spent only once the result is delivered (see delivered()).
         """
         async with self._track():
+            await self._apply_guild_defaults(job)
             charge = await self._admit(job)
             try:
                 result = await self._run(job)
@@ -167,6 +168,16 @@ class JobService:
                 raise
             result.charge = charge
             return result
+
+    async def _apply_guild_defaults(self, job: JobSpec) -> None:
+        """A new job with no model chosen uses the server's default model, when it set one."""
+        if self.admission is None or job.provider or job.model or job.parent is not None:
+            return
+        if job.kind == "upscale":
+            return
+        config = await self.admission.config(job.guild_id)
+        if config.default_model and any(m == config.default_model for _, m in self.router.models()):
+            job.provider, job.model = config.default_provider, config.default_model
 
     async def _admit(self, job: JobSpec) -> Charge:
         """The server's rules and the reservation of the job's cost (no admission = free)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.quota_store import QuotaStore
 from bot.quotas import (
@@ -40,9 +42,9 @@ NOW = datetime(2025, 3, 12, 15, 30, tzinfo=UTC)
 TOMORROW = datetime(2025, 3, 13, tzinfo=UTC)
 
 
-def utc(*parts: int) -> datetime:
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     """A UTC datetime."""
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -367,6 +369,7 @@ async def test_recover_refunds_only_stale_reservations(store: QuotaStore) -> Non
     assert await store.recover(older_than=timedelta(hours=1), now=NOW) == 0
     status = {r.id: r.status for r in await store.audit(G)}
     assert status == {stale.id: "refunded", done.id: "committed", fresh.id: "reserved"}
+    assert (await store.audit(G, limit=3))[2].outcome == "refunded: never finished (recovered at start-up)"
     assert await day_usage(store) == (100, 100)
 
 
@@ -381,6 +384,27 @@ async def test_the_quota_migration_downgrades_cleanly(db_url: str) -> None:
     finally:
         await db.close()
     assert "turns" in names and not {"quota_rules", "quota_counters", "quota_reservations"} & names
+
+
+async def test_lock_contention_retries_the_whole_transaction(store: QuotaStore) -> None:
+    calls: list[int] = []
+
+    async def flaky(conn: AsyncConnection) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return "done"
+
+    assert await store._write(flaky) == "done" and len(calls) == 3
+
+    async def broken(conn: AsyncConnection) -> str:
+        calls.append(1)
+        raise sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
+
+    calls.clear()
+    with pytest.raises(sa.exc.OperationalError, match="disk I/O"):
+        await store._write(broken)
+    assert len(calls) == 1
 
 
 # --- exactness under load ---------------------------------------------------------------------------
