@@ -245,12 +245,16 @@ class QuotaStore:
         }
 
         async def work(conn: AsyncConnection) -> int:
-            for check, held in pairs:
+            # Everything that takes no row lock comes first, so the counters stay locked only
+            # from their UPDATE to the COMMIT (on SQLite the first INSERT takes the write lock).
+            t = quota_reservations
+            reservation_id = int((await conn.execute(t.insert().values(row).returning(t.c.id))).scalar_one())
+            for _, held in pairs:
                 await _ensure(conn, held)
+            for check, held in pairs:
                 if not await _charge(conn, held, check.limit_cents):
                     raise _Refused(await _refusal(conn, check, held, now))
-            t = quota_reservations
-            return int((await conn.execute(t.insert().values(row).returning(t.c.id))).scalar_one())
+            return reservation_id
 
         try:
             reservation_id = await self._write(work)

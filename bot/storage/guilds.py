@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from sqlalchemy import JSON, BigInteger, Column, Table, select
+from sqlalchemy import select
 
 from bot.storage.db import Database, insert_for
-from bot.storage.tables import UTCDateTime, metadata, utcnow
-
-guild_settings = Table(
-    "guild_settings",
-    metadata,
-    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("data", JSON, nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
-)
+from bot.storage.tables import guild_settings, utcnow
 
 
 class GuildConfig(BaseModel):

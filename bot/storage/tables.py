@@ -191,3 +191,12 @@ Index(
     quota_reservations.c.status,
     quota_reservations.c.created_at,
 )
+
+
+guild_settings = Table(
+    "guild_settings",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
+)
