@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = config_from(args)
+    load_before = round(os.getloadavg()[0], 2)
     selected = [s for s in SCENARIOS if not args.only or s.name in args.only]
     results = asyncio.run(run(selected, config))
     add_floor_ratios(results)
     peaks = [p for r in results.values() if isinstance(p := r["metrics"].get("peak_rss_mib"), float)]
     failures = [f"{name}: {f}" for name, r in results.items() for f in r["failures"]]
     report: dict[str, Any] = {
-        "machine": machine(),
+        "machine": {**machine(), "loadavg_before": load_before},
         "config": {**dataclasses.asdict(config), "quick": args.quick},
         "scenarios": results,
         "targets": evaluate(results),

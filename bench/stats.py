@@ -108,6 +108,7 @@ def machine() -> dict[str, Any]:
         pass
     versions = {name: _version(name) for name in ("discord.py", "aiohttp", "pillow")}
     return {
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,
         "python": platform.python_version(),
@@ -226,6 +227,12 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['nproc']} CPU(s), {m['cpu']}; Python {m['python']}, "
         f"discord.py {m['discord.py']}, aiohttp {m['aiohttp']}, Pillow {m['pillow']}",
+        f"load average (1 min) before: {m['loadavg_before']}, after: {m['loadavg_1m']}"
+        + (
+            "  ← other work was running: figures are noisy"
+            if max(m["loadavg_before"], m["loadavg_1m"]) > 1.5
+            else ""
+        ),
         "",
         f"{'scenario':<18} {'metric':<40} {'value':>22}   target",
         "-" * 100,

@@ -40,6 +40,7 @@ EXTENSIONS = (
     "cogs.upscale",
     "cogs.refine",
     "cogs.menus",
+    "cogs.buttons",
     "cogs.admin",
     "cogs.settings",
 )

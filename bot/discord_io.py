@@ -12,6 +12,7 @@ from bot.errors import ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
 from bot.service import JobResult, RawInput
 from bot.storage.turns import TurnRecord
+from bot.views import result_view
 
 if TYPE_CHECKING:
     from bot.app import NanoBot
@@ -127,16 +128,17 @@ async def _post_result(
 ) -> discord.Message | None:
     """Replace the "thinking…" message with the result; past the token's life, post in the channel."""
     embed = result_embed(result, title)
+    view = result_view(result.turn_id)
     if not token_expired(bot, interaction):
         try:
             return await interaction.edit_original_response(
-                content=None, embed=embed, attachments=result_files(result, stem)
+                content=None, embed=embed, attachments=result_files(result, stem), view=view
             )
         except discord.HTTPException as e:
             if e.status not in (401, 404):
                 raise
             log.info("interaction token no longer valid (%s); posting in the channel", e.code)
-    return await post_in_channel(interaction, embed, result_files(result, stem), loading_message_id)
+    return await post_in_channel(interaction, embed, result_files(result, stem), loading_message_id, view)
 
 
 def token_expired(bot: NanoBot, interaction: discord.Interaction[NanoBot]) -> bool:
@@ -150,6 +152,7 @@ async def post_in_channel(
     embed: discord.Embed,
     files: list[discord.File],
     reply_to: int | None,
+    view: discord.ui.View | None = None,
 ) -> discord.Message | None:
     """Post with the bot token, replying to the command's message, mentioning the user."""
     channel = interaction.channel
@@ -158,11 +161,14 @@ async def post_in_channel(
         return None
     mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
     content = interaction.user.mention
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
     if reply_to is None:
-        return await channel.send(content=content, embed=embed, files=files, allowed_mentions=mentions)
+        return await channel.send(
+            content=content, embed=embed, files=files, allowed_mentions=mentions, **extra
+        )
     reference = discord.MessageReference(message_id=reply_to, channel_id=channel.id, fail_if_not_exists=False)
     return await channel.send(
-        content=content, embed=embed, files=files, reference=reference, allowed_mentions=mentions
+        content=content, embed=embed, files=files, reference=reference, allowed_mentions=mentions, **extra
     )
 
 

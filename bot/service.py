@@ -66,6 +66,8 @@ class JobSpec:
     parent: TurnRecord | None = None
     #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
     use_history: bool = False
+    #: Whether the parent's image is an input (False: the parent is only the conversation link).
+    parent_image: bool = True
     role_ids: tuple[int, ...] = ()
     channel_nsfw: bool = False
 
@@ -197,7 +199,8 @@ class JobService:
             local = self.router.upscalers(job.provider)[0] is self.router.local
             return costs.upscale(job.factor, local=local)
         spec = self.router.candidates(provider, model)[0].spec(model)
-        references = len(job.inputs) + (1 if job.parent is not None and not job.use_history else 0)
+        uses_parent = job.parent is not None and job.parent_image and not job.use_history
+        references = len(job.inputs) + (1 if uses_parent else 0)
         replayed = 0
         if job.parent is not None and job.use_history and self.turns is not None:
             chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
@@ -267,7 +270,7 @@ class JobService:
             if job.use_history and candidate.kind == "gemini" and spec.multi_turn:
                 replay = await self.threads.history(job.parent)
                 history, cut = replay.turns, replay.cut
-            if not history:
+            if not history and job.parent_image:
                 parent_image = await self.threads.output_image(job.parent, 0)
                 images = [*await self.prepare([raw_image(parent_image)], spec), *images]
         ratio = self._ratio(job, images, spec)

@@ -15,6 +15,7 @@ from bot.errors import NanoBotError
 from bot.replies import error_embed, result_embed
 from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
 from bot.storage.turns import TurnRecord
+from bot.views import result_view
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,12 @@ class Refine(commands.Cog):
         if result.history_cut:
             embed.set_footer(text=HISTORY_NOTE.format(depth=self.bot.settings.history_depth))
         try:
-            sent = await message.reply(
-                embed=embed, files=result_files(result, "refine"), mention_author=False
-            )
+            files = result_files(result, "refine")
+            view = result_view(result.turn_id)
+            if view is None:
+                sent = await message.reply(embed=embed, files=files, mention_author=False)
+            else:
+                sent = await message.reply(embed=embed, files=files, view=view, mention_author=False)
         except discord.HTTPException as e:
             await self.bot.service.delivery_failed(result, f"delivery failed: {e.status}")
             log.warning("could not post a refine result: %s", e)

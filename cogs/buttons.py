@@ -1,0 +1,165 @@
+"""What the result buttons do: reroll, vary, upscale ×2/×4, edit (a modal) and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.app import NanoBot
+from bot.discord_io import acknowledge, deliver, job_context, send_error
+from bot.errors import InputError, Refused
+from bot.service import JobSpec, RawInput, raw_image
+from bot.storage.turns import TurnRecord
+from bot.threads import Threads
+from bot.views import TurnButton
+
+VARY_PROMPT = "Create a variation of this image with the same subject and style. {prompt}"
+TITLES = {"reroll": "🔁 Reroll", "vary": "🔀 Variation", "up2": "⬆️ Upscale x2", "up4": "⬆️ Upscale x4"}
+
+
+class EditTurnModal(discord.ui.Modal, title="Edit this image"):
+    """Asks for the instruction, then continues the turn's conversation."""
+
+    instruction: discord.ui.TextInput[EditTurnModal] = discord.ui.TextInput(
+        label="What should change?", style=discord.TextStyle.paragraph, max_length=2000
+    )
+
+    def __init__(self, cog: Buttons, turn: TurnRecord) -> None:
+        super().__init__()
+        self.cog = cog
+        self.turn = turn
+
+    async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
+        """Run the refine through the same pipeline."""
+        job = JobSpec(
+            kind="refine",
+            prompt=self.instruction.value,
+            parent=self.turn,
+            use_history=True,
+            **job_context(interaction),
+        )
+        await self.cog.run(interaction, job, "✏️ Edit", "edit")
+
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction[NanoBot], error: Exception
+    ) -> None:
+        """Same error messages as commands."""
+        await send_error(self.cog.bot, interaction, error)
+
+
+class Buttons(commands.Cog):
+    """Registers the dynamic buttons and handles their clicks."""
+
+    def __init__(self, bot: NanoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        """Clicks on results from any earlier run are dispatched to TurnButton."""
+        self.bot.add_dynamic_items(TurnButton)
+
+    async def cog_unload(self) -> None:
+        """Stop dispatching clicks here."""
+        self.bot.remove_dynamic_items(TurnButton)
+
+    @property
+    def threads(self) -> Threads:
+        """The conversation reader."""
+        assert self.bot.service.threads is not None
+        return self.bot.service.threads
+
+    async def on_turn_button(
+        self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int
+    ) -> None:
+        """Dispatch a click; every failure gets the usual specific message."""
+        try:
+            await self._on_click(interaction, action, turn_id)
+        except Exception as error:
+            await send_error(self.bot, interaction, error)
+
+    async def _on_click(self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int) -> None:
+        """Load the turn and do what the button says."""
+        turns = self.bot.service.turns
+        turn = await turns.get(turn_id) if turns is not None else None
+        if turn is None or turn.status != "done":
+            raise InputError("That image is no longer in my records")
+        if action == "del":
+            await self._delete(interaction, turn)
+        elif action == "edit":
+            await interaction.response.send_modal(EditTurnModal(self, turn))
+        else:
+            await acknowledge(interaction)
+            job = await self._job(interaction, action, turn)
+            await self.run(interaction, job, TITLES[action], action)
+
+    async def _job(self, interaction: discord.Interaction[NanoBot], action: str, turn: TurnRecord) -> JobSpec:
+        """The job a button asks for, built from the stored turn."""
+        context = job_context(interaction)
+        options = turn.options
+        if action in ("up2", "up4"):
+            image = raw_image(await self.threads.output_image(turn, 0))
+            return JobSpec(kind="upscale", inputs=[image], parent=turn, factor=int(action[2]), **context)
+        if action == "vary":
+            return JobSpec(
+                kind="vary",
+                prompt=VARY_PROMPT.format(prompt=turn.prompt).strip(),
+                parent=turn,
+                provider=turn.provider,
+                model=turn.model,
+                aspect_ratio="auto",
+                **context,
+            )
+        return await self._reroll(turn, context, options)
+
+    async def _reroll(self, turn: TurnRecord, context: dict[str, Any], options: dict[str, Any]) -> JobSpec:
+        """Same inputs, same options, a new image."""
+        inputs: list[RawInput] = [raw_image(i) for i in await self.threads.input_images(turn)]
+        if turn.kind == "upscale":
+            factor = int(str(options.get("factor", 2)))
+            return JobSpec(kind="upscale", inputs=inputs, parent=turn, factor=factor, **context)
+        parent = turn
+        use_history = False
+        if turn.kind == "refine" and turn.parent_id is not None and self.bot.service.turns is not None:
+            parent = await self.bot.service.turns.get(turn.parent_id) or turn
+            use_history = parent is not turn
+        ratio = options.get("aspect_ratio")
+        resolution = options.get("resolution")
+        return JobSpec(
+            kind="reroll",
+            prompt=turn.prompt,
+            inputs=inputs,
+            parent=parent,
+            use_history=use_history,
+            parent_image=False,
+            provider=turn.provider,
+            model=turn.model,
+            aspect_ratio=str(ratio) if ratio else None,
+            resolution=str(resolution) if resolution else None,
+            count=int(str(options.get("count", 1))),
+            **context,
+        )
+
+    async def run(
+        self, interaction: discord.Interaction[NanoBot], job: JobSpec, title: str, stem: str
+    ) -> None:
+        """Defer when not yet done, run the job, deliver the result (with its own buttons)."""
+        loading = None
+        if not interaction.response.is_done():
+            loading = await acknowledge(interaction)
+        result = await self.bot.service.run(job)
+        await deliver(self.bot, interaction, result, title=title, stem=stem, loading_message_id=loading)
+
+    async def _delete(self, interaction: discord.Interaction[NanoBot], turn: TurnRecord) -> None:
+        """The requester or a member with Manage Messages may delete a result."""
+        allowed = interaction.user.id == turn.user_id or interaction.permissions.manage_messages
+        if not allowed:
+            raise Refused("🔒 Not yours", "Only the person who made this image or a moderator can delete it.")
+        await interaction.response.defer()
+        if interaction.message is not None:
+            await interaction.message.delete()
+
+
+async def setup(bot: NanoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Buttons(bot))
