@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.fakes import make_assets
 from bench.scenarios import SCENARIOS, Config, Outcome, Scenario
-from bench.stats import add_floor_ratios, evaluate, machine, rss_mib, table, write_json
+from bench.stats import add_floor_ratios, evaluate, machine, revision, rss_mib, table, write_json
 
 EXIT_OK, EXIT_FAILED = 0, 1
 NAMES = [s.name for s in SCENARIOS]
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = [f"{name}: {f}" for name, r in results.items() for f in r["failures"]]
     report: dict[str, Any] = {
         "machine": {**machine(), "loadavg_before": load_before},
+        "revision": revision(),
         "config": {**dataclasses.asdict(config), "quick": args.quick},
         "scenarios": results,
         "targets": evaluate(results),

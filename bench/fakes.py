@@ -22,7 +22,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_interactions import has_visible_content
+from tests.fakes.discord_interactions import InteractionFailed, InteractionHandle
 from tests.fakes.discord_limits import MAX_REQUEST_BYTES, DiscordError, too_large
 from tests.fakes.discord_payloads import JSON
 from tests.fakes.discord_rest import BODY_KEY, Body, Recorder
@@ -120,13 +120,14 @@ def _param(disposition: str, name: str) -> str | None:
 
 
 class BenchDiscord(FakeDiscord):
-    """FakeDiscord that stamps when each message becomes visible and keeps no attachment bytes."""
+    """FakeDiscord that stamps when each answer became final and keeps no attachment bytes."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._recorder = LeanRecorder(self)
-        #: message id → time.monotonic() when it first showed something to the user.
-        self.visible_at: dict[str, float] = {}
+        #: message id → time.monotonic() when it first carried an embed or a file (a final answer;
+        #: "thinking…", queue positions and progress only ever change the text).
+        self.final_at: dict[str, float] = {}
 
     async def add_users(self, count: int) -> list[str]:
         """Add `count` members (bench0, bench1, …) and wait until the bot was told about them."""
@@ -136,6 +137,25 @@ class BenchDiscord(FakeDiscord):
         await asyncio.gather(*list(self._tasks))
         return names
 
+    def final_answer(self, handle: InteractionHandle) -> JSON | None:
+        """The interaction's result or error message, once there is one."""
+        for msg in (handle.original, *handle.followups):
+            if msg is not None and msg["id"] in self.final_at:
+                return msg
+        return None
+
+    async def wait_final(self, handle: InteractionHandle, timeout: float) -> JSON:
+        """Wait for the final answer (not the first visible text); InteractionFailed if none can come."""
+        await self._wait(
+            lambda: self.final_answer(handle) is not None or handle.ack_error is not None,
+            timeout,
+            f"the final answer to interaction {handle.id} (Discord errors: {handle.errors or 'none'})",
+        )
+        answer = self.final_answer(handle)
+        if answer is None:
+            raise InteractionFailed(f"interaction {handle.id}: {handle.ack_error}")
+        return answer
+
     def _cdn_put(self, data: bytes, filename: str, content_type: str | None) -> JSON:
         """Store the attachment object (size, type, pixel size) but not the bytes."""
         att = super()._cdn_put(data, filename, content_type)
@@ -144,21 +164,21 @@ class BenchDiscord(FakeDiscord):
         return att
 
     async def _store(self, msg: JSON) -> None:
-        """Store a new message, stamping when it became visible."""
+        """Store a new message, stamping when it became final."""
         now = time.monotonic()
         await super()._store(msg)
         self._stamp(msg, now)
 
     async def _edit(self, msg: JSON, fields: JSON) -> None:
-        """Apply an edit, stamping when the message became visible."""
+        """Apply an edit, stamping when the message became final."""
         now = time.monotonic()
         await super()._edit(msg, fields)
         self._stamp(msg, now)
 
     def _stamp(self, msg: JSON, now: float) -> None:
-        """Remember the first moment a message had visible content."""
-        if msg["id"] not in self.visible_at and has_visible_content(msg):
-            self.visible_at[msg["id"]] = now
+        """Remember the first moment a message carried an embed or a file."""
+        if msg["id"] not in self.final_at and (msg.get("embeds") or msg.get("attachments")):
+            self.final_at[msg["id"]] = now
 
 
 class TimedProvider(FakeProvider):

@@ -17,7 +17,9 @@ from PIL import Image
 
 from bench.fakes import MIB, Assets, BenchDiscord, BenchGemini, BenchRelay, TimedProvider, prompt_for
 from bench.stats import Metrics, ms, percentile, reset_peak_rss, rss_mib
+from bot.config import Settings
 from tests.botenv import running_bot
+from tests.conftest import FAST
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_payloads import JSON
 
@@ -120,8 +122,14 @@ class Job:
 
     @property
     def e2e(self) -> float | None:
-        """Dispatch → the final message became visible."""
+        """Dispatch → the final answer (result or error) appeared."""
         return None if self.done_at is None else self.done_at - self.handle.created_at
+
+
+def production_defaults() -> dict[str, Any]:
+    """The settings tests shorten (timeouts, retries, progress updates), back at their real defaults."""
+    fields = Settings.model_fields
+    return {name: fields[name].default for name in FAST if name in fields}
 
 
 @contextlib.asynccontextmanager
@@ -131,7 +139,7 @@ async def session(provider: TimedProvider, entry: dict[str, Any], config: Config
     async with fake, provider:
         entry = {**entry, "base_url": provider.base_url}
         with tempfile.TemporaryDirectory(prefix="nanobot-bench-") as tmp:
-            async with running_bot(fake, Path(tmp), entry):
+            async with running_bot(fake, Path(tmp), entry, **production_defaults()):
                 # One member per concurrent command: like real traffic, and under per-user limits.
                 users = await fake.add_users(max(config.commands, config.jobs_4k))
                 async with LoopMonitor() as monitor:
@@ -143,10 +151,10 @@ async def session(provider: TimedProvider, entry: dict[str, Any], config: Config
 async def _finish(s: Session, tag: str, handle: InteractionHandle) -> Job:
     """Wait for the visible reply; a failure becomes a Job with an error, never an exception."""
     try:
-        message = await handle.wait_done(timeout=s.config.timeout)
+        message = await s.fake.wait_final(handle, s.config.timeout)
     except Exception as e:  # InteractionFailed is an AssertionError; timeouts too: report, go on
         return Job(tag, handle, None, f"{type(e).__name__}: {e}")
-    return Job(tag, handle, message, None, s.fake.visible_at.get(message["id"], time.monotonic()))
+    return Job(tag, handle, message, None, s.fake.final_at[message["id"]])
 
 
 async def burst(s: Session, prefix: str, count: int, options: dict[str, Any]) -> list[Job]:

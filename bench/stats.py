@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import resource
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -115,6 +116,21 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         **versions,
     }
+
+
+def revision() -> dict[str, Any]:
+    """The commit measured, and how many files differed from it (others may be mid-edit)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "changed_files": None}
+    return {"commit": commit, "changed_files": len(status.splitlines())}
 
 
 def _version(name: str) -> str | None:
@@ -227,6 +243,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['nproc']} CPU(s), {m['cpu']}; Python {m['python']}, "
         f"discord.py {m['discord.py']}, aiohttp {m['aiohttp']}, Pillow {m['pillow']}",
+        f"commit {report['revision']['commit']} with {report['revision']['changed_files']} changed files; "
         f"load average (1 min) before: {m['loadavg_before']}, after: {m['loadavg_1m']}"
         + (
             "  ← other work was running: figures are noisy"

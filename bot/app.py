@@ -129,9 +129,9 @@ class NanoBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Close the gateway and the HTTP session we opened."""
-        await super().close()
         if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
             log.warning("closing with jobs still running")
+        await super().close()
         if self.session is not None and not self.session.closed:
             await self.session.close()
         if self.db is not None:

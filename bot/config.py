@@ -49,6 +49,7 @@ class ProviderConfig(BaseModel):
     upscale: bool = False
     response_format: Literal["url", "b64_json"] = "url"
     timeout: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1, le=1000)
     max_input_images: int | None = Field(default=None, ge=0, le=16)
     aspect_ratios: list[str] | None = None
     resolutions: list[str] | None = None
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     costs: CostRules = Field(default_factory=lambda: CostRules())
     operator_daily_budget: float | None = Field(None, ge=0)
     max_concurrent_jobs: int = Field(2, ge=1, le=100)
+    max_running_jobs: int = Field(8, ge=1, le=1000)
+    max_queued_per_user: int = Field(3, ge=1, le=100)
+    progress_interval: float = Field(3.0, gt=0)
     interaction_token_lifetime: float = Field(900.0, gt=0)
 
     request_timeout: float = Field(300.0, gt=0)

@@ -12,7 +12,8 @@ from bot.errors import ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
 from bot.service import JobResult, RawInput
 from bot.storage.turns import TurnRecord
-from bot.views import result_view
+from bot.supervisor import Progress, ProgressHook
+from bot.views import cancel_view, result_view
 
 if TYPE_CHECKING:
     from bot.app import NanoBot
@@ -87,6 +88,7 @@ def job_context(interaction: discord.Interaction[NanoBot]) -> dict[str, Any]:
     user = interaction.user
     channel = interaction.channel
     return {
+        "progress": progress_reporter(interaction),
         "guild_id": interaction.guild_id,
         "channel_id": interaction.channel_id or 0,
         "user_id": user.id,
@@ -94,6 +96,22 @@ def job_context(interaction: discord.Interaction[NanoBot]) -> dict[str, Any]:
         "channel_nsfw": bool(getattr(channel, "nsfw", False)),
         "upload_limit": interaction.filesize_limit,
     }
+
+
+def progress_reporter(interaction: discord.Interaction[NanoBot]) -> ProgressHook:
+    """Shows the queue position or the running time in the "thinking…" message, with ❌ Cancel."""
+
+    async def report(progress: Progress) -> None:
+        if token_expired(interaction.client, interaction):
+            return
+        if progress.state == "queued":
+            eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
+            text = f"⏳ Queued: position {progress.position}{eta}"
+        else:
+            text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
+        await interaction.edit_original_response(content=text, view=cancel_view(progress.job_id))
+
+    return report
 
 
 async def deliver(

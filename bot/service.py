@@ -24,8 +24,10 @@ from bot.providers.base import (
     UpscaleRequest,
 )
 from bot.providers.router import Router
+from bot.queue import JobQueue
 from bot.storage.blobs import BlobStore
 from bot.storage.turns import BlobRef, NewTurn, TurnRecord, TurnStore
+from bot.supervisor import ProgressHook, Supervisor
 from bot.threads import Threads
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class JobSpec:
     parent_image: bool = True
     role_ids: tuple[int, ...] = ()
     channel_nsfw: bool = False
+    #: Told where the job stands while it waits and runs (edits the "thinking…" message).
+    progress: ProgressHook | None = None
 
 
 @dataclass(slots=True)
@@ -120,6 +124,7 @@ class JobService:
         blobs: BlobStore | None = None,
         threads: Threads | None = None,
         admission: Admission | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -127,6 +132,14 @@ class JobService:
         self.blobs = blobs
         self.threads = threads
         self.admission = admission
+        self.supervisor = supervisor or Supervisor(
+            JobQueue(
+                global_limit=settings.max_running_jobs,
+                provider_limits={p.name: p.concurrency for p in settings.providers if p.concurrency},
+                per_user_queued=settings.max_queued_per_user,
+            ),
+            interval=settings.progress_interval,
+        )
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -164,12 +177,27 @@ class JobService:
             await self._apply_guild_defaults(job)
             charge = await self._admit(job)
             try:
-                result = await self._run(job)
+                job_id = self.supervisor.queue.next_id()
+                lane = self._lane(job)
+                result = await self.supervisor.run(
+                    job_id, job.user_id, lane, job.progress, lambda: self._run(job)
+                )
+            except asyncio.CancelledError:
+                await self._record_failure(job, "cancelled")
+                await self._refund(charge, "cancelled")
+                raise
             except BaseException as e:
                 await self._refund(charge, type(e).__name__)
                 raise
             result.charge = charge
             return result
+
+    def _lane(self, job: JobSpec) -> str:
+        """The provider whose concurrency limit the job counts against."""
+        if job.kind == "upscale":
+            return self.router.upscalers(job.provider)[0].name
+        provider, model = self._route(job)
+        return self.router.candidates(provider, model)[0].name
 
     async def _apply_guild_defaults(self, job: JobSpec) -> None:
         """A new job with no model chosen uses the server's default model, when it set one."""

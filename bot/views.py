@@ -64,3 +64,37 @@ def result_view(turn_id: int | None) -> discord.ui.View | None:
     for action in ACTIONS:
         view.add_item(TurnButton(action, turn_id))
     return view
+
+
+CANCEL_TEMPLATE = re.compile(r"nb:cancel:(?P<job>[0-9a-z]{1,40})")
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
+    """❌ Cancel on a queued or running job: `nb:cancel:<job id>`."""
+
+    def __init__(self, job_id: str) -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary, custom_id=f"nb:cancel:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: discord.Interaction[NanoBot], item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> CancelButton:
+        """Rebuild the button from a click."""
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
+        """Hand the click to the Buttons cog."""
+        handler = interaction.client.get_cog("Buttons")
+        assert handler is not None, "the buttons cog is not loaded"
+        await handler.on_cancel(interaction, self.job_id)  # type: ignore[attr-defined]
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    """The Cancel button shown while a job waits or runs."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view

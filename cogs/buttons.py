@@ -13,7 +13,7 @@ from bot.errors import InputError, Refused
 from bot.service import JobSpec, RawInput, raw_image
 from bot.storage.turns import TurnRecord
 from bot.threads import Threads
-from bot.views import TurnButton
+from bot.views import CancelButton, TurnButton
 
 VARY_PROMPT = "Create a variation of this image with the same subject and style. {prompt}"
 TITLES = {"reroll": "🔁 Reroll", "vary": "🔀 Variation", "up2": "⬆️ Upscale x2", "up4": "⬆️ Upscale x4"}
@@ -56,12 +56,29 @@ class Buttons(commands.Cog):
         self.bot = bot
 
     async def cog_load(self) -> None:
-        """Clicks on results from any earlier run are dispatched to TurnButton."""
-        self.bot.add_dynamic_items(TurnButton)
+        """Clicks on results from any earlier run are dispatched to TurnButton (and CancelButton)."""
+        self.bot.add_dynamic_items(TurnButton, CancelButton)
 
     async def cog_unload(self) -> None:
         """Stop dispatching clicks here."""
-        self.bot.remove_dynamic_items(TurnButton)
+        self.bot.remove_dynamic_items(TurnButton, CancelButton)
+
+    async def on_cancel(self, interaction: discord.Interaction[NanoBot], job_id: str) -> None:
+        """❌ Cancel: the requester or a member with Manage Messages; the reservation is refunded."""
+        moderator = interaction.permissions.manage_messages
+        outcome = self.bot.service.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
+        if outcome == "cancelled":
+            await interaction.response.edit_message(
+                content="❌ Cancelled. Nothing was charged.", embed=None, attachments=[], view=None
+            )
+            return
+        if outcome == "not yours":
+            error = Refused(
+                "🔒 Not yours", "Only the person who asked for this job or a moderator can cancel it."
+            )
+        else:
+            error = Refused("Already finished", "That job is no longer queued or running.")
+        await send_error(self.bot, interaction, error)
 
     @property
     def threads(self) -> Threads:

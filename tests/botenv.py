@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.app import NanoBot, apply_endpoints, start_bot
 from tests.conftest import make_settings
-from tests.fakes.discord import FakeDiscord, discord_overrides
+from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
 
 
 def bot_settings(fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], **overrides: Any) -> Any:
@@ -45,6 +45,23 @@ async def running_bot(
         finally:
             await bot.close()
             await asyncio.wait_for(task, 15)
+
+
+async def wait_result(inter: InteractionHandle, timeout: float = 60) -> dict[str, Any]:
+    """The interaction's final answer: the original once it carries an embed, or an error followup.
+
+    Queue and progress updates only change the original's text, so they are skipped.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        original = inter.original
+        if original is not None and original.get("embeds"):
+            return original
+        if inter.followups:
+            return inter.followups[-1]
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"no result for interaction {inter.id} within {timeout} s")
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -20,6 +20,8 @@ FAST = {
     "request_timeout": 10.0,
     "task_poll_interval": 0.01,
     "task_deadline": 5.0,
+    # Running-time updates would replace "thinking…" in slow tests; tests that want them set it.
+    "progress_interval": 60.0,
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import NanoBot, apply_endpoints, start_bot, sync_only
-from tests.botenv import bot_settings, image_size, running_bot
+from tests.botenv import bot_settings, image_size, running_bot, wait_result
 from tests.fakes.discord import FakeDiscord, discord_overrides
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages
@@ -25,15 +25,21 @@ def gemini(fake: FakeGemini, **extra: Any) -> dict[str, Any]:
 async def test_fifty_commands_at_once_all_acknowledged_in_time(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         provider.delay = 2.0  # a slow provider: every job outlives the 3-second window
-        async with running_bot(fake, tmp_path, gemini(provider), max_concurrent_jobs=50):
+        async with running_bot(
+            fake, tmp_path, gemini(provider), max_concurrent_jobs=50, max_queued_per_user=50
+        ):
             handles = await asyncio.gather(
                 *(fake.send_slash("imagine", {"prompt": f"apple {n}"}) for n in range(50))
             )
             await asyncio.gather(*(h.wait_ack(timeout=10) for h in handles))
             assert all(h.ack_type == 5 for h in handles)
             assert max(h.ack_latency or 99 for h in handles) < 3.0  # Discord's rule, enforced by the fake
-            messages = await asyncio.gather(*(h.wait_done(timeout=60) for h in handles))
+            messages = await asyncio.gather(*(wait_result(h) for h in handles))
             assert all(len(h.files(m)) == 1 for h, m in zip(handles, messages, strict=True))
+            positions = [
+                r for r in fake.requests if r.method == "PATCH" and "Queued: position" in str(r.json)
+            ]
+            assert positions  # 50 jobs, 8 at a time: the others were told where they stand
         assert fake.violations == []
 
 

@@ -1,0 +1,110 @@
+"""Runs admitted jobs through the queue, reports where they stand, and cancels them on request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from bot.queue import JobQueue, Ticket
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a job stands: waiting (with its place and an estimate) or running (for how long)."""
+
+    job_id: str
+    state: Literal["queued", "running"]
+    provider: str
+    position: int | None = None
+    eta: float | None = None
+    elapsed: float = 0.0
+
+
+ProgressHook = Callable[[Progress], Awaitable[None]]
+CancelOutcome = Literal["cancelled", "unknown", "not yours"]
+
+
+@dataclass(slots=True)
+class _Active:
+    """A job in the queue or running, and the task to cancel it."""
+
+    user_id: int
+    task: asyncio.Task[object]
+
+
+class Supervisor:
+    """The queue plus the registry of active jobs (for Cancel) and their progress reports."""
+
+    def __init__(self, queue: JobQueue, *, interval: float) -> None:
+        self.queue = queue
+        self.interval = interval
+        self._active: dict[str, _Active] = {}
+
+    async def run(
+        self,
+        job_id: str,
+        user_id: int,
+        provider: str,
+        report: ProgressHook | None,
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Wait for a slot (reporting the position), then run `work` (reporting elapsed time)."""
+        ticket = self.queue.enqueue(job_id, user_id, provider)
+        task = asyncio.current_task()
+        assert task is not None
+        self._active[job_id] = _Active(user_id, task)
+        try:
+            await self._wait_turn(ticket, report)
+            async with self.queue.slot(ticket):
+                ticker = asyncio.create_task(self._tick(ticket, report)) if report else None
+                try:
+                    return await work()
+                finally:
+                    if ticker is not None:
+                        ticker.cancel()
+        finally:
+            self._active.pop(job_id, None)
+
+    async def _wait_turn(self, ticket: Ticket, report: ProgressHook | None) -> None:
+        """While the job waits, report its place every interval."""
+        while not ticket.granted.done():
+            if report is not None:
+                position = self.queue.position(ticket.job_id)
+                eta = self.queue.estimate(ticket.job_id)
+                await _safely(report, Progress(ticket.job_id, "queued", ticket.provider, position, eta))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ticket.granted), self.interval)
+
+    async def _tick(self, ticket: Ticket, report: ProgressHook | None) -> None:
+        """While the job runs, report its elapsed time every interval (first after one interval)."""
+        assert report is not None
+        while True:
+            await asyncio.sleep(self.interval)
+            elapsed = time.monotonic() - ticket.started
+            await _safely(report, Progress(ticket.job_id, "running", ticket.provider, elapsed=elapsed))
+
+    def cancel(self, job_id: str, user_id: int, *, moderator: bool) -> CancelOutcome:
+        """Cancel a queued or running job of this user (or anyone's, for moderators)."""
+        active = self._active.get(job_id)
+        if active is None:
+            return "unknown"
+        if active.user_id != user_id and not moderator:
+            return "not yours"
+        active.task.cancel()
+        return "cancelled"
+
+
+async def _safely(report: ProgressHook, progress: Progress) -> None:
+    """Progress reports are best effort: a failed edit never fails the job."""
+    try:
+        await report(progress)
+    except Exception:
+        log.debug("progress report failed", exc_info=True)
