@@ -1,0 +1,135 @@
+"""The queue through the fake Discord: positions, running updates, cancel (queued and running), caps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import NanoBot
+from bot.quotas import user_subject
+from tests.botenv import running_bot, wait_result
+from tests.fakes.discord import FakeDiscord, InteractionHandle
+from tests.fakes.providers import FakeGemini
+
+KEY = "queue-key"
+
+
+@dataclass
+class Env:
+    discord: FakeDiscord
+    gemini: FakeGemini
+    bot: NanoBot
+
+    async def usage(self, user: str) -> tuple[int, int]:
+        assert self.bot.quotas is not None
+        subject = user_subject(int(self.discord.users[user]["id"]))
+        found = await self.bot.quotas.usage(int(self.discord.guild_id), subject, "day")
+        return found.used_cents, found.reserved_cents
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        for name in ("bob", "erin", "frank"):
+            fake.add_user(name)
+        gemini.delay = 1.0
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(
+            fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3, max_queued_per_user=1
+        ) as bot:
+            yield Env(fake, gemini, bot)
+        assert fake.violations == []
+
+
+def contents(env: Env, inter: InteractionHandle) -> list[str]:
+    """Every text the bot put in this interaction's "thinking…" message, in order."""
+    return [
+        str(r.json.get("content"))
+        for r in env.discord.requests
+        if r.method == "PATCH" and inter.token in r.path and r.json and r.json.get("content")
+    ]
+
+
+async def wait_for_text(inter: InteractionHandle, needle: str, timeout: float = 10) -> dict[str, Any]:
+    for _ in range(int(timeout / 0.05)):
+        original = inter.original
+        if original is not None and needle in (original.get("content") or ""):
+            return original
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{needle!r} never shown; last: {inter.original}")
+
+
+def cancel_id(message: dict[str, Any]) -> str:
+    [custom_id] = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    assert custom_id.startswith("nb:cancel:")
+    return custom_id
+
+
+async def test_positions_move_and_running_shows_elapsed(env: Env) -> None:
+    first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
+    await asyncio.sleep(0.1)
+    second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
+    third = await env.discord.send_slash("imagine", {"prompt": "three"}, user="erin")
+    await wait_for_text(third, "Queued: position 2")
+    for inter in (first, second, third):
+        assert env.discord.files_of(await wait_result(inter, 30))
+    shown = contents(env, third)
+    assert any("position 2" in t for t in shown) and any("position 1" in t for t in shown)
+    assert any(t.startswith("🎨 Working with google") for t in shown)  # then it ran, with its time
+    assert "about" in shown[0]  # an estimate from recent durations
+
+
+async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
+    first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
+    await asyncio.sleep(0.1)
+    second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
+    queued = await wait_for_text(second, "Queued")
+    click = await env.discord.send_component(queued, cancel_id(queued), user="bob")
+    await click.wait_ack()
+    assert "Cancelled" in (second.original or {}).get("content", "")
+    await wait_result(first, 30)
+    await asyncio.sleep(0.3)
+    assert env.gemini.calls == 1  # the cancelled job never reached the provider
+    assert await env.usage("bob") == (0, 0)
+    assert not env.discord.files_of(second.original or {})
+
+
+async def test_cancel_while_running_discards_result(env: Env) -> None:
+    env.gemini.delay = 2.0
+    inter = await env.discord.send_slash("imagine", {"prompt": "slow"}, user="alice")
+    running = await wait_for_text(inter, "Working with")
+    stranger = await env.discord.send_component(running, cancel_id(running), user="bob")
+    refusal = await stranger.wait_done()
+    assert "Not yours" in refusal["embeds"][0]["title"]
+    click = await env.discord.send_component(running, cancel_id(running), user="alice")
+    await click.wait_ack()
+    await asyncio.sleep(2.5)  # the provider would have answered by now
+    final = inter.original or {}
+    assert "Cancelled" in final.get("content", "") and not env.discord.files_of(final)
+    assert await env.usage("alice") == (0, 0)
+    assert env.bot.quotas is not None
+    [row] = await env.bot.quotas.audit(int(env.discord.guild_id))
+    assert row.status == "refunded" and "cancel" in (row.outcome or "").lower()
+
+
+async def test_queue_cap_per_user(env: Env) -> None:
+    await env.bot.guild_settings.put(  # type: ignore[union-attr]
+        int(env.discord.guild_id),
+        (await env.bot.guild_settings.get(int(env.discord.guild_id))).model_copy(  # type: ignore[union-attr]
+            update={"max_concurrent": 5}
+        ),
+    )
+    first = await env.discord.send_slash("imagine", {"prompt": "a"}, user="alice")
+    await asyncio.sleep(0.1)
+    second = await env.discord.send_slash("imagine", {"prompt": "b"}, user="alice")
+    await wait_for_text(second, "Queued")
+    third = await env.discord.send_slash("imagine", {"prompt": "c"}, user="alice")
+    refused = await wait_result(third)
+    assert "Queue full" in refused["embeds"][0]["title"]
+    for inter in (first, second):
+        assert env.discord.files_of(await wait_result(inter, 30))
