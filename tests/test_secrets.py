@@ -1,0 +1,78 @@
+"""No token or API key in any log line, reply, exception text or database row, through a run with failures."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.storage.tables import metadata
+from tests.botenv import running_bot
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.providers import FakeGemini, FakeOpenAIImages
+
+TOKEN = "tok-SECRET-discord-7f3a"
+GEMINI_KEY = "AIza-SECRET-gemini-91c2"
+RELAY_KEY = "sk-SECRET-relay-55e0"
+SECRETS = (TOKEN, GEMINI_KEY, RELAY_KEY, "SECRET")
+
+
+async def test_secrets_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with (
+        FakeDiscord(token=TOKEN) as fake,
+        FakeGemini(api_key=GEMINI_KEY) as gemini,
+        FakeOpenAIImages(api_key="sk-the-right-one") as relay,
+    ):
+        providers = [
+            {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": GEMINI_KEY},
+            # A wrong key: the relay's error message echoes part of the key it was given.
+            {
+                "name": "relay",
+                "kind": "openai-images",
+                "base_url": relay.base_url,
+                "api_key": RELAY_KEY,
+                "models": ["nano-banana-2"],
+            },
+        ]
+        async with running_bot(fake, tmp_path, *providers) as bot:
+            ok = await (await fake.send_slash("imagine", {"prompt": "a key on a table"})).wait_done()
+            gemini.script("prompt_blocked")
+            await (await fake.send_slash("imagine", {"prompt": "blocked"})).wait_done()
+            gemini.script("bad_key")
+            await (await fake.send_slash("imagine", {"prompt": "bad key"})).wait_done()
+            gemini.script("unavailable", "unavailable", "unavailable")
+            await (await fake.send_slash("imagine", {"prompt": "down"})).wait_done()
+            await (
+                await fake.send_slash("imagine", {"prompt": "relay", "model": "nano-banana-2"})
+            ).wait_done()
+            sent = await fake.user_message("make it shiny", reply_to=ok)
+            await fake.wait_for_message(
+                lambda m: (m.get("message_reference") or {}).get("message_id") == sent["id"], timeout=20
+            )
+            assert bot.db is not None
+            async with bot.db.connect() as conn:
+                rows = [
+                    str(tuple(row))
+                    for table in metadata.sorted_tables
+                    for row in (await conn.execute(select(table))).all()
+                ]
+    assert len(rows) > 5
+    texts = {
+        "log": "\n".join(
+            r.getMessage() + "".join(traceback.format_exception(*r.exc_info))
+            if r.exc_info
+            else r.getMessage()
+            for r in caplog.records
+        ),
+        "discord": "\n".join(str(r.json) + str(r.query) for r in fake.requests if r.path != "/gateway"),
+        "messages": str(dict(fake.messages)),
+        "database": "\n".join(rows),
+    }
+    assert "Provider account problem" in texts["discord"]  # the failures really happened
+    for where, text in texts.items():
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} leaked into {where}"

@@ -1,0 +1,137 @@
+"""Upstream faults through the fake Discord: a clear message, a refund, and the next command still works."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import NanoBot
+from bot.quotas import user_subject
+from tests.botenv import running_bot
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
+
+KEY = "upstream-key"
+
+
+@dataclass
+class Env:
+    discord: FakeDiscord
+    bot: NanoBot
+
+    async def usage(self) -> tuple[int, int]:
+        assert self.bot.quotas is not None
+        subject = user_subject(int(self.discord.users["alice"]["id"]))
+        for _ in range(50):
+            found = await self.bot.quotas.usage(int(self.discord.guild_id), subject, "day")
+            if not found.reserved_cents:
+                break
+            await asyncio.sleep(0.05)
+        return found.used_cents, found.reserved_cents
+
+    async def imagine(self) -> dict[str, Any]:
+        inter = await self.discord.send_slash("imagine", {"prompt": "a lamp"})
+        return await inter.wait_done(timeout=60)
+
+
+@pytest.fixture
+async def gemini_env(tmp_path: Path) -> AsyncIterator[tuple[Env, FakeGemini]]:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        entry = {
+            "name": "google",
+            "kind": "gemini",
+            "base_url": gemini.base_url,
+            "api_key": KEY,
+            "timeout": 1.0,
+        }
+        async with running_bot(fake, tmp_path, entry) as bot:
+            yield Env(fake, bot), gemini
+        assert fake.violations == []
+
+
+@pytest.mark.parametrize(
+    ("faults", "title"),
+    [
+        ([Fault("rate_limited", retry_after=0.01)] * 3, "Rate limited"),
+        (["server_error"] * 3, "Provider unavailable"),
+        (["bad_gateway"] * 3, "Provider unavailable"),
+        (["unavailable"] * 3, "Provider unavailable"),
+        (["gateway_timeout"] * 3, "Timed out"),
+        ([Fault("hang", hang=5)], "Timed out"),
+        (["malformed"], "Provider unavailable"),
+        (["html"], "Provider unavailable"),
+        (["truncated_base64"], "Provider unavailable"),
+    ],
+)
+async def test_gemini_faults(gemini_env: tuple[Env, FakeGemini], faults: list[Any], title: str) -> None:
+    env, gemini = gemini_env
+    gemini.script(*faults)
+    message = await env.imagine()
+    assert title in message["embeds"][0]["title"] and message["flags"] & 64
+    assert await env.usage() == (0, 0)  # refunded
+    assert env.discord.files_of(await env.imagine())  # and the bot keeps serving
+    assert await env.usage() == (100, 0)
+
+
+async def test_result_url_that_404s(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeOpenAIImages(api_key="k") as relay:
+        entry = {"name": "relay", "kind": "openai-images", "base_url": relay.base_url, "api_key": "k"}
+        async with running_bot(fake, tmp_path, entry) as bot:
+            env = Env(fake, bot)
+            relay.script("url_404")
+            message = await env.imagine()
+            assert "download failed (HTTP 404)" in message["embeds"][0]["description"]
+            assert await env.usage() == (0, 0)
+            assert fake.files_of(await env.imagine())
+
+
+async def test_task_that_never_completes(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeTask(api_key="k") as task:
+        entry = {"name": "vtrix", "kind": "task", "base_url": task.base_url, "api_key": "k"}
+        async with running_bot(fake, tmp_path, entry, task_deadline=0.5) as bot:
+            env = Env(fake, bot)
+            task.script("never_completes")
+            message = await env.imagine()
+            assert "did not finish" in message["embeds"][0]["description"]
+            assert await env.usage() == (0, 0)
+            assert fake.files_of(await env.imagine())
+
+
+@pytest.mark.parametrize(("status", "via"), [(429, True), (500, False), (502, False)])
+async def test_discord_failing_the_upload_once(
+    gemini_env: tuple[Env, FakeGemini], status: int, via: bool
+) -> None:
+    env, _ = gemini_env
+    env.discord.fail_next("PATCH", r"/webhooks/.*/messages/@original", status, via=via, retry_after=0.1)
+    message = await env.imagine()
+    assert env.discord.files_of(message)  # discord.py retried the upload
+    assert await env.usage() == (100, 0)  # charged once
+
+
+async def test_discord_refusing_the_upload_refunds(gemini_env: tuple[Env, FakeGemini]) -> None:
+    env, _ = gemini_env
+    env.discord.fail_next("PATCH", r"/webhooks/.*/messages/@original", 500, count=5, via=False)  # every retry
+    inter = await env.discord.send_slash("imagine", {"prompt": "a lamp"})
+    message = await inter.wait_done(timeout=60)
+    assert not env.discord.files_of(message)
+    assert await env.usage() == (0, 0)
+    assert env.discord.files_of(await env.imagine())
+
+
+async def test_database_briefly_locked(gemini_env: tuple[Env, FakeGemini], tmp_path: Path) -> None:
+    env, _ = gemini_env
+    locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=1)
+    locker.execute("BEGIN IMMEDIATE")
+    inter = await env.discord.send_slash("imagine", {"prompt": "a lamp"})
+    await inter.wait_ack()
+    await asyncio.sleep(1.0)
+    locker.rollback()
+    locker.close()
+    assert env.discord.files_of(await inter.wait_done(timeout=30))
+    assert await env.usage() == (100, 0)
