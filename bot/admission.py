@@ -48,10 +48,13 @@ class Charge:
 class Admission:
     """Applies /settings rules and reserves credits; commit and refund settle the reservation."""
 
-    def __init__(self, settings: Settings, quotas: QuotaStore, guilds: GuildSettingsStore) -> None:
+    def __init__(
+        self, settings: Settings, quotas: QuotaStore, guilds: GuildSettingsStore, *, owner: str | None = None
+    ) -> None:
         self.settings = settings
         self.quotas = quotas
         self.guilds = guilds
+        self.owner = owner
 
     async def config(self, guild_id: int | None) -> GuildConfig:
         """The server's settings (defaults outside servers)."""
@@ -80,6 +83,8 @@ class Admission:
             provider=provider,
             model=model,
             now=now,
+            channel_id=who.channel_id or None,
+            owner=self.owner,
         )
         if isinstance(outcome, Refusal):
             raise _refused(outcome, cost)

@@ -225,6 +225,8 @@ class QuotaStore:
         provider: str | None = None,
         model: str | None = None,
         now: datetime | None = None,
+        channel_id: int | None = None,
+        owner: str | None = None,
     ) -> Reservation | Refusal:
         """Hold cost_cents on every check's counter, all or nothing; a Refusal names the first misfit."""
         if cost_cents < 0:
@@ -242,6 +244,8 @@ class QuotaStore:
             "model": None if model is None else model[:128],
             "counters": [held.to_json() for _, held in pairs],
             "created_at": now,
+            "channel_id": channel_id,
+            "owner": None if owner is None else owner[:40],
         }
 
         async def work(conn: AsyncConnection) -> int:
@@ -286,9 +290,9 @@ class QuotaStore:
         """The job ran: credits move reserved → used, unit counters are released. Idempotent."""
         await self._finish(reservation_id, "committed", outcome)
 
-    async def refund(self, reservation_id: int, *, outcome: str) -> None:
-        """The job failed: everything held is released. Idempotent (only from 'reserved')."""
-        await self._finish(reservation_id, "refunded", outcome)
+    async def refund(self, reservation_id: int, *, outcome: str) -> bool:
+        """The job failed: everything held is released. Idempotent (only from 'reserved'): False if not held."""
+        return await self._finish(reservation_id, "refunded", outcome)
 
     async def usage(
         self, guild_id: int, subject: str, window: str | None, now: datetime | None = None

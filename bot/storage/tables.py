@@ -177,6 +177,8 @@ quota_reservations = Table(
     Column("counters", JSON, nullable=False, default=list, server_default=text("'[]'")),
     _created(),
     Column("finished_at", UTCDateTime(), nullable=True),
+    Column("channel_id", BigInteger, nullable=True),
+    Column("owner", String(40), nullable=True),
     sqlite_autoincrement=True,
 )
 Index("ix_quota_reservations_guild_id_id", quota_reservations.c.guild_id, quota_reservations.c.id)
@@ -199,4 +201,13 @@ guild_settings = Table(
     Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
     Column("data", JSON, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
+)
+
+
+#: One row per running bot process, refreshed while it lives (restart recovery reads it).
+instances = Table(
+    "instances",
+    metadata,
+    Column("owner", String(40), primary_key=True),
+    Column("seen_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
 )
