@@ -291,7 +291,7 @@ class QuotaStore:
         await self._finish(reservation_id, "committed", outcome)
 
     async def refund(self, reservation_id: int, *, outcome: str) -> bool:
-        """The job failed: everything held is released. Idempotent (only from 'reserved'): False if not held."""
+        """The job failed: everything held is released. Idempotent: False when it was not held."""
         return await self._finish(reservation_id, "refunded", outcome)
 
     async def usage(
