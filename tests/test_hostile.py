@@ -1,4 +1,4 @@
-"""Hostile and broken input through the fake Discord: a clear message, no charge, and the bot keeps serving."""
+"""Hostile and broken input through the fake Discord: a clear message, no charge, the bot keeps serving."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -19,7 +19,8 @@ from bot.providers.base import (
     ModelSpec,
     UpscaleRequest,
 )
-from bot.providers.http import HttpClient, Limits, image_from_bytes
+from bot.providers.http import ErrorMapper, FormFactory, HttpClient, Limits, image_from_bytes
+from bot.providers.keys import KeyRing
 from bot.providers.models import spec_for
 
 
@@ -33,6 +34,7 @@ class ProviderBase:
         self.name = config.name
         self._http = http
         self.limits = limits
+        self.keys = KeyRing(config.name, config.api_keys)
 
     @property
     def http(self) -> HttpClient:
@@ -56,9 +58,50 @@ class ProviderBase:
         """Whether this provider offers upscaling."""
         return False
 
-    def api_key(self) -> str | None:
-        """The key, revealed only at the moment a header is built."""
-        return self.config.api_key.get_secret_value() if self.config.api_key else None
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """Bearer auth when there is a key (Gemini sends its own header)."""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def error_mapper(self) -> ErrorMapper:
+        """Maps this wire format's non-2xx answers to typed errors (each wire format has one)."""
+        raise NotImplementedError
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: FormFactory | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """One API request with the current key, moving to the next key when a key is limited or refused."""
+        return await self.keys.run(
+            lambda key: self.send_with(key, method, url, json_body=json_body, form=form, retry=retry)
+        )
+
+    async def send_with(
+        self,
+        key: str | None,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: FormFactory | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """One API request with the given key (the shared client retries transient failures)."""
+        return await self.http.request_json(
+            method,
+            url,
+            provider=self.name,
+            mapper=self.error_mapper(),
+            limits=self.limits,
+            headers=self.auth_headers(key),
+            json_body=json_body,
+            form=form,
+            retry=retry,
+        )
 
     def resolve_model(self, model: str | None) -> str:
         """The model to call: the one asked for, or this provider's default."""

@@ -20,6 +20,7 @@ from bot.errors import (
 )
 from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
 from bot.providers.common import ProviderBase, fan_out
+from bot.providers.http import ErrorMapper
 
 SAFETY_REASONS = frozenset(
     {
@@ -154,10 +155,13 @@ class GeminiProvider(ProviderBase):
 
     kind: ClassVar[str] = "gemini"
 
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self, key: str | None) -> dict[str, str]:
         """The key header, when a key is configured."""
-        key = self.api_key()
         return {"x-goog-api-key": key} if key else {}
+
+    def error_mapper(self) -> ErrorMapper:
+        """Google's error envelopes."""
+        return map_error(self.name)
 
     def _url(self, model: str, method: str = ":generateContent") -> str:
         """The v1beta model URL."""
@@ -171,15 +175,7 @@ class GeminiProvider(ProviderBase):
 
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
         """Send one generateContent request and parse its answer."""
-        data = await self.http.request_json(
-            "POST",
-            self._url(model),
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-            json_body=body,
-        )
+        data = await self.send("POST", self._url(model), json_body=body)
         return self.parse(data, model)
 
     def parse(self, data: Any, model: str) -> GenerateResult:
@@ -264,14 +260,6 @@ class GeminiProvider(ProviderBase):
     async def check(self) -> str:
         """Fetch the default model's metadata: proves the URL and the key without generating."""
         model = self.models[0]
-        data = await self.http.request_json(
-            "GET",
-            self._url(model, ""),
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-            retry=False,
-        )
+        data = await self.send("GET", self._url(model, ""), retry=False)
         shown = data.get("displayName") or data.get("name") or model if isinstance(data, dict) else model
         return f"ok: {shown}"

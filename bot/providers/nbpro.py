@@ -18,7 +18,7 @@ from bot.errors import (
 )
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out, multipart
-from bot.providers.http import parse_retry_after
+from bot.providers.http import ErrorMapper, parse_retry_after
 
 PATH = "/api/ai/nano-banana/generate"
 _SAFETY_WORDS = ("safety", "content policy", "inappropriate", "nsfw", "prohibited")
@@ -60,10 +60,9 @@ class NBProProvider(ProviderBase):
 
     kind: ClassVar[str] = "nbpro"
 
-    def _headers(self) -> dict[str, str]:
-        """Bearer auth when a key is configured."""
-        key = self.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+    def error_mapper(self) -> ErrorMapper:
+        """Plain-string error bodies."""
+        return map_error(self.name)
 
     def _fields(self, request: GenerateRequest) -> dict[str, str]:
         """prompt, size (1k|2k|4k) and aspectRatio."""
@@ -88,16 +87,7 @@ class NBProProvider(ProviderBase):
 
     async def _call(self, body: JsonDict | None, form: Any, model: str) -> GenerateResult:
         """One generate call and the download of its images."""
-        data = await self.http.request_json(
-            "POST",
-            self.base_url + PATH,
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-            json_body=body,
-            form=form,
-        )
+        data = await self.send("POST", self.base_url + PATH, json_body=body, form=form)
         items = data.get("images") if isinstance(data, dict) else None
         urls = [str(i["url"]) for i in items or [] if isinstance(i, dict) and i.get("url")]
         if not urls:
@@ -110,16 +100,7 @@ class NBProProvider(ProviderBase):
     async def check(self) -> str:
         """Send an empty request: 400 proves the key is accepted without making an image."""
         try:
-            await self.http.request_json(
-                "POST",
-                self.base_url + PATH,
-                provider=self.name,
-                mapper=map_error(self.name),
-                limits=self.limits,
-                headers=self._headers(),
-                json_body={},
-                retry=False,
-            )
+            await self.send("POST", self.base_url + PATH, json_body={}, retry=False)
         except BadRequest:
             return "ok: key accepted"
         return "ok"

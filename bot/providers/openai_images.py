@@ -27,7 +27,7 @@ from bot.providers.base import (
     UpscaleRequest,
 )
 from bot.providers.common import ProviderBase, multipart
-from bot.providers.http import parse_retry_after
+from bot.providers.http import ErrorMapper, parse_retry_after
 
 _SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _TRY_AGAIN = re.compile(r"try again in ([\d.]+)\s*s", re.IGNORECASE)
@@ -108,10 +108,9 @@ class OpenAIImagesProvider(ProviderBase):
         """Only hosts configured with upscale = true have /v1/images/upscale."""
         return self.config.upscale
 
-    def _headers(self) -> dict[str, str]:
-        """Bearer auth when a key is configured."""
-        key = self.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+    def error_mapper(self) -> ErrorMapper:
+        """OpenAI-style error envelopes."""
+        return map_error(self.name)
 
     def _options(self, request: GenerateRequest, spec: ModelSpec) -> dict[str, str]:
         """Model, n, ratio, size and format fields shared by generations and edits."""
@@ -155,16 +154,7 @@ class OpenAIImagesProvider(ProviderBase):
 
     async def _post(self, path: str, *, json_body: JsonDict | None = None, form: Any = None) -> Any:
         """POST to the host and return its JSON."""
-        return await self.http.request_json(
-            "POST",
-            self.base_url + path,
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-            json_body=json_body,
-            form=form,
-        )
+        return await self.send("POST", self.base_url + path, json_body=json_body, form=form)
 
     async def _result(self, data: Any, model: str) -> GenerateResult:
         """Images from data[].b64_json or data[].url (downloaded concurrently)."""
@@ -195,15 +185,7 @@ class OpenAIImagesProvider(ProviderBase):
 
     async def check(self) -> str:
         """GET /v1/models: proves the URL (and the key, where one is needed)."""
-        data = await self.http.request_json(
-            "GET",
-            self.base_url + "/v1/models",
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-            retry=False,
-        )
+        data = await self.send("GET", self.base_url + "/v1/models", retry=False)
         ids = (
             [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
             if isinstance(data, dict)

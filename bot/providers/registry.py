@@ -51,4 +51,10 @@ def build_router(settings: Settings, session: aiohttp.ClientSession) -> Router:
     providers = [INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers]
     generating = [p for p in providers if p.kind != "local"]
     local = next((p for p in providers if p.kind == "local"), None)
-    return Router(generating, local or LocalProvider(LOCAL, None, limits_for(settings, LOCAL)))
+    return Router(
+        generating,
+        local or LocalProvider(LOCAL, None, limits_for(settings, LOCAL)),
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown=settings.breaker_cooldown,
+        fallback_on_no_image=settings.fallback_on_no_image,
+    )

@@ -3,23 +3,73 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import NamedTuple
 
 from bot.config import ProviderConfig
-from bot.errors import BadRequest, InputError, ProviderError
+from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError
 from bot.providers.base import GenerateRequest, GenerateResult, ImageProvider, UpscaleRequest
+from bot.providers.breaker import Breaker, State
 
 log = logging.getLogger(__name__)
 
 LOCAL = ProviderConfig(name="local", kind="local")
 
 
+class ProviderStatus(NamedTuple):
+    """One provider's health, for /status-style reporting."""
+
+    name: str
+    kind: str
+    state: State
+    consecutive_failures: int
+
+
 class Router:
     """The configured providers, in fallback order, plus the local upscaler at the end."""
 
-    def __init__(self, providers: Sequence[ImageProvider], local: ImageProvider) -> None:
+    def __init__(
+        self,
+        providers: Sequence[ImageProvider],
+        local: ImageProvider,
+        *,
+        breaker_failures: int = 5,
+        breaker_cooldown: float = 60.0,
+        fallback_on_no_image: bool = False,
+    ) -> None:
         self.providers = list(providers)
         self.local = local
+        self.fallback_on_no_image = fallback_on_no_image
+        self.breakers = {p.name: Breaker(p.name, breaker_failures, breaker_cooldown) for p in self.providers}
+
+    def status(self) -> list[ProviderStatus]:
+        """Each configured provider's breaker state and current run of failures."""
+        statuses = []
+        for provider in self.providers:
+            breaker = self.breakers[provider.name]
+            statuses.append(
+                ProviderStatus(provider.name, provider.kind, breaker.state, breaker.consecutive_failures)
+            )
+        return statuses
+
+    def _ready(self, providers: list[ImageProvider]) -> list[ImageProvider]:
+        """Providers whose breaker lets a call through; if none does, the one back soonest (it fails fast)."""
+        ready = [p for p in providers if self.breakers[p.name].available()]
+        return ready or [min(providers, key=lambda p: self.breakers[p.name].retry_in())]
+
+    async def _call(
+        self, provider: ImageProvider, call: Callable[[], Awaitable[GenerateResult]]
+    ) -> GenerateResult:
+        """Run a provider call through its breaker (the local upscaler has none)."""
+        breaker = self.breakers.get(provider.name)
+        if breaker is None:
+            return await call()
+        return await breaker.call(call)
+
+    def _may_fall_back(self, error: ProviderError) -> bool:
+        """Whether the next provider may take over after this error (never after a safety block)."""
+        return error.fallback_ok or (self.fallback_on_no_image and isinstance(error, NoImageReturned))
 
     def get(self, name: str) -> ImageProvider:
         """A provider by its configured name."""
@@ -34,7 +84,7 @@ class Router:
         return [(p.name, m) for p in self.providers for m in p.models]
 
     def candidates(self, provider: str | None, model: str | None) -> list[ImageProvider]:
-        """Providers to try, in order, for a provider name and/or a model."""
+        """Providers to try, in order, for a provider name and/or a model (paused ones left out)."""
         if provider is not None:
             chosen = self.get(provider)
             if model is not None and model not in chosen.models:
@@ -45,12 +95,12 @@ class Router:
                 "No image provider is configured: set GEMINI_API_KEY or add [[providers]] to nanobot.toml"
             )
         if model is None:
-            return list(self.providers)
+            return self._ready(self.providers)
         serving = [p for p in self.providers if model in p.models]
         if not serving:
             known = ", ".join(sorted({m for _, m in self.models()}))
             raise InputError(f"No provider serves the model '{model}'. Available: {known}")
-        return serving
+        return self._ready(serving)
 
     async def generate(self, request: GenerateRequest, provider: str | None = None) -> GenerateResult:
         """Try each candidate; move on only when the failure is the provider's, not the prompt's."""
@@ -58,31 +108,32 @@ class Router:
         last: ProviderError | None = None
         for candidate in candidates:
             try:
-                return await candidate.generate(request)
+                return await self._call(candidate, partial(candidate.generate, request))
             except ProviderError as e:
-                if not e.fallback_ok or candidate is candidates[-1]:
+                if not self._may_fall_back(e) or candidate is candidates[-1]:
                     raise
                 log.warning("provider %s failed (%s); trying the next one", candidate.name, type(e).__name__)
                 last = e
         raise last or BadRequest("no provider could take the request")
 
     def upscalers(self, provider: str | None) -> list[ImageProvider]:
-        """Upscale-capable providers in order, then the local upscaler."""
+        """Upscale-capable providers in order (paused ones left out), then the local upscaler."""
         if provider is not None:
             chosen = self.get(provider)
             if not chosen.can_upscale:
                 raise InputError(f"{chosen.name} cannot upscale; leave the provider out to use any")
             return [chosen]
-        return [p for p in self.providers if p.can_upscale] + [self.local]
+        capable = [p for p in self.providers if p.can_upscale and self.breakers[p.name].available()]
+        return [*capable, self.local]
 
     async def upscale(self, request: UpscaleRequest, provider: str | None = None) -> GenerateResult:
         """Upscale with the first capable provider, falling back to the local upscaler."""
         candidates = self.upscalers(provider)
         for candidate in candidates[:-1]:
             try:
-                return await candidate.upscale(request)
+                return await self._call(candidate, partial(candidate.upscale, request))
             except ProviderError as e:
                 if not e.fallback_ok:
                     raise
                 log.warning("upscaler %s failed (%s); trying the next one", candidate.name, type(e).__name__)
-        return await candidates[-1].upscale(request)
+        return await self._call(candidates[-1], partial(candidates[-1].upscale, request))

@@ -21,7 +21,7 @@ from bot.errors import (
 )
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out
-from bot.providers.http import parse_retry_after
+from bot.providers.http import ErrorMapper, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,9 @@ class TaskProvider(ProviderBase):
 
     kind: ClassVar[str] = "task"
 
-    def _headers(self) -> dict[str, str]:
-        """Bearer auth when a key is configured."""
-        key = self.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+    def error_mapper(self) -> ErrorMapper:
+        """The task API's several error shapes."""
+        return map_error(self.name)
 
     def _params(self, request: GenerateRequest) -> JsonDict:
         """The params block: prompt, image URLs, ratio, resolution."""
@@ -123,8 +122,8 @@ class TaskProvider(ProviderBase):
         return await fan_out(lambda: self._run(body, spec.name), request.count)
 
     async def _run(self, body: JsonDict, model: str) -> GenerateResult:
-        """Create, poll, download."""
-        task = await self._create(body)
+        """Create, poll (with the key that created the task), download."""
+        task, key = await self.keys.run(lambda key: self._create(key, body))
         deadline = time.monotonic() + self.limits.poll_deadline
         while not self._finished(task):
             if time.monotonic() >= deadline:
@@ -133,53 +132,38 @@ class TaskProvider(ProviderBase):
                     provider=self.name,
                 )
             await asyncio.sleep(self.limits.poll_interval)
-            task = await self._poll(str(task["id"]))
+            task = await self._poll(key, str(task["id"]))
         return await self._result(task, model)
 
-    async def _create(self, body: JsonDict) -> JsonDict:
+    async def _create(self, key: str | None, body: JsonDict) -> tuple[JsonDict, str | None]:
         """POST the task. Only a 429 is retried: any other failure may have created a task."""
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                task = await self.http.request_json(
-                    "POST",
-                    self.base_url + CREATE,
-                    provider=self.name,
-                    mapper=map_error(self.name),
-                    limits=self.limits,
-                    headers=self._headers(),
-                    json_body=body,
-                    retry=False,
-                )
+                task = await self.send_with(key, "POST", self.base_url + CREATE, json_body=body, retry=False)
                 break
             except RateLimited as e:
-                delay = (
-                    self.http.policy.base_delay * 2 ** (attempt - 1)
-                    if e.retry_after is None
-                    else e.retry_after
-                )
-                if (
-                    attempt >= self.http.policy.attempts
-                    or time.monotonic() - started + delay > self.http.policy.total_seconds
-                ):
+                delay = self._create_delay(e, attempt, started)
+                if delay is None:
                     raise
                 await asyncio.sleep(delay)
         if not isinstance(task, dict) or not task.get("id"):
             raise Unavailable(f"{self.name}: the task could not be created (no id)", provider=self.name)
-        return task
+        return task, key
 
-    async def _poll(self, task_id: str) -> JsonDict:
+    def _create_delay(self, error: RateLimited, attempt: int, started: float) -> float | None:
+        """Seconds before the next create attempt after a 429, or None when the budget is spent."""
+        policy = self.http.policy
+        delay = policy.base_delay * 2 ** (attempt - 1) if error.retry_after is None else error.retry_after
+        if attempt >= policy.attempts or time.monotonic() - started + delay > policy.total_seconds:
+            return None
+        return delay
+
+    async def _poll(self, key: str | None, task_id: str) -> JsonDict:
         """GET the task (polls are safe to retry)."""
-        task = await self.http.request_json(
-            "GET",
-            self.base_url + POLL.format(id=task_id),
-            provider=self.name,
-            mapper=map_error(self.name),
-            limits=self.limits,
-            headers=self._headers(),
-        )
+        task = await self.send_with(key, "GET", self.base_url + POLL.format(id=task_id))
         if not isinstance(task, dict):
             raise Unavailable(f"{self.name} sent an unexpected task status", provider=self.name)
         task.setdefault("id", task_id)
@@ -226,15 +210,7 @@ class TaskProvider(ProviderBase):
     async def check(self) -> str:
         """Poll a task id that cannot exist: 404 proves the key is accepted."""
         try:
-            await self.http.request_json(
-                "GET",
-                self.base_url + POLL.format(id="nanobot-check"),
-                provider=self.name,
-                mapper=map_error(self.name),
-                limits=self.limits,
-                headers=self._headers(),
-                retry=False,
-            )
+            await self.send("GET", self.base_url + POLL.format(id="nanobot-check"), retry=False)
         except Unavailable as e:
             if "not found" in e.message:
                 return "ok: key accepted"

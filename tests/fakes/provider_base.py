@@ -8,7 +8,7 @@ import binascii
 import json
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -157,6 +157,11 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
+def request_key(request: web.Request) -> str | None:
+    """The API key a request carries: Gemini's header or query parameter, else a Bearer token."""
+    return request.headers.get("x-goog-api-key") or request.query.get("key") or bearer_token(request)
+
+
 def decode_base64(text: str) -> bytes | None:
     """Decode standard or URL-safe base64 (padding optional), or None if invalid."""
     cleaned = "".join(text.split())
@@ -195,9 +200,11 @@ class FakeProvider:
 
     FAULTS: ClassVar[frozenset[str]] = COMMON_FAULTS
 
-    def __init__(self, api_key: str | None = None) -> None:
-        """Configure the fake; nothing listens until start()."""
-        self.api_key = api_key
+    def __init__(self, api_key: str | None = None, *, api_keys: Sequence[str] = ()) -> None:
+        """Configure the fake (api_keys: further valid keys); nothing listens until start()."""
+        self.api_key = api_key or (api_keys[0] if api_keys else None)
+        self.valid_keys = frozenset(k for k in (api_key, *api_keys) if k)
+        self._key_queues: dict[str, deque[Fault]] = {}
         self.requests: list[RecordedRequest] = []
         self.delay: float = 0.0
         #: When True, output images are incompressible noise (for upload-size tests).
@@ -249,11 +256,23 @@ class FakeProvider:
 
     def script(self, *outcomes: Fault | str) -> None:
         """Queue outcomes for the next generation-type calls (strings mean Fault(name))."""
-        for outcome in outcomes:
-            fault = Fault(outcome) if isinstance(outcome, str) else outcome
+        self._queue.extend(self._faults(outcomes))
+
+    def script_for_key(self, key: str, *outcomes: Fault | str) -> None:
+        """Queue outcomes for the next generation-type calls made with this key (before `script`'s)."""
+        self._key_queues.setdefault(key, deque()).extend(self._faults(outcomes))
+
+    def _faults(self, outcomes: Sequence[Fault | str]) -> list[Fault]:
+        """Validate scripted outcomes (strings mean Fault(name))."""
+        faults = [Fault(o) if isinstance(o, str) else o for o in outcomes]
+        for fault in faults:
             if fault.name not in self.FAULTS:
                 raise ValueError(f"{type(self).__name__} has no fault named {fault.name!r}")
-            self._queue.append(fault)
+        return faults
+
+    def accepts(self, key: str | None) -> bool:
+        """Whether a key is one of the fake's valid keys."""
+        return key is not None and key in self.valid_keys
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -282,8 +301,11 @@ class FakeProvider:
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
             return self._route_not_found(request)
 
-    def _next_fault(self) -> Fault:
-        """Pop the next scripted outcome (ok when the queue is empty)."""
+    def _next_fault(self, request: web.Request | None = None) -> Fault:
+        """Pop the next outcome scripted for the request's key, else the next one (ok when none)."""
+        keyed = self._key_queues.get(request_key(request) or "") if request is not None else None
+        if keyed:
+            return keyed.popleft()
         return self._queue.popleft() if self._queue else Fault("ok")
 
     def _recorded(self, request: web.Request) -> RecordedRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -171,8 +172,8 @@ class FakeGemini(FakeProvider):
 
     FAULTS: ClassVar[frozenset[str]] = GEMINI_FAULTS
 
-    def __init__(self, api_key: str | None = None) -> None:
-        super().__init__(api_key)
+    def __init__(self, api_key: str | None = None, *, api_keys: Sequence[str] = ()) -> None:
+        super().__init__(api_key, api_keys=api_keys)
         #: Every thoughtSignature this fake has sent, in order (multi-turn tests compare them).
         self.signatures: list[str] = []
 
@@ -213,7 +214,7 @@ class FakeGemini(FakeProvider):
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             return GeminiError(403, "PERMISSION_DENIED", MISSING_KEY_MESSAGE)
-        return None if key == self.api_key else bad_key_error()
+        return None if self.accepts(key) else bad_key_error()
 
     async def _handle(self, request: web.Request) -> web.Response:
         """POST {model}:generateContent."""
@@ -243,7 +244,7 @@ class FakeGemini(FakeProvider):
         if rec.json is None:
             raise invalid("Invalid JSON payload received. Unexpected token.")
         parsed = parse_request(rec.json, model, spec)
-        fault = self._next_fault()
+        fault = self._next_fault(request)
         await self._pause(fault)
         if (answer := self._transport_fault(request, fault)) is not None:
             return answer

@@ -147,7 +147,7 @@ class FakeNBPro(FakeProvider):
         token = bearer_token(request)
         if token is None:
             raise NBProError(401, "Missing API key")
-        if token != self.api_key:
+        if not self.accepts(token):
             raise NBProError(401, "Invalid API key")
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ class FakeNBPro(FakeProvider):
         """Auth, validation, scripted faults, then the success answer."""
         self._check_auth(request)
         job = parse_job(self._recorded(request))
-        fault = self._next_fault()
+        fault = self._next_fault(request)
         await self._pause(fault)
         if (answer := self._transport_fault(request, fault)) is not None:
             return answer

@@ -6,7 +6,7 @@ import math
 import secrets
 import string
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -216,12 +216,17 @@ class FakeOpenAIImages(FakeProvider):
     FAULTS: ClassVar[frozenset[str]] = OPENAI_FAULTS
 
     def __init__(
-        self, api_key: str | None = None, flavor: Flavor = "relay", upscale: bool | None = None
+        self,
+        api_key: str | None = None,
+        flavor: Flavor = "relay",
+        upscale: bool | None = None,
+        *,
+        api_keys: Sequence[str] = (),
     ) -> None:
         """Pick the flavor; upscale defaults to True for aikit and False for relay."""
         if flavor not in ("relay", "aikit"):
             raise ValueError(f"unknown flavor {flavor!r}")
-        super().__init__(api_key=api_key)
+        super().__init__(api_key=api_key, api_keys=api_keys)
         self.flavor: Flavor = flavor
         self.upscale = (flavor == "aikit") if upscale is None else upscale
 
@@ -289,7 +294,7 @@ class FakeOpenAIImages(FakeProvider):
             return
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if token != self.api_key:
+        if not self.accepts(token):
             raise bad_key_error(token)
 
     def _check_content_type(self, request: web.Request, rec: RecordedRequest) -> None:
@@ -310,7 +315,7 @@ class FakeOpenAIImages(FakeProvider):
         rec = self._recorded(request)
         self._check_content_type(request, rec)
         job = self._job(kind, _params(rec), rec)
-        fault = self._next_fault()
+        fault = self._next_fault(request)
         await self._pause(fault)
         if (answer := self._transport_fault(request, fault)) is not None:
             return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -152,9 +153,9 @@ class FakeTask(FakeProvider):
 
     FAULTS: ClassVar[frozenset[str]] = TASK_FAULTS
 
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(self, api_key: str | None = None, *, api_keys: Sequence[str] = ()) -> None:
         """Task bookkeeping on top of the common fake state."""
-        super().__init__(api_key=api_key)
+        super().__init__(api_key=api_key, api_keys=api_keys)
         self.polls_to_complete = 2
         self.creates = 0
         self.polls = 0
@@ -176,7 +177,7 @@ class FakeTask(FakeProvider):
 
     def _check_auth(self, request: web.Request) -> None:
         """401 `{"message": "Invalid API key"}` for a missing or wrong Bearer key."""
-        if self.api_key is not None and bearer_token(request) != self.api_key:
+        if self.api_key is not None and not self.accepts(bearer_token(request)):
             raise TaskApiError(401, {"message": "Invalid API key"})
 
     # -- create ---------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class FakeTask(FakeProvider):
         self._check_auth(request)
         rec = self._recorded(request)
         params = parse_params(rec.json)
-        fault = self._next_fault()
+        fault = self._next_fault(request)
         await self._pause(fault)
         if (answer := self._transport_fault(request, fault)) is not None:
             return answer

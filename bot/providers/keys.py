@@ -1,0 +1,105 @@
+"""Several API keys per provider: use the first rested one, move on when a key is limited or refused."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from bot.errors import AuthFailed, NoImageReturned, OutOfCredits, ProviderError, RateLimited, SafetyBlocked
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+#: Failures that belong to the key, not to the request: another key may well succeed.
+KEY_ERRORS = (RateLimited, OutOfCredits, AuthFailed)
+#: Seconds a rate-limited key rests when the provider gave no Retry-After.
+RATE_LIMIT_REST = 60.0
+#: Seconds an exhausted (or refused) key rests before it is preferred again.
+CREDITS_REST = 3600.0
+
+
+class KeyRing:
+    """A provider's keys in configured order; each remembers until when it rests."""
+
+    def __init__(self, provider: str, keys: Sequence[SecretStr], clock: Clock = time.monotonic) -> None:
+        self.provider = provider
+        self._keys = list(keys)
+        self._clock = clock
+        self._resting_until = [0.0] * len(self._keys)
+        self._refused: set[int] = set()
+
+    def __len__(self) -> int:
+        """How many keys there are (0 for a keyless host)."""
+        return len(self._keys)
+
+    def label(self, index: int) -> str:
+        """How a key is named in logs and messages: never its value."""
+        return f"key #{index + 1} of {len(self._keys)}"
+
+    def order(self) -> list[int]:
+        """Key indexes to try: rested keys in configured order, then resting ones, soonest back first."""
+        now = self._clock()
+        ready = [i for i, until in enumerate(self._resting_until) if until <= now]
+        resting = sorted(set(range(len(self._keys))) - set(ready), key=lambda i: self._resting_until[i])
+        return ready + resting
+
+    @property
+    def current(self) -> int | None:
+        """The index of the key the next request starts with (None without keys)."""
+        order = self.order()
+        return order[0] if order else None
+
+    async def run(self, call: Callable[[str | None], Awaitable[T]]) -> T:
+        """Run call with the current key; on a key-level failure run it again with the next key."""
+        if not self._keys:
+            return await call(None)
+        order = self.order()
+        for position, index in enumerate(order[:-1]):
+            try:
+                return await self._attempt(index, call)
+            except KEY_ERRORS as e:
+                following = self.label(order[position + 1])
+                log.info(
+                    "%s: %s failed (%s); trying %s",
+                    self.provider,
+                    self.label(index),
+                    type(e).__name__,
+                    following,
+                )
+        return await self._attempt(order[-1], call)
+
+    async def _attempt(self, index: int, call: Callable[[str | None], Awaitable[T]]) -> T:
+        """One try with one key: a key-level failure rests the key; no error leaves with a key in it."""
+        try:
+            return await call(self._keys[index].get_secret_value())
+        except ProviderError as e:
+            if isinstance(e, KEY_ERRORS):
+                self._rest(index, e)
+            self._redact(e)
+            raise
+
+    def _rest(self, index: int, error: ProviderError) -> None:
+        """Set the key aside for a while; warn once when the provider refused it outright."""
+        if isinstance(error, RateLimited):
+            pause = error.retry_after if error.retry_after is not None else RATE_LIMIT_REST
+        else:
+            pause = CREDITS_REST
+        self._resting_until[index] = self._clock() + pause
+        if isinstance(error, AuthFailed) and index not in self._refused:
+            self._refused.add(index)
+            log.warning("%s: %s was refused by the provider; check it", self.provider, self.label(index))
+
+    def _redact(self, error: ProviderError) -> None:
+        """Replace any key value a server echoed into the error by the key's label."""
+        for index, key in enumerate(self._keys):
+            secret, label = key.get_secret_value(), self.label(index)
+            error.message = error.message.replace(secret, label)
+            error.args = (error.message,)
+            if isinstance(error, SafetyBlocked | NoImageReturned) and error.model_text:
+                error.model_text = error.model_text.replace(secret, label)
