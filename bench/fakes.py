@@ -62,11 +62,15 @@ class LeanRecorder(Recorder):
         super()._record(request, status, started)
         recorded = self.fake.requests[-1]
         recorded.files = [(name, filename, b"") for name, filename, _ in recorded.files]
+        # aiohttp's handler keeps an idle keep-alive connection's last request alive: drop its files.
+        body = request.get(BODY_KEY)
+        if body is not None:
+            body.files = [(name, filename, b"") for name, filename, _ in body.files]
 
 
 async def _read_multipart(request: web.Request) -> Body:
     """payload_json and files[n] of a multipart body, split in one pass (same limits as the fake)."""
-    raw = await request.read()
+    raw = await request.content.read()  # not request.read(): that keeps the body on the request
     boundary = _boundary(request.headers.get("Content-Type", ""))
     body = Body(size=request.content_length or len(raw))
     if body.size > MAX_REQUEST_BYTES:

@@ -22,6 +22,8 @@ from bot.admission import Admission
 from bot.config import Settings
 from bot.discord_io import refetch_output, send_error
 from bot.errors import ConfigError, NanoBotError
+from bot.health import HealthServer
+from bot.metrics import Metrics
 from bot.providers.registry import build_router
 from bot.providers.router import Router
 from bot.quota_store import QuotaStore
@@ -87,6 +89,8 @@ class NanoBot(commands.AutoShardedBot):
         self.guild_settings: GuildSettingsStore | None = None
         self._router: Router | None = None
         self._service: JobService | None = None
+        self.metrics = Metrics()
+        self.health: HealthServer | None = None
 
     @property
     def router(self) -> Router:
@@ -116,7 +120,9 @@ class NanoBot(commands.AutoShardedBot):
         self.quotas = QuotaStore(self.db)
         self.guild_settings = GuildSettingsStore(self.db)
         admission = Admission(self.settings, self.quotas, self.guild_settings)
-        self._service = JobService(self.settings, self._router, turns, blobs, threads, admission)
+        self._service = JobService(
+            self.settings, self._router, turns, blobs, threads, admission, metrics=self.metrics
+        )
         recovered = await self.quotas.recover(older_than=timedelta(seconds=STALE_RESERVATION))
         if recovered:
             log.warning("refunded %d reservations left by a previous run", recovered)
@@ -126,9 +132,14 @@ class NanoBot(commands.AutoShardedBot):
         await self.sync_commands(force=self.force_sync)
         if not self._router.providers:
             log.warning("no image provider configured: only /upscale (local) will work")
+        if self.settings.health_port is not None:
+            self.health = HealthServer(self, self.settings.health_host, self.settings.health_port)
+            await self.health.start()
 
     async def close(self) -> None:
         """Close the gateway and the HTTP session we opened."""
+        if self.health is not None:
+            await self.health.stop()
         if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
             log.warning("closing with jobs still running")
         await super().close()

@@ -44,7 +44,10 @@ class ProviderConfig(BaseModel):
     kind: ProviderKind
     base_url: str | None = None
     api_key_env: str | None = None
+    api_key_envs: list[str] | None = Field(default=None, min_length=1)
+    #: The first key (kept for compatibility); the provider rotates through api_keys.
     api_key: SecretStr | None = Field(default=None, exclude=True)
+    api_keys: list[SecretStr] = Field(default_factory=list, exclude=True, repr=False)
     models: list[str] = Field(default_factory=list)
     upscale: bool = False
     response_format: Literal["url", "b64_json"] = "url"
@@ -63,6 +66,9 @@ class ProviderConfig(BaseModel):
 
     @model_validator(mode="after")
     def _defaults(self) -> ProviderConfig:
+        if self.api_key_env and self.api_key_envs:
+            raise ValueError(f"provider '{self.name}': set api_key_env or api_key_envs, not both")
+        self._merge_keys()
         if not self.models:
             self.models = list(DEFAULT_MODELS[self.kind])
         if self.base_url is None and self.kind != "local":
@@ -70,6 +76,22 @@ class ProviderConfig(BaseModel):
                 raise ValueError(f"provider '{self.name}' of kind {self.kind} needs a base_url")
             self.base_url = DEFAULT_BASE_URLS[self.kind]
         return self
+
+    def _merge_keys(self) -> None:
+        """Keep api_key and api_keys in step: api_key is always the first of api_keys."""
+        keys = ([self.api_key] if self.api_key is not None else []) + list(self.api_keys)
+        self.set_keys([k.get_secret_value() for k in keys])
+
+    def set_keys(self, values: list[str]) -> None:
+        """Store the keys in order, without duplicates; api_key becomes the first."""
+        unique = list(dict.fromkeys(v for v in values if v))
+        self.api_keys = [SecretStr(v) for v in unique]
+        self.api_key = self.api_keys[0] if self.api_keys else None
+
+    @property
+    def key_envs(self) -> list[str]:
+        """The environment variables holding this provider's keys, in rotation order."""
+        return list(self.api_key_envs or ([self.api_key_env] if self.api_key_env else []))
 
 
 class Settings(BaseSettings):
@@ -85,6 +107,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
     log_level: str = "INFO"
+    health_port: int | None = Field(None, ge=0, le=65535)
+    health_host: str = "0.0.0.0"
 
     providers: list[ProviderConfig] = Field(default_factory=list)
 
@@ -112,6 +136,9 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(64_000_000, gt=0)
     task_poll_interval: float = Field(3.0, gt=0)
     task_deadline: float = Field(600.0, gt=0)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_cooldown: float = Field(60.0, gt=0)
+    fallback_on_no_image: bool = False
 
     blob_retention_days: float | None = Field(None, gt=0)
     history_depth: int = Field(8, ge=1, le=50)
@@ -194,14 +221,19 @@ def _resolve_providers(settings: Settings, env_file: str | Path | None) -> None:
         if provider.name in seen:
             raise ConfigError(f"Invalid setting providers: the name '{provider.name}' is used twice")
         seen.add(provider.name)
-        if provider.api_key_env and provider.api_key is None:
-            value = env.get(provider.api_key_env)
-            if not value:
-                raise ConfigError(
-                    f"Provider '{provider.name}' reads its API key from {provider.api_key_env}, "
-                    f"which is not set; set {provider.api_key_env} in the environment or .env"
-                )
-            provider.api_key = SecretStr(value)
+        if provider.key_envs and provider.api_key is None:
+            provider.set_keys([_key_from(env, provider.name, name) for name in provider.key_envs])
+
+
+def _key_from(env: dict[str, str | None], provider: str, name: str) -> str:
+    """One key from the environment, or a ConfigError naming the variable that is missing."""
+    value = env.get(name)
+    if not value:
+        raise ConfigError(
+            f"Provider '{provider}' reads its API key from {name}, "
+            f"which is not set; set {name} in the environment or .env"
+        )
+    return value
 
 
 def load_settings(

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from bot.admission import Admission, Charge, Who
 from bot.config import Settings
+from bot.costs import credits
 from bot.errors import NanoBotError
 from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
+from bot.metrics import JobMetrics, Metrics, outcome_of
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -125,6 +127,7 @@ class JobService:
         threads: Threads | None = None,
         admission: Admission | None = None,
         supervisor: Supervisor | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -139,6 +142,10 @@ class JobService:
                 per_user_queued=settings.max_queued_per_user,
             ),
             interval=settings.progress_interval,
+        )
+        queue = self.supervisor.queue
+        self.metrics = JobMetrics(
+            metrics if metrics is not None else Metrics(), lambda: queue.depth, lambda: queue.running
         )
         self._active = 0
         self._idle = asyncio.Event()
@@ -174,23 +181,67 @@ class JobService:
         The credits are spent only once the result is delivered (see delivered()).
         """
         async with self._track():
-            await self._apply_guild_defaults(job)
-            charge = await self._admit(job)
+            started, job_id = time.monotonic(), self.supervisor.queue.next_id()
             try:
-                job_id = self.supervisor.queue.next_id()
-                lane = self._lane(job)
-                result = await self.supervisor.run(
-                    job_id, job.user_id, lane, job.progress, lambda: self._run(job)
-                )
-            except asyncio.CancelledError:
-                await self._record_failure(job, "cancelled")
-                await self._refund(charge, "cancelled")
-                raise
+                result = await self._run_admitted(job, job_id)
             except BaseException as e:
-                await self._refund(charge, type(e).__name__)
+                self._observe(job, job_id, time.monotonic() - started, None, e)
                 raise
-            result.charge = charge
+            self._observe(job, job_id, time.monotonic() - started, result, None)
             return result
+
+    async def _run_admitted(self, job: JobSpec, job_id: str) -> JobResult:
+        """Admission, then the queue and the pipeline; a failure after admission refunds."""
+        await self._apply_guild_defaults(job)
+        charge = await self._admit(job)
+        try:
+            lane = self._lane(job)
+            result = await self.supervisor.run(
+                job_id, job.user_id, lane, job.progress, lambda: self._run(job)
+            )
+        except asyncio.CancelledError:
+            await self._record_failure(job, "cancelled")
+            await self._refund(charge, "cancelled")
+            raise
+        except BaseException as e:
+            await self._refund(charge, type(e).__name__)
+            raise
+        result.charge = charge
+        return result
+
+    def _observe(
+        self, job: JobSpec, job_id: str, seconds: float, result: JobResult | None, error: BaseException | None
+    ) -> None:
+        """Count the finished job and log one line about it (never its prompt); never fails the job."""
+        try:
+            provider, model = (result.provider, result.model) if result else self._labels(job, error)
+            outcome = outcome_of(error)
+            self.metrics.finished(provider, job.kind, outcome, seconds, error)
+        except Exception:
+            log.exception("could not record the metrics of job %s", job_id)
+            return
+        log.info(
+            "job done id=%s kind=%s guild=%s user=%s provider=%s model=%s duration=%.2f outcome=%s cost=%s",
+            job_id,
+            job.kind,
+            job.guild_id or "-",
+            job.user_id,
+            provider,
+            model,
+            seconds,
+            outcome,
+            credits(result.cost_cents if result else 0),
+        )
+
+    def _labels(self, job: JobSpec, error: BaseException | None) -> tuple[str, str]:
+        """Provider and model of a failed job: the failing provider's, else where it would have run."""
+        provider: str | None = getattr(error, "provider", None)
+        try:
+            provider = provider or self._lane(job)
+            model = self._route(job)[1] if job.kind != "upscale" else None
+            return provider, model or self.router.get(provider).spec(None).name
+        except NanoBotError:
+            return provider or job.provider or "none", job.model or "-"
 
     def _lane(self, job: JobSpec) -> str:
         """The provider whose concurrency limit the job counts against."""
@@ -409,6 +460,7 @@ class JobService:
                 await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
             if self.admission is not None:
                 await self.admission.commit(result.charge)
+            self.metrics.spent(result.cost_cents)
 
     async def delivery_failed(self, result: JobResult, error: str) -> None:
         """The result could not be posted: the turn is failed and nothing is spent."""
