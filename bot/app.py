@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import json
 import logging
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from bot.metrics import Metrics
 from bot.providers.registry import build_router
 from bot.providers.router import Router
 from bot.quota_store import QuotaStore
+from bot.recovery import Orphan, Recovery, new_owner
 from bot.service import JobService
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database, upgrade
@@ -49,8 +49,10 @@ EXTENSIONS = (
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: Seconds close() waits for running jobs to finish writing before closing the database.
 SHUTDOWN_GRACE = 10.0
-#: Reservations older than this at start belong to a crashed run: they are refunded.
-STALE_RESERVATION = 3600.0
+#: Each process beats this often; jobs of a process silent for HEARTBEAT_STALE are settled.
+HEARTBEAT_INTERVAL, HEARTBEAT_STALE = 30.0, 90.0
+#: Blob retention is applied every this many heartbeats.
+PRUNE_EVERY = 120
 
 
 def apply_endpoints(settings: Settings) -> None:
@@ -90,6 +92,8 @@ class NanoBot(commands.AutoShardedBot):
         self._router: Router | None = None
         self._service: JobService | None = None
         self.metrics = Metrics()
+        self.recovery: Recovery | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self.health: HealthServer | None = None
 
     @property
@@ -119,13 +123,13 @@ class NanoBot(commands.AutoShardedBot):
         self._router = build_router(self.settings, self.session)
         self.quotas = QuotaStore(self.db)
         self.guild_settings = GuildSettingsStore(self.db)
-        admission = Admission(self.settings, self.quotas, self.guild_settings)
+        self.recovery = Recovery(self.db, self.quotas, new_owner(), stale_after=HEARTBEAT_STALE)
+        await self.recovery.heartbeat()
+        admission = Admission(self.settings, self.quotas, self.guild_settings, owner=self.recovery.owner)
         self._service = JobService(
             self.settings, self._router, turns, blobs, threads, admission, metrics=self.metrics
         )
-        recovered = await self.quotas.recover(older_than=timedelta(seconds=STALE_RESERVATION))
-        if recovered:
-            log.warning("refunded %d reservations left by a previous run", recovered)
+        self._maintenance = asyncio.create_task(self._maintain(blobs), name="nanobot-maintenance")
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -136,8 +140,40 @@ class NanoBot(commands.AutoShardedBot):
             self.health = HealthServer(self, self.settings.health_host, self.settings.health_port)
             await self.health.start()
 
+    async def _maintain(self, blobs: BlobStore) -> None:
+        """Every interval: settle jobs of dead processes (telling their users), beat, prune old blobs."""
+        rounds = 0
+        while True:
+            try:
+                assert self.recovery is not None
+                await self._tell_interrupted(await self.recovery.recover())
+                await self.recovery.heartbeat()
+                if rounds % PRUNE_EVERY == 0:
+                    await blobs.prune()
+            except Exception:
+                log.exception("maintenance round failed")
+            rounds += 1
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _tell_interrupted(self, orphans: list[Orphan]) -> None:
+        """Tell each user whose job died with a previous process, in the job's channel."""
+        mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
+        for orphan in orphans:
+            if orphan.channel_id is None:
+                continue
+            text = (
+                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job was interrupted when the bot restarted. "
+                "Nothing was charged; please run it again."
+            )
+            try:
+                await self.get_partial_messageable(orphan.channel_id).send(text, allowed_mentions=mentions)
+            except discord.HTTPException as e:
+                log.warning("could not tell user %s about an interrupted job (%s)", orphan.user_id, e.status)
+
     async def close(self) -> None:
         """Close the gateway and the HTTP session we opened."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         if self.health is not None:
             await self.health.stop()
         if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
