@@ -253,3 +253,9 @@ async def test_gemini_key_alone_is_enough(tmp_path: Path, fakes: Fakes) -> None:
 async def test_no_provider_configured_exits_2(tmp_path: Path) -> None:
     run = await nanobot("generate", "x", config=None, cwd=tmp_path)
     assert run.code == 2 and "GEMINI_API_KEY" in run.err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/a.png", "http://10.1.2.3/a.png", "http://[::1]:9/a.png"])
+async def test_image_url_to_a_private_address_is_refused(config: Path, tmp_path: Path, url: str) -> None:
+    run = await nanobot("edit", "x", "--image", url, "--provider", "google", config=config, cwd=tmp_path)
+    assert run.code == 2 and "private or local address" in run.err

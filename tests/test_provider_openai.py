@@ -235,3 +235,13 @@ async def test_no_fallback_on_safety_block(
     with pytest.raises(SafetyBlocked):
         await router.generate(GenerateRequest("x"))
     assert aikit.calls == 0
+
+
+async def test_result_url_on_a_private_address_is_refused(
+    relay: FakeOpenAIImages, router_for: Callable[..., Router]
+) -> None:
+    router = router_for(entry(relay, api_key=KEY))
+    relay.script("url_private")
+    with pytest.raises(Unavailable, match="unsafe image address"):
+        await router.generate(GenerateRequest("x"))
+    assert relay.calls == 1

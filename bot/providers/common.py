@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import aiohttp
+import yarl
 
 from bot.config import ProviderConfig
-from bot.errors import BadRequest, SafetyBlocked, Unavailable
+from bot.errors import BadRequest, InputError, SafetyBlocked, Unavailable
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -190,6 +191,20 @@ class ProviderBase:
     async def upscale(self, request: UpscaleRequest) -> GenerateResult:
         """Providers without an upscale endpoint refuse clearly."""
         raise BadRequest(f"{self.name} cannot upscale images", provider=self.name)
+
+    async def download(self, url: str) -> ImageData:
+        """A result image from this provider: its own host is trusted, any other must be public."""
+        try:
+            return await self.http.download(
+                url,
+                provider=self.name,
+                limits=self.limits,
+                trusted_hosts={yarl.URL(self.base_url).host or ""},
+            )
+        except InputError as e:
+            raise Unavailable(
+                f"{self.name} returned an unsafe image address ({e.message})", provider=self.name
+            ) from None
 
     def decode_b64_image(self, value: str) -> ImageData:
         """Decode base64 (with or without a data: prefix) into a checked image."""

@@ -7,20 +7,24 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import yarl
 
 from bot.errors import ProviderError, RateLimited, Timeout, Unavailable
 from bot.imaging import sniff_mime
+from bot.netguard import check_url
 from bot.providers.base import ImageData
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 3
 #: Errors worth another attempt when they come with a retryable status.
 TRANSIENT = (RateLimited, Unavailable, Timeout)
 #: Maps a non-2xx answer (status, parsed JSON or None, raw text, headers) to a typed error.
@@ -181,14 +185,25 @@ class HttpClient:
             raise error
         return _decode_json(body, content_type, provider)
 
-    async def download(self, url: str, *, provider: str, limits: Limits) -> ImageData:
-        """Fetch a result image, capped in size and checked by magic bytes."""
+    async def download(
+        self, url: str, *, provider: str, limits: Limits, trusted_hosts: Collection[str] = ()
+    ) -> ImageData:
+        """Fetch an image: public (or trusted) hosts only, redirects checked, capped, sniffed."""
         started = time.monotonic()
         attempt = 0
+        hops = 0
         while True:
             attempt += 1
             try:
+                await check_url(url, trusted_hosts=trusted_hosts)
                 return await self._download_once(url, provider=provider, limits=limits)
+            except _Redirect as redirect:
+                hops += 1
+                if hops > MAX_REDIRECTS:
+                    raise Unavailable(
+                        f"{provider}: too many redirects for an image", provider=provider
+                    ) from None
+                url, attempt = redirect.location, attempt - 1
             except _Retryable as e:
                 delay = self._next_delay(e, attempt, started, True)
                 if delay is None:
@@ -201,7 +216,9 @@ class HttpClient:
             raise Unavailable(f"{provider} returned an unusable image address", provider=provider)
         timeout = aiohttp.ClientTimeout(total=limits.download_timeout, sock_connect=limits.connect_timeout)
         try:
-            async with self.session.get(url, timeout=timeout) as resp:
+            async with self.session.get(url, timeout=timeout, allow_redirects=False) as resp:
+                if resp.status in REDIRECTS and resp.headers.get("Location"):
+                    raise _Redirect(str(resp.url.join(yarl.URL(resp.headers["Location"]))))
                 if resp.status >= 400:
                     error = Unavailable(
                         f"{provider} made an image but its download failed (HTTP {resp.status})",
@@ -262,6 +279,14 @@ def _try_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+class _Redirect(Exception):
+    """Internal: the image moved; the new location is checked before it is fetched."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
 
 
 class _Retryable(Exception):

@@ -92,9 +92,7 @@ class NBProProvider(ProviderBase):
         urls = [str(i["url"]) for i in items or [] if isinstance(i, dict) and i.get("url")]
         if not urls:
             raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
-        images = await asyncio.gather(
-            *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
-        )
+        images = await asyncio.gather(*(self.download(u) for u in urls))
         return GenerateResult(images=list(images), provider=self.name, model=str(data.get("model") or model))
 
     async def check(self) -> str:

@@ -180,7 +180,7 @@ class OpenAIImagesProvider(ProviderBase):
         if isinstance(item, dict) and item.get("b64_json"):
             return self.decode_b64_image(str(item["b64_json"]))
         if isinstance(item, dict) and item.get("url"):
-            return await self.http.download(str(item["url"]), provider=self.name, limits=self.limits)
+            return await self.download(str(item["url"]))
         raise NoImageReturned(f"{self.name} answered with an empty image entry", provider=self.name)
 
     async def check(self) -> str:

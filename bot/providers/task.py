@@ -195,9 +195,7 @@ class TaskProvider(ProviderBase):
                 model_text=said,
                 provider=self.name,
             )
-        images = await asyncio.gather(
-            *(self.http.download(u, provider=self.name, limits=self.limits) for u in urls)
-        )
+        images = await asyncio.gather(*(self.download(u) for u in urls))
         return GenerateResult(
             images=list(images),
             provider=self.name,

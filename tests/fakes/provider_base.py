@@ -34,6 +34,7 @@ COMMON_FAULTS: frozenset[str] = frozenset(
         "html",
         "reset",
         "bad_key",
+        "url_private",
     }
 )
 HTML_ERROR_PAGE = (
@@ -356,6 +357,8 @@ class FakeProvider:
             self._files[path] = (HTML_ERROR_PAGE.encode(), content_type)
         elif fault.name != "url_404":
             self._files[path] = (data, content_type)
+        if fault.name == "url_private":  # a hostile provider pointing us at a cloud metadata address
+            return f"http://169.254.169.254/latest/meta-data{path}"
         return f"{self.base_url}{path}"
 
     def _file_missing(self, request: web.Request) -> web.Response:
