@@ -14,7 +14,6 @@ import aiohttp
 
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
-from bot.imaging import prepare_input_async
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -25,6 +24,7 @@ from bot.providers.base import (
 from bot.providers.http import HttpClient, Limits
 from bot.providers.registry import build_router
 from bot.providers.router import Router
+from bot.service import JobService, RawInput
 
 EXIT_OK, EXIT_INPUT, EXIT_PROVIDER = 0, 2, 3
 RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
@@ -82,24 +82,16 @@ async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[b
 
 
 async def _inputs(
-    sources: Sequence[str], spec: ModelSpec, http: HttpClient, settings: Settings
+    sources: Sequence[str], spec: ModelSpec, http: HttpClient, service: JobService
 ) -> list[InputImage]:
-    """Load, check and shrink the reference images to what the model accepts."""
-    images = []
+    """Load the reference images, then check and shrink them as the bot does."""
+    settings = service.settings
     limits = Limits(max_download_bytes=settings.max_input_bytes, download_timeout=settings.download_timeout)
+    raws = []
     for source in sources:
-        raw, url = await _read_source(source, http, limits)
-        prepared = await prepare_input_async(
-            raw,
-            name=Path(source).name or "image",
-            max_bytes=settings.max_input_bytes,
-            max_pixels=settings.max_input_pixels,
-            max_side=spec.max_input_side,
-            max_out_bytes=spec.max_input_bytes,
-            accept=spec.input_mimes,
-        )
-        images.append(InputImage(prepared.data, prepared.mime, url, Path(source).name or "image"))
-    return images
+        data, url = await _read_source(source, http, limits)
+        raws.append(RawInput(data, Path(source).name or "image", url))
+    return await service.prepare(raws, spec)
 
 
 def _write(result: GenerateResult, out: str, stem: str) -> list[Path]:
@@ -119,7 +111,7 @@ async def _generate(args: argparse.Namespace, settings: Settings, router: Router
     """generate / edit: build the request, call the router, save the images."""
     candidates = router.candidates(args.provider, args.model)
     spec = candidates[0].spec(args.model)
-    images = await _inputs(args.image, spec, http, settings)
+    images = await _inputs(args.image, spec, http, JobService(settings, router))
     request = GenerateRequest(
         prompt=args.prompt,
         model=args.model,
@@ -135,7 +127,7 @@ async def _generate(args: argparse.Namespace, settings: Settings, router: Router
 async def _upscale(args: argparse.Namespace, settings: Settings, router: Router, http: HttpClient) -> int:
     """upscale: the first upscale-capable provider, else the local upscaler."""
     spec = router.local.spec(None)
-    [image] = await _inputs([args.image], spec, http, settings)
+    [image] = await _inputs([args.image], spec, http, JobService(settings, router))
     result = await router.upscale(UpscaleRequest(image, int(args.factor[1:])), args.provider)
     return _report(result, args.out, "upscale")
 

@@ -377,9 +377,12 @@ class JobService:
         return nearest_ratio(width, height, spec.aspect_ratios)
 
     async def _upscale(self, job: JobSpec) -> _Outcome:
-        """Upscale the first input with the first capable provider, else locally."""
+        """Upscale the first input (else the parent's image) with a capable provider, else locally."""
         spec = self.router.local.spec(None)
-        [image] = await self.prepare(job.inputs[:1], spec)
+        inputs = job.inputs[:1]
+        if not inputs and job.parent is not None and self.threads is not None:
+            inputs = [raw_image(await self.threads.output_image(job.parent, 0))]
+        [image] = await self.prepare(inputs, spec)
         result = await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
         return _Outcome(result, [image])
 

@@ -115,8 +115,7 @@ class Buttons(commands.Cog):
         context = job_context(interaction)
         options = turn.options
         if action in ("up2", "up4"):
-            image = raw_image(await self.threads.output_image(turn, 0))
-            return JobSpec(kind="upscale", inputs=[image], parent=turn, factor=int(action[2]), **context)
+            return JobSpec(kind="upscale", parent=turn, factor=int(action[2]), **context)
         if action == "vary":
             return JobSpec(
                 kind="vary",

@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.app import NanoBot
 from bot.discord_io import acknowledge, deliver, is_image_attachment, job_context, read_attachment, send_error
 from bot.errors import InputError
-from bot.service import JobSpec, RawInput, raw_image
+from bot.service import JobSpec, RawInput
 from bot.storage.turns import TurnRecord
 
 
@@ -96,8 +96,6 @@ class Menus(commands.Cog):
         """Upscale the message's image x2."""
         loading = await acknowledge(interaction)
         inputs, parent = await source_of(self.bot, message)
-        if parent is not None and self.bot.service.threads is not None:
-            inputs = [raw_image(await self.bot.service.threads.output_image(parent, 0))]
         job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=2, **job_context(interaction))
         result = await self.bot.service.run(job)
         await deliver(

@@ -8,7 +8,7 @@ from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.discord_io import acknowledge, deliver, job_context
-from bot.service import JobSpec, raw_image
+from bot.service import JobSpec
 from cogs.edit import input_or_latest
 
 
@@ -35,8 +35,6 @@ class Upscale(commands.Cog):
         """Defer, fetch the input, upscale, reply with the result."""
         loading = await acknowledge(interaction)
         inputs, parent = await input_or_latest(self.bot, interaction, image)
-        if parent is not None and self.bot.service.threads is not None:
-            inputs = [raw_image(await self.bot.service.threads.output_image(parent, 0))]
         job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=factor, **job_context(interaction))
         result = await self.bot.service.run(job)
         await deliver(
