@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -173,7 +174,11 @@ class NanoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         """Close the gateway and the HTTP session we opened."""
         if self._maintenance is not None:
+            # Unwind its database work before the engine closes (a cancelled query must finish first).
             self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._maintenance
+            self._maintenance = None
         if self.health is not None:
             await self.health.stop()
         if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
