@@ -169,12 +169,20 @@ async def burst(s: Session, prefix: str, count: int, options: dict[str, Any]) ->
     return list(await asyncio.gather(*(_finish(s, t, h) for t, h in zip(tags, handles, strict=True))))
 
 
-async def one_by_one(s: Session, prefix: str, count: int, options: dict[str, Any]) -> list[Job]:
-    """The same jobs, each started only when the previous one is done."""
+async def one_by_one(
+    s: Session, prefix: str, count: int, options: dict[str, Any], floor_png: bytes | None = None
+) -> tuple[list[Job], list[float]]:
+    """The same jobs, each started when the previous one is done; with floor_png, a Pillow floor
+    measured before each job (same moment, same machine load: the ratio survives a busy machine)."""
     jobs: list[Job] = []
+    floors: list[float] = []
     for n in range(count):
+        if floor_png is not None:
+            started = time.perf_counter()
+            await asyncio.to_thread(floor_once, floor_png)
+            floors.append(time.perf_counter() - started)
         jobs += await burst(s, f"{prefix}{n}x", 1, options)
-    return jobs
+    return jobs, floors
 
 
 def check_jobs(s: Session, jobs: list[Job], check: Callable[[JSON], str | None], what: str) -> None:
@@ -279,12 +287,13 @@ async def measure_overhead(
     solo: int,
     count: int,
     name: str,
+    floor_png: bytes | None = None,
 ) -> Outcome:
     """A few jobs one at a time (pure overhead), then `count` at once (overhead under load)."""
     reset_peak_rss()
     start = rss_mib()
     async with session(provider, entry, config) as s:
-        alone = await one_by_one(s, "solo", solo, options)
+        alone, floors = await one_by_one(s, "solo", solo, options, floor_png)
         mark = s.monitor.mark()
         together = await burst(s, "job", count, options)
         lag = s.monitor.lag_metrics(mark)
@@ -298,6 +307,8 @@ async def measure_overhead(
         "rss_start_mib": start,
         "peak_rss_mib": rss_mib(peak=True),
     }
+    if floors:
+        metrics["solo_floor_ms"] = ms(statistics.median(floors))
     return Outcome(metrics, s.failures)
 
 
@@ -323,7 +334,15 @@ async def overhead_4k_png(config: Config, assets: Assets) -> Outcome:
     provider, entry = relay("PNG", assets.noisy_png_4k)
     check = expect(("image/jpeg", "image/webp"))
     outcome = await measure_overhead(
-        config, provider, entry, {"resolution": "4K"}, check, config.solo_4k, config.jobs_4k, "4k-png"
+        config,
+        provider,
+        entry,
+        {"resolution": "4K"},
+        check,
+        config.solo_4k,
+        config.jobs_4k,
+        "4k-png",
+        assets.noisy_png_4k,
     )
     outcome.metrics["provider_output_mib"] = round(len(assets.noisy_png_4k) / MIB, 2)
     return outcome
@@ -334,7 +353,15 @@ async def overhead_4k_jpeg(config: Config, assets: Assets) -> Outcome:
     provider, entry = relay("JPEG", assets.jpeg_4k)
     check = expect(("image/jpeg",), len(assets.jpeg_4k))
     outcome = await measure_overhead(
-        config, provider, entry, {"resolution": "4K"}, check, config.solo_4k, config.jobs_4k, "4k-jpeg"
+        config,
+        provider,
+        entry,
+        {"resolution": "4K"},
+        check,
+        config.solo_4k,
+        config.jobs_4k,
+        "4k-jpeg",
+        assets.noisy_png_4k,
     )
     outcome.metrics["provider_output_mib"] = round(len(assets.jpeg_4k) / MIB, 2)
     return outcome

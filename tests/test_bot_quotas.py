@@ -152,7 +152,12 @@ async def test_concurrency_cap(env: Env) -> None:
     env.gemini.delay = 1.0
     first = await env.discord.send_slash("imagine", {"prompt": "slow one"})
     await first.wait_ack()
-    await asyncio.sleep(0.2)
+    assert env.bot.quotas is not None
+    subject = user_subject(int(env.discord.users["alice"]["id"]))
+    for _ in range(100):  # until the first job holds its reservation
+        if (await env.bot.quotas.usage(int(env.discord.guild_id), subject, "day")).reserved_cents:
+            break
+        await asyncio.sleep(0.02)
     second = await env.imagine(prompt="impatient")
     assert "Too many jobs" in title(second)
     assert has_image(env, await first.wait_done())

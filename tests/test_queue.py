@@ -72,21 +72,22 @@ def cancel_id(message: dict[str, Any]) -> str:
 
 async def test_positions_move_and_running_shows_elapsed(env: Env) -> None:
     first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
-    await asyncio.sleep(0.1)
+    await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
+    await wait_for_text(second, "Queued: position 1")
     third = await env.discord.send_slash("imagine", {"prompt": "three"}, user="erin")
-    await wait_for_text(third, "Queued: position 2")
     for inter in (first, second, third):
         assert env.discord.files_of(await wait_result(inter, 30))
     shown = contents(env, third)
-    assert any("position 2" in t for t in shown) and any("position 1" in t for t in shown)
-    assert any(t.startswith("🎨 Working with google") for t in shown)  # then it ran, with its time
+    assert shown[0].startswith("⏳ Queued: position 2")  # behind the second job
     assert "about" in shown[0]  # an estimate from recent durations
+    later = shown[shown.index(next(t for t in shown if "position 1" in t)) :]
+    assert any(t.startswith("🎨 Working with google") for t in later)  # it moved up, then ran with its time
 
 
 async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
     first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
-    await asyncio.sleep(0.1)
+    await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
     queued = await wait_for_text(second, "Queued")
     click = await env.discord.send_component(queued, cancel_id(queued), user="bob")
@@ -125,7 +126,7 @@ async def test_queue_cap_per_user(env: Env) -> None:
         ),
     )
     first = await env.discord.send_slash("imagine", {"prompt": "a"}, user="alice")
-    await asyncio.sleep(0.1)
+    await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "b"}, user="alice")
     await wait_for_text(second, "Queued")
     third = await env.discord.send_slash("imagine", {"prompt": "c"}, user="alice")
