@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import Mapping
@@ -176,7 +177,7 @@ class GeminiProvider(ProviderBase):
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
         """Send one generateContent request and parse its answer."""
         data = await self.send("POST", self._url(model), json_body=body)
-        return self.parse(data, model)
+        return await asyncio.to_thread(self.parse, data, model)  # base64 decoding is heavy
 
     def parse(self, data: Any, model: str) -> GenerateResult:
         """Read images, text and signatures; turn image-less answers into typed errors."""

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
+#: Bodies larger than this are parsed in a worker thread.
+BIG_BODY = 256 * 1024
 #: Errors worth another attempt when they come with a retryable status.
 TRANSIENT = (RateLimited, Unavailable, Timeout)
 #: Maps a non-2xx answer (status, parsed JSON or None, raw text, headers) to a typed error.
@@ -183,6 +185,8 @@ class HttpClient:
             if status in RETRY_STATUSES and isinstance(error, TRANSIENT):
                 raise _Retryable(error, None)
             raise error
+        if len(body) > BIG_BODY:  # megabytes of base64 would stall the event loop
+            return await asyncio.to_thread(_decode_json, body, content_type, provider)
         return _decode_json(body, content_type, provider)
 
     async def download(

@@ -178,7 +178,7 @@ class OpenAIImagesProvider(ProviderBase):
     async def _image(self, item: Any) -> ImageData:
         """One data[] entry as image bytes."""
         if isinstance(item, dict) and item.get("b64_json"):
-            return self.decode_b64_image(str(item["b64_json"]))
+            return await asyncio.to_thread(self.decode_b64_image, str(item["b64_json"]))
         if isinstance(item, dict) and item.get("url"):
             return await self.download(str(item["url"]))
         raise NoImageReturned(f"{self.name} answered with an empty image entry", provider=self.name)
