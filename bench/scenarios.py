@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from bench.fakes import MIB, Assets, BenchDiscord, BenchGemini, BenchRelay, TimedProvider, prompt_for
-from bench.stats import Metrics, ms, percentile, reset_peak_rss, rss_mib
+from bench.stats import LoopMonitor, Metrics, ms, percentile, reset_peak_rss, rss_mib
 from bot.config import Settings
 from tests.botenv import running_bot
 from tests.conftest import FAST
@@ -25,7 +25,6 @@ from tests.fakes.discord_payloads import JSON
 
 KEY = "bench-gemini-key"
 DISCORD_FILE_LIMIT = 10 * MIB
-TICK = 0.010
 
 
 @dataclass(frozen=True)
@@ -60,42 +59,6 @@ class Scenario:
     title: str
     run: Runner | None
     metrics: tuple[str, ...] = ()
-
-
-class LoopMonitor:
-    """A ticker in the running loop: how late each 10 ms sleep wakes up (the loop's lag)."""
-
-    def __init__(self, interval: float = TICK) -> None:
-        self.interval = interval
-        self.lags: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LoopMonitor:
-        self._task = asyncio.create_task(self._tick())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _tick(self) -> None:
-        """Sleep, note how late the wake-up was, repeat."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(self.interval)
-            self.lags.append(max(0.0, loop.time() - started - self.interval))
-
-    def mark(self) -> int:
-        """A position to measure lag from."""
-        return len(self.lags)
-
-    def lag_metrics(self, since: int) -> Metrics:
-        """p99 and max lag since a mark, in milliseconds."""
-        lags = self.lags[since:]
-        return {"loop_lag_p99_ms": ms(percentile(lags, 99)), "loop_lag_max_ms": ms(max(lags, default=None))}
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Percentiles, memory readings, targets, the printed table and the JSON report."""
+"""Percentiles, the loop-lag ticker, memory readings, targets, the printed table and the JSON report."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -69,6 +70,42 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def ms(seconds: float | None) -> float | None:
     """Seconds as milliseconds with two decimals."""
     return None if seconds is None else round(seconds * 1000, 2)
+
+
+class LoopMonitor:
+    """A ticker in the running loop: how late each 10 ms sleep wakes up (the loop's lag)."""
+
+    def __init__(self, interval: float = 0.010) -> None:
+        self.interval = interval
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopMonitor:
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _tick(self) -> None:
+        """Sleep, note how late the wake-up was, repeat."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.interval)
+            self.lags.append(max(0.0, loop.time() - started - self.interval))
+
+    def mark(self) -> int:
+        """A position to measure lag from."""
+        return len(self.lags)
+
+    def lag_metrics(self, since: int) -> Metrics:
+        """p99 and max lag since a mark, in milliseconds."""
+        lags = self.lags[since:]
+        return {"loop_lag_p99_ms": ms(percentile(lags, 99)), "loop_lag_max_ms": ms(max(lags, default=None))}
 
 
 def reset_peak_rss() -> bool:

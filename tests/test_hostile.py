@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import struct
@@ -125,7 +126,10 @@ async def test_odd_prompts_pass_through_faithfully(env: Env, prompt: str) -> Non
     assert env.discord.files_of(message)
     assert env.gemini.requests[-1].json["contents"][-1]["parts"][0]["text"] == prompt
     assert env.bot.service.turns is not None
-    turn = await env.bot.service.turns.by_message(int(message["id"]))
+    for _ in range(100):  # the message is linked to its turn just after it is posted
+        if (turn := await env.bot.service.turns.by_message(int(message["id"]))) is not None:
+            break
+        await asyncio.sleep(0.02)
     assert turn is not None and turn.prompt == prompt
     await env.still_serving()
 
