@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = config_from(args)
     load_before = round(os.getloadavg()[0], 2)
+    measured = revision()  # before the run: others may commit while it goes
     selected = [s for s in SCENARIOS if not args.only or s.name in args.only]
     results = asyncio.run(run(selected, config))
     add_floor_ratios(results)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = [f"{name}: {f}" for name, r in results.items() for f in r["failures"]]
     report: dict[str, Any] = {
         "machine": {**machine(), "loadavg_before": load_before},
-        "revision": revision(),
+        "revision": measured,
         "config": {**dataclasses.asdict(config), "quick": args.quick},
         "scenarios": results,
         "targets": evaluate(results),

@@ -9,7 +9,6 @@ failing. Counters are always locked in key order, so two reservations never dead
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import ColumnElement, Row, and_, delete, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.quotas import (
@@ -39,11 +37,6 @@ from bot.storage.tables import quota_counters, quota_reservations, quota_rules, 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: Whole-transaction attempts when the database reports lock contention (SQLite) or a deadlock (PG).
-ATTEMPTS: Final = 5
-RETRY_DELAY: Final = 0.05
-#: PostgreSQL deadlock_detected and serialization_failure: safe to retry the whole transaction.
-RETRYABLE_SQLSTATES: Final = frozenset({"40P01", "40001"})
 LIKE_ESCAPE: Final = "\\"
 RECOVERED: Final = "refunded: never finished (recovered at start-up)"
 
@@ -82,14 +75,6 @@ class _Refused(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.label)
         self.refusal = refusal
-
-
-def _retryable(error: DBAPIError) -> bool:
-    """Lock contention SQLite gave up on, or a PostgreSQL deadlock / serialization failure."""
-    if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
-        return True
-    text = str(error.orig).lower()
-    return "database is locked" in text or "database table is locked" in text
 
 
 def _key_of(held: Held) -> ColumnElement[bool]:
@@ -201,17 +186,8 @@ class QuotaStore:
         self.db = db
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run work in one transaction, retrying the whole of it a few times on lock contention."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                async with self.db.begin() as conn:
-                    return await work(conn)
-            except DBAPIError as e:
-                if attempt == ATTEMPTS or not _retryable(e):
-                    raise
-                log.warning("quota transaction hit lock contention (%s); retry %d", e.orig, attempt)
-                await asyncio.sleep(RETRY_DELAY * attempt)
-        raise AssertionError("unreachable")
+        """One transaction, retried as a whole on lock contention (see Database.write)."""
+        return await self.db.write(work)
 
     async def reserve(
         self,

@@ -50,8 +50,7 @@ class Recovery:
         now = utcnow()
         insert = insert_for(self.db.dialect, instances).values(owner=self.owner, seen_at=now)
         upsert = insert.on_conflict_do_update(index_elements=[instances.c.owner], set_={"seen_at": now})
-        async with self.db.begin() as conn:
-            await conn.execute(upsert)
+        await self.db.write(lambda conn: conn.execute(upsert))
 
     async def orphans(self) -> list[Orphan]:
         """Jobs still held by another process whose heartbeat is stale (or that never had an owner)."""

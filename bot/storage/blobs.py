@@ -93,8 +93,7 @@ class BlobStore:
         }
         query = insert_for(self.db.dialect, blobs).values(row)
         query = query.on_conflict_do_update(index_elements=[blobs.c.sha256], set_={"last_used_at": now})
-        async with self.db.begin() as conn:
-            await conn.execute(query)
+        await self.db.write(lambda conn: conn.execute(query))
         return BlobRef(sha256=sha256, mime=mime, size=len(data), width=width, height=height)
 
     async def get(self, ref: BlobRef | str) -> bytes | None:
@@ -125,8 +124,7 @@ class BlobStore:
     async def _touch(self, sha256: str) -> None:
         """Mark a blob as used now, for retention."""
         query = update(blobs).where(blobs.c.sha256 == sha256).values(last_used_at=utcnow())
-        async with self.db.begin() as conn:
-            await conn.execute(query)
+        await self.db.write(lambda conn: conn.execute(query))
 
     async def _delete_rows(self, cutoff: datetime) -> list[str]:
         """Delete up to one batch of stale rows and return their hashes (re-checked in the DELETE)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -24,6 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Whole-transaction retries on contention (SQLite "database is locked", PostgreSQL deadlocks).
+WRITE_ATTEMPTS, WRITE_RETRY_DELAY = 6, 0.1
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_contention(error: DBAPIError) -> bool:
+    """Lock contention SQLite gave up on, or a PostgreSQL deadlock / serialization failure."""
+    if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    text = str(error.orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serialises concurrent upgrades (several shards starting).
@@ -237,6 +250,25 @@ class Database:
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection inside a transaction, committed on success and rolled back on error."""
         return self.engine.begin()
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run work in one transaction, retrying the whole of it on lock contention or deadlock.
+
+        SQLite's busy timeout can run out when many jobs finish together; PostgreSQL may pick a
+        deadlock victim. Either way the transaction rolled back, so running it again is safe.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    return await work(conn)
+            except DBAPIError as e:
+                if attempt == WRITE_ATTEMPTS or not is_contention(e):
+                    raise
+                log.warning(
+                    "database write hit lock contention (%s); retry %d", type(e.orig).__name__, attempt
+                )
+                await asyncio.sleep(WRITE_RETRY_DELAY * attempt)
+        raise AssertionError("unreachable")
 
     def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection without an explicit transaction (for reads)."""

@@ -49,5 +49,4 @@ class GuildSettingsStore:
         upsert = insert.on_conflict_do_update(
             index_elements=[guild_settings.c.guild_id], set_={"data": data, "updated_at": utcnow()}
         )
-        async with self.db.begin() as conn:
-            await conn.execute(upsert)
+        await self.db.write(lambda conn: conn.execute(upsert))

@@ -192,14 +192,17 @@ class TurnStore:
     async def create(self, turn: NewTurn) -> TurnRecord:
         """Insert a turn and set its root_id, all in one transaction."""
         values = turn.values()
-        async with self.db.begin() as conn:
+
+        async def work(conn: AsyncConnection) -> TurnRecord | None:
             if turn.parent_id is not None:
                 values["root_id"] = await _root_of(conn, turn.parent_id)
             result = await conn.execute(turns.insert().values(values).returning(turns.c.id))
             turn_id = int(result.scalar_one())
             if turn.parent_id is None:
                 await conn.execute(update(turns).where(turns.c.id == turn_id).values(root_id=turn_id))
-            record = await _fetch(conn, turn_id)
+            return await _fetch(conn, turn_id)
+
+        record = await self.db.write(work)
         assert record is not None  # inserted above, in the same transaction
         return record
 
@@ -212,14 +215,12 @@ class TurnStore:
         query = insert_for(self.db.dialect, turn_messages).on_conflict_do_nothing(
             index_elements=[turn_messages.c.message_id]
         )
-        async with self.db.begin() as conn:
-            await conn.execute(query, rows)
+        await self.db.write(lambda conn: conn.execute(query, rows))
 
     async def mark_failed(self, turn_id: int, error: str) -> None:
         """Record that a turn failed, and why."""
         query = update(turns).where(turns.c.id == turn_id).values(status="failed", error=error)
-        async with self.db.begin() as conn:
-            await conn.execute(query)
+        await self.db.write(lambda conn: conn.execute(query))
 
     async def get(self, turn_id: int) -> TurnRecord | None:
         """A turn by id."""
