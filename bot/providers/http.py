@@ -274,6 +274,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) ->
         if size > cap:
             raise Unavailable(f"{provider} sent more than {cap} bytes", provider=provider)
         chunks.append(chunk)
+    if size > BIG_BODY:  # joining tens of megabytes would stall the event loop
+        return await asyncio.to_thread(b"".join, chunks)
     return b"".join(chunks)
 
 
