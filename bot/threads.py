@@ -10,7 +10,7 @@ from bot.errors import InputError
 from bot.imaging import image_dims, sniff_mime
 from bot.providers.base import ImageData, Turn
 from bot.storage.blobs import BlobStore
-from bot.storage.turns import BlobRef, TurnRecord, TurnStore
+from bot.storage.turns import TurnRecord, TurnStore
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,3 @@ def _first_variant(record: TurnRecord) -> dict[str, object]:
     state.pop("variants", None)
     return state
 
-
-def ref_of(data: bytes, mime: str, sha256: str, size: int) -> BlobRef:
-    """A blob reference for bytes whose hash is known."""
-    width, height = image_dims(data)
-    return BlobRef(sha256=sha256, mime=mime, size=size, width=width, height=height)
