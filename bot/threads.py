@@ -89,4 +89,3 @@ def _first_variant(record: TurnRecord) -> dict[str, object]:
     state = dict(record.provider_state)
     state.pop("variants", None)
     return state
-
