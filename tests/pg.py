@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import column, func, select, table, text
@@ -76,3 +77,13 @@ async def temp_pg_database() -> AsyncIterator[str]:
             await _drop(engine, name)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def temp_database(kind: str, sqlite_file: Path) -> AsyncIterator[str]:
+    """An empty database URL of either kind: the SQLite file given, or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{sqlite_file}"
+        return
+    async with temp_pg_database() as url:
+        yield url

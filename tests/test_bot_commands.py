@@ -16,6 +16,11 @@ from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeTask, Fault
 
 GKEY = "gemini-secret-key"
+PROVIDER_FAKES: dict[str, type[FakeOpenAIImages | FakeNBPro | FakeTask]] = {
+    "openai-images": FakeOpenAIImages,
+    "nbpro": FakeNBPro,
+    "task": FakeTask,
+}
 
 
 @dataclass
@@ -209,12 +214,7 @@ async def test_4k_noisy_png_is_fitted_under_the_limit(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["openai-images", "nbpro", "task"])
 async def test_imagine_with_each_provider_kind(tmp_path: Path, kind: str) -> None:
-    fakes = {
-        "openai-images": FakeOpenAIImages(api_key="k"),
-        "nbpro": FakeNBPro(api_key="k"),
-        "task": FakeTask(api_key="k"),
-    }
-    async with FakeDiscord() as fake, fakes[kind] as provider:
+    async with FakeDiscord() as fake, PROVIDER_FAKES[kind](api_key="k") as provider:
         entry = {"name": "p", "kind": kind, "base_url": provider.base_url, "api_key": "k"}
         async with running_bot(fake, tmp_path, entry):
             inter = await fake.send_slash("imagine", {"prompt": "a boat", "aspect_ratio": "3:4"})
@@ -228,12 +228,7 @@ async def test_imagine_with_each_provider_kind(tmp_path: Path, kind: str) -> Non
 
 @pytest.mark.parametrize("kind", ["openai-images", "nbpro", "task"])
 async def test_edit_with_each_provider_kind(tmp_path: Path, kind: str) -> None:
-    fakes = {
-        "openai-images": FakeOpenAIImages(api_key="k"),
-        "nbpro": FakeNBPro(api_key="k"),
-        "task": FakeTask(api_key="k"),
-    }
-    async with FakeDiscord() as fake, fakes[kind] as provider:
+    async with FakeDiscord() as fake, PROVIDER_FAKES[kind](api_key="k") as provider:
         entry = {"name": "p", "kind": kind, "base_url": provider.base_url, "api_key": "k"}
         async with running_bot(fake, tmp_path, entry):
             source = make_image(800, 600, "PNG", color=(9, 99, 199))

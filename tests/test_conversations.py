@@ -17,7 +17,7 @@ from tests.botenv import image_size, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages
-from tests.pg import temp_pg_database
+from tests.pg import temp_database
 
 KEY = "conversation-key"
 PRO = "gemini-3-pro-image-preview"
@@ -35,19 +35,10 @@ class World:
         return running_bot(self.discord, self.data_dir, entry, database_url=self.db_url, **overrides)
 
 
-@contextlib.asynccontextmanager
-async def database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'conv.db'}"
-        return
-    async with temp_pg_database() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
     async with (
-        database(request.param, tmp_path) as url,
+        temp_database(request.param, tmp_path / "conv.db") as url,
         FakeDiscord() as fake,
         FakeGemini(api_key=KEY) as gemini,
     ):

@@ -33,7 +33,7 @@ from bot.quotas import (
 )
 from bot.storage.db import Database, alembic_config, upgrade
 from bot.storage.tables import quota_counters, quota_reservations
-from tests.pg import temp_pg_database
+from tests.pg import temp_database
 
 ROOT = Path(__file__).resolve().parent.parent
 G, U = 111, 7
@@ -50,10 +50,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database: a SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'quotas.db'}"
-        return
-    async with temp_pg_database() as url:
+    async with temp_database(request.param, tmp_path / "quotas.db") as url:
         yield url
 
 

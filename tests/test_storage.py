@@ -25,7 +25,7 @@ from bot.storage.blobs import BlobStore, blob_path
 from bot.storage.db import Database, alembic_config, current_revision, head_revision, upgrade
 from bot.storage.tables import UTCDateTime, blobs, metadata, turn_messages, turns
 from bot.storage.turns import BlobRef, NewTurn, TurnStore
-from tests.pg import temp_pg_database
+from tests.pg import temp_database
 
 PNG = "image/png"
 
@@ -50,10 +50,7 @@ turns_0001 = sa.table(
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database: a SQLite file in a folder that does not exist yet, or a fresh PG database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'nanobot.db'}"
-        return
-    async with temp_pg_database() as url:
+    async with temp_database(request.param, tmp_path / "data" / "nanobot.db") as url:
         yield url
 
 
