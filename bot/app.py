@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,6 @@ EXTENSIONS = (
     "cogs.settings",
 )
 EXIT_OK, EXIT_CONFIG = 0, 2
-#: Seconds close() waits for running jobs to finish writing before closing the database.
-SHUTDOWN_GRACE = 10.0
 #: Each process beats this often; jobs of a process silent for HEARTBEAT_STALE are settled.
 HEARTBEAT_INTERVAL, HEARTBEAT_STALE = 30.0, 90.0
 #: Blob retention is applied every this many heartbeats.
@@ -96,6 +95,8 @@ class NanoBot(commands.AutoShardedBot):
         self.recovery: Recovery | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.health: HealthServer | None = None
+        #: Tasks started outside any cog (a signal's shutdown), kept referenced until done.
+        self.background_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def router(self) -> Router:
@@ -124,7 +125,9 @@ class NanoBot(commands.AutoShardedBot):
         self._router = build_router(self.settings, self.session)
         self.quotas = QuotaStore(self.db)
         self.guild_settings = GuildSettingsStore(self.db)
-        self.recovery = Recovery(self.db, self.quotas, new_owner(), stale_after=HEARTBEAT_STALE)
+        self.recovery = Recovery(
+            self.db, self.quotas, new_owner(self.settings.shard_ids), stale_after=HEARTBEAT_STALE
+        )
         await self.recovery.heartbeat()
         admission = Admission(self.settings, self.quotas, self.guild_settings, owner=self.recovery.owner)
         self._service = JobService(
@@ -144,9 +147,8 @@ class NanoBot(commands.AutoShardedBot):
     async def _maintain(self, blobs: BlobStore) -> None:
         """Every interval: settle jobs of dead processes (telling their users), beat, prune old blobs."""
         rounds = 0
-        while True:
+        while self.recovery is not None:
             try:
-                assert self.recovery is not None
                 await self._tell_interrupted(await self.recovery.recover())
                 await self.recovery.heartbeat()
                 if rounds % PRUNE_EVERY == 0:
@@ -156,14 +158,14 @@ class NanoBot(commands.AutoShardedBot):
             rounds += 1
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
-    async def _tell_interrupted(self, orphans: list[Orphan]) -> None:
-        """Tell each user whose job died with a previous process, in the job's channel."""
+    async def _tell_interrupted(self, orphans: list[Orphan], why: str = "the bot restarted") -> None:
+        """Tell each user whose job was interrupted (by a restart or a shutdown), in the job's channel."""
         mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
         for orphan in orphans:
             if orphan.channel_id is None:
                 continue
             text = (
-                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job was interrupted when the bot restarted. "
+                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job was interrupted when {why}. "
                 "Nothing was charged; please run it again."
             )
             try:
@@ -172,7 +174,7 @@ class NanoBot(commands.AutoShardedBot):
                 log.warning("could not tell user %s about an interrupted job (%s)", orphan.user_id, e.status)
 
     async def close(self) -> None:
-        """Close the gateway and the HTTP session we opened."""
+        """Stop maintenance, let running jobs finish (refund and tell those that cannot), close."""
         if self._maintenance is not None:
             # Unwind its database work before the engine closes (a cancelled query must finish first).
             self._maintenance.cancel()
@@ -181,14 +183,29 @@ class NanoBot(commands.AutoShardedBot):
             self._maintenance = None
         if self.health is not None:
             await self.health.stop()
-        if self._service is not None and not await self._service.wait_idle(SHUTDOWN_GRACE):
-            log.warning("closing with jobs still running")
+            self.health = None
+        idle = self._service is None or await self._service.wait_idle(self.settings.shutdown_grace)
+        await self._retire()
+        if not idle and self._service is not None:
+            log.warning("closing with jobs still running: refunded and cancelled")
+            await self._service.abandon()
         await super().close()
         if self.session is not None and not self.session.closed:
             await self.session.close()
         if self.db is not None:
             await self.db.close()
             self.db = None
+
+    async def _retire(self) -> None:
+        """Refund (and tell) the jobs still held, then leave the instances table: nothing waits."""
+        if self.recovery is None or self.db is None:
+            return
+        recovery, self.recovery = self.recovery, None
+        try:
+            await self._tell_interrupted(await recovery.release(), "the bot shut down")
+            await recovery.retire()
+        except Exception:  # the database may be the reason we stop; the next start recovers
+            log.exception("could not settle this process's jobs at shutdown")
 
     def command_hash(self) -> str:
         """A hash of every command definition and where it is synced."""
@@ -249,8 +266,25 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-async def start_bot(bot: NanoBot, token: str) -> int:
+def stop_on_signals(bot: NanoBot) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT close the bot cleanly instead of killing it."""
+    loop = asyncio.get_running_loop()
+
+    def stop(name: str) -> None:
+        log.info("%s received: shutting down", name)
+        task = loop.create_task(bot.close())
+        bot.background_tasks.add(task)
+        task.add_done_callback(bot.background_tasks.discard)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows' default loop
+            loop.add_signal_handler(sig, stop, sig.name)
+
+
+async def start_bot(bot: NanoBot, token: str, *, handle_signals: bool = False) -> int:
     """Run the bot until it stops; bad tokens and missing intents end with one clear line."""
+    if handle_signals:
+        stop_on_signals(bot)
     try:
         async with bot:
             await bot.start(token)
@@ -294,4 +328,4 @@ def run_command(command: str, settings: Settings, args: argparse.Namespace) -> i
     token = settings.discord_token.get_secret_value()
     if command == "sync":
         return asyncio.run(sync_only(bot, token))
-    return asyncio.run(start_bot(bot, token))
+    return asyncio.run(start_bot(bot, token, handle_signals=True))

@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
+from bot.netguard import check_url, has_scheme
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -78,6 +79,8 @@ async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[b
     try:
         return await asyncio.to_thread(Path(source).read_bytes), None
     except OSError as e:
+        if has_scheme(source):  # not a file: file:, ftp:, data: … URLs are refused by name
+            await check_url(source)
         raise InputError(f"{source}: cannot be read ({e.strerror or 'no such file'})") from None
 
 

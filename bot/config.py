@@ -143,6 +143,20 @@ class Settings(BaseSettings):
     blob_retention_days: float | None = Field(None, gt=0)
     history_depth: int = Field(8, ge=1, le=50)
     continue_policy: Literal["anyone", "starter"] = "anyone"
+    shutdown_grace: float = Field(10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        """SHARD_IDS needs SHARD_COUNT, and each id must be one of its shards, once."""
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards of the bot)")
+        bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if bad or len(set(self.shard_ids)) != len(self.shard_ids) or not self.shard_ids:
+            last = self.shard_count - 1
+            raise ValueError(f"SHARD_IDS must be distinct shards from 0 to {last}, got {self.shard_ids}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -190,7 +204,9 @@ def _read_toml(path: Path | None, *, explicit: bool) -> dict[str, Any]:
 def _describe(error: ValidationError, source: str) -> str:
     """One line naming the first bad setting and what is wrong with it."""
     first = error.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "settings"
+    loc = ".".join(str(p) for p in first["loc"])
+    if not loc:  # a rule across settings: its message names them
+        return f"Invalid settings: {first['msg'].removeprefix('Value error, ')}"
     name = loc.upper() if not loc.startswith("providers") else loc
     return f"Invalid setting {name}: {first['msg']} (set it in the environment, .env or {source})"
 

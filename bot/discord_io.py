@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.errors import ImageTooLarge, InputError
+from bot.errors import DeliveryFailed, ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
 from bot.service import JobResult, RawInput
 from bot.storage.turns import TurnRecord
@@ -126,6 +126,10 @@ async def deliver(
     """Post the result, then link the message to its turn; a failed post fails the turn."""
     try:
         message = await _post_result(bot, interaction, result, title, stem, loading_message_id)
+    except (discord.HTTPException, discord.RateLimited) as e:
+        log.warning("Discord refused the result of turn %s (%s): %s", result.turn_id, _status(e), e)
+        await bot.service.delivery_failed(result, f"delivery failed: {type(e).__name__} ({_status(e)})")
+        raise delivery_error(e) from e
     except BaseException as e:
         await bot.service.delivery_failed(result, f"delivery failed: {type(e).__name__}")
         raise
@@ -134,6 +138,29 @@ async def deliver(
         return None
     await bot.service.delivered(result, message.channel.id, [message.id])
     return message
+
+
+def _status(error: discord.HTTPException | discord.RateLimited) -> int:
+    """The HTTP status Discord answered (429 for discord.py's own rate-limit refusal)."""
+    return error.status if isinstance(error, discord.HTTPException) else 429
+
+
+def delivery_error(error: discord.HTTPException | discord.RateLimited) -> DeliveryFailed:
+    """Why Discord would not take a finished result, in words a user can act on."""
+    status = _status(error)
+    charge = "Nothing was charged"
+    if status == 429:
+        wait = error.retry_after if isinstance(error, discord.RateLimited) else None
+        when = f"in {wait:.0f} s" if wait is not None and wait >= 1 else "in a minute"
+        text = f"Discord is rate limiting this bot and would not take your image. {charge}; try again {when}."
+        return DeliveryFailed(text, status=status, retry_after=wait)
+    if status >= 500:
+        text = f"Discord could not take your image right now (HTTP {status}). {charge}; please try again."
+    elif status == 403:
+        text = f"I am not allowed to post images here (HTTP 403). {charge}; an admin can fix my permissions."
+    else:
+        text = f"Discord refused to take your image (HTTP {status}). {charge}; please try again."
+    return DeliveryFailed(text, status=status)
 
 
 async def _post_result(

@@ -130,6 +130,17 @@ class Timeout(ProviderError):
     title = "Provider timed out"
 
 
+class DeliveryFailed(NanoBotError):
+    """Discord would not take the finished result (rate limit, outage, refusal); nothing was charged."""
+
+    title = "Discord refused the image"
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
 class Refused(NanoBotError):
     """A job the server's rules do not allow now; nothing was charged. Says why and when to retry."""
 

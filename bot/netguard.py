@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Collection
 
@@ -11,13 +12,42 @@ import yarl
 
 from bot.errors import InputError
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits (NAT64 well-known and local-use
+#: prefixes, deprecated IPv4-compatible addresses): judged by the IPv4 address they reach.
+EMBEDS_IPV4 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
+#: A URL scheme: two or more characters, so that a Windows drive ("C:\\img.png") is a path.
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def has_scheme(source: str) -> bool:
+    """Whether a command-line image source is a URL of any scheme (file:, ftp:, data: …), not a path."""
+    return SCHEME.match(source) is not None
+
+
+def _reached(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address really reaches (mapped, 6to4, NAT64), else the address."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in EMBEDS_IPV4) and int(ip) & 0xFFFFFFFF:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
 
 def _public(address: str) -> bool:
-    """Whether an IP address is on the public internet."""
+    """Whether an IP address (and any IPv4 address it embeds) is on the public internet."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    return all(a.is_global and not a.is_multicast for a in {ip, _reached(ip)})
 
 
 async def check_url(url: str, *, trusted_hosts: Collection[str] = ()) -> None:
@@ -29,9 +59,12 @@ async def check_url(url: str, *, trusted_hosts: Collection[str] = ()) -> None:
         parsed = yarl.URL(url)
     except ValueError:
         raise InputError("That is not a valid URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InputError(f"Only http(s) image URLs are allowed, not {parsed.scheme or 'this'}:")
+    if parsed.scheme not in ("http", "https"):
+        scheme = f", not {parsed.scheme}:" if parsed.scheme else ""
+        raise InputError(f"Only http(s) image URLs are allowed{scheme}")
     host = parsed.host
+    if not host:
+        raise InputError("That image URL has no host")
     if host in trusted_hosts:
         return
     try:

@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import secrets
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 
-from bot.quota_store import QuotaStore
+from bot.quota_store import LIKE_ESCAPE, QuotaStore, escape_like
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import instances, quota_reservations, utcnow
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "refunded: interrupted by a restart"
+SHUT_DOWN = "refunded: interrupted by a shutdown"
 
 
-def new_owner() -> str:
-    """A name for this process, unique across machines and restarts."""
-    return f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(4)}"
+def instance_key(shard_ids: Sequence[int] | None, host: str | None = None) -> str:
+    """What stays the same when this deployment restarts: the host and the shards it runs.
+
+    Two live processes never share it (they would answer the same interactions twice), so a
+    reservation held under this key by another boot belongs to a predecessor that is gone.
+    """
+    shards = "all" if shard_ids is None else ",".join(str(s) for s in sorted(shard_ids))
+    digest = hashlib.blake2s(shards.encode(), digest_size=3).hexdigest()
+    return f"{(host or socket.gethostname())[:20]}.{digest}"
+
+
+def new_owner(shard_ids: Sequence[int] | None = None, host: str | None = None) -> str:
+    """A name for this process: its instance key and a token unique to this boot (≤ 40 chars)."""
+    return f"{instance_key(shard_ids, host)}:{secrets.token_hex(4)}"
+
+
+def _key_of(owner: str) -> str:
+    """The instance key part of an owner name."""
+    return owner.rpartition(":")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +71,53 @@ class Recovery:
         upsert = insert.on_conflict_do_update(index_elements=[instances.c.owner], set_={"seen_at": now})
         await self.db.write(lambda conn: conn.execute(upsert))
 
+    async def retire(self) -> None:
+        """A clean exit: forget this process, so that nothing it still held waits for staleness."""
+        gone = delete(instances).where(instances.c.owner == self.owner)
+        await self.db.write(lambda conn: conn.execute(gone))
+
     async def orphans(self) -> list[Orphan]:
-        """Jobs still held by another process whose heartbeat is stale (or that never had an owner)."""
+        """Jobs held by another process that is gone: a predecessor of this instance (same host and
+        shards, another boot), a process whose heartbeat is stale or that retired, or no owner at all."""
         t, alive = quota_reservations, instances
         cutoff = utcnow() - timedelta(seconds=self.stale_after)
         living = select(alive.c.owner).where(alive.c.seen_at >= cutoff)
-        dead_owner = or_(t.c.owner.is_(None), t.c.owner.not_in(living))
+        predecessor = t.c.owner.like(f"{escape_like(_key_of(self.owner))}:%", escape=LIKE_ESCAPE)
+        dead_owner = or_(t.c.owner.is_(None), t.c.owner.not_in(living), predecessor)
         query = (
             select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind)
             .where(and_(t.c.status == "reserved", t.c.owner.is_distinct_from(self.owner), dead_owner))
             .order_by(t.c.id)
         )
+        return await self._select(query)
+
+    async def held(self) -> list[Orphan]:
+        """The jobs this process itself still holds."""
+        t = quota_reservations
+        query = (
+            select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind)
+            .where(and_(t.c.status == "reserved", t.c.owner == self.owner))
+            .order_by(t.c.id)
+        )
+        return await self._select(query)
+
+    async def _select(self, query: Select[Any]) -> list[Orphan]:
+        """Run a query of reservation rows into Orphans."""
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Orphan(r.id, r.guild_id, r.channel_id, r.user_id, r.kind) for r in rows]
 
     async def recover(self) -> list[Orphan]:
         """Refund every orphaned job; return those this call refunded (another process may race us)."""
-        refunded = []
-        for orphan in await self.orphans():
-            if await self.quotas.refund(orphan.reservation_id, outcome=INTERRUPTED):
-                refunded.append(orphan)
+        return await self._refund(await self.orphans(), INTERRUPTED)
+
+    async def release(self) -> list[Orphan]:
+        """At shutdown: refund the jobs this process could not finish; return them."""
+        return await self._refund(await self.held(), SHUT_DOWN)
+
+    async def _refund(self, jobs: list[Orphan], outcome: str) -> list[Orphan]:
+        """Refund each job still reserved; those this call refunded (another process may race us)."""
+        refunded = [job for job in jobs if await self.quotas.refund(job.reservation_id, outcome=outcome)]
         if refunded:
-            log.warning("refunded %d jobs interrupted by a restart", len(refunded))
+            log.warning("refunded %d jobs (%s)", len(refunded), outcome.removeprefix("refunded: "))
         return refunded

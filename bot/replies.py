@@ -7,6 +7,7 @@ import discord
 from bot.costs import credits
 from bot.errors import (
     AuthFailed,
+    DeliveryFailed,
     ImageTooLarge,
     InputError,
     NanoBotError,
@@ -62,7 +63,12 @@ def error_text(error: BaseException) -> tuple[str, str]:
     if isinstance(error, RateLimited):
         when = f"in {error.retry_after:.0f} s" if error.retry_after is not None else "in a minute"
         return "⏳ Rate limited", f"The image service is busy. Try again {when}."
-    if isinstance(error, AuthFailed | OutOfCredits):
+    if isinstance(error, OutOfCredits):
+        return "🔧 Provider account problem", (
+            "The image service says this bot's account has run out of credits; a server admin "
+            "needs to top it up or add another key."
+        )
+    if isinstance(error, AuthFailed):
         return "🔧 Provider account problem", (
             "The image service refused this bot's account; a server admin needs to check the "
             "bot's provider key or credits."
@@ -75,6 +81,8 @@ def error_text(error: BaseException) -> tuple[str, str]:
         return "📦 File too large", error.message
     if isinstance(error, InputError):
         return "⚠️ Bad input", error.message
+    if isinstance(error, DeliveryFailed):
+        return "📮 Discord refused the image", error.message
     if isinstance(error, Refused):
         return error.title, error.message
     if isinstance(error, ProviderError | NanoBotError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -147,20 +148,25 @@ class JobService:
         self.metrics = JobMetrics(
             metrics if metrics is not None else Metrics(), lambda: queue.depth, lambda: queue.running
         )
-        self._active = 0
+        #: Tasks running a job, with how deeply (a job may run another inside it).
+        self._active: collections.Counter[asyncio.Task[Any]] = collections.Counter()
         self._idle = asyncio.Event()
         self._idle.set()
 
     @contextlib.asynccontextmanager
     async def _track(self) -> AsyncIterator[None]:
         """Count work in flight, so that shutdown can wait for it before closing the database."""
-        self._active += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._active[task] += 1
         self._idle.clear()
         try:
             yield
         finally:
-            self._active -= 1
-            if self._active == 0:
+            self._active[task] -= 1
+            if self._active[task] <= 0:
+                del self._active[task]
+            if not self._active:
                 self._idle.set()
 
     async def wait_idle(self, timeout: float) -> bool:
@@ -170,6 +176,12 @@ class JobService:
         except TimeoutError:
             return False
         return True
+
+    async def abandon(self, timeout: float = 5.0) -> None:
+        """At shutdown, after the grace period: cancel the jobs still running and let them unwind."""
+        for task in list(self._active):
+            task.cancel()
+        await self.wait_idle(timeout)
 
     def spec_for(self, provider: str | None, model: str | None) -> ModelSpec:
         """The limits of the model the job will most likely use."""

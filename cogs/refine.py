@@ -10,7 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot.app import NanoBot
-from bot.discord_io import is_image_attachment, read_attachment, result_files
+from bot.discord_io import delivery_error, is_image_attachment, read_attachment, result_files
 from bot.errors import NanoBotError
 from bot.replies import error_embed, result_embed
 from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
@@ -141,6 +141,7 @@ class Refine(commands.Cog):
         except discord.HTTPException as e:
             await self.bot.service.delivery_failed(result, f"delivery failed: {e.status}")
             log.warning("could not post a refine result: %s", e)
+            await self._reply(message, embed=error_embed(delivery_error(e)))  # a short text may still go
             return
         await self.bot.service.delivered(result, sent.channel.id, [sent.id])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,16 @@ async def wait_result(inter: InteractionHandle, timeout: float = 60) -> dict[str
             return inter.followups[-1]
         await asyncio.sleep(0.05)
     raise TimeoutError(f"no result for interaction {inter.id} within {timeout} s")
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    """Poll until check() holds (for state outside the fake Discord, whose own waits are evented)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -184,7 +184,9 @@ async def test_edit_sends_the_image(config: Path, tmp_path: Path, fakes: Fakes) 
         cwd=tmp_path,
     )
     assert run.code == 0, run.err
-    parts = fakes.gemini.requests[-1].json["contents"][-1]["parts"]
+    body = fakes.gemini.requests[-1].json
+    assert body is not None
+    parts = body["contents"][-1]["parts"]
     assert parts[0] == {"text": "make it blue"} and "inlineData" in parts[1]
 
 
@@ -255,7 +257,40 @@ async def test_no_provider_configured_exits_2(tmp_path: Path) -> None:
     assert run.code == 2 and "GEMINI_API_KEY" in run.err
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/a.png", "http://10.1.2.3/a.png", "http://[::1]:9/a.png"])
-async def test_image_url_to_a_private_address_is_refused(config: Path, tmp_path: Path, url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a.png",
+        "http://10.1.2.3/a.png",
+        "http://[::1]:9/a.png",
+        "http://169.254.169.254/latest/meta-data/",  # the cloud metadata service
+        "http://[fe80::1]/a.png",
+        "http://[::ffff:127.0.0.1]:9/a.png",
+        "http://localhost:9/a.png",  # a name that resolves to loopback
+    ],
+)
+async def test_image_url_to_a_private_address_is_refused(
+    config: Path, tmp_path: Path, fakes: Fakes, url: str
+) -> None:
     run = await nanobot("edit", "x", "--image", url, "--provider", "google", config=config, cwd=tmp_path)
     assert run.code == 2 and "private or local address" in run.err
+    assert len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err
+    assert fakes.gemini.calls == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/a.png",
+        "gopher://127.0.0.1:70/_x",
+        "data:image/png;base64,iVBORw0K",
+    ],
+)
+async def test_image_url_with_another_scheme_is_refused(
+    config: Path, tmp_path: Path, fakes: Fakes, url: str
+) -> None:
+    run = await nanobot("edit", "x", "--image", url, "--provider", "google", config=config, cwd=tmp_path)
+    assert run.code == 2 and "Only http(s) image URLs are allowed" in run.err
+    assert len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err
+    assert fakes.gemini.calls == 0

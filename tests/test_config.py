@@ -87,6 +87,9 @@ def test_environment_beats_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
             "MISSING_VAR",
         ),
         ("this is = not toml [", "not valid TOML"),
+        ("shard_ids = [0]\n", "SHARD_IDS needs SHARD_COUNT"),
+        ("shard_count = 2\nshard_ids = [0, 2]\n", "from 0 to 1"),
+        ("shard_count = 2\nshard_ids = [1, 1]\n", "distinct"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, toml: str, needle: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiohttp
@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
+from tests.botenv import eventually
 from tests.fakes.discord import (
     CommandUnavailable,
     FakeDiscord,
@@ -254,15 +255,6 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as server:
         with discord_overrides(server):
             yield server
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5) -> None:
-    """Poll until check() is true."""
-    for _ in range(int(timeout / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("condition not met")
 
 
 async def test_slash_defer_then_edit_with_file_embed_and_button(fake: FakeDiscord) -> None:

@@ -20,9 +20,21 @@ from bot.quotas import user_subject
 from tests.botenv import running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
-from tests.fakes.providers import FakeGemini, FakeTask
+from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
 
 KEY = "hostile-key"
+
+
+async def settled_usage(discord: FakeDiscord, bot: NanoBot) -> tuple[int, int]:
+    """Alice's (used, reserved) credits today, once no job holds a reservation any more."""
+    assert bot.quotas is not None
+    subject = user_subject(int(discord.users["alice"]["id"]))
+    for _ in range(50):
+        found = await bot.quotas.usage(int(discord.guild_id), subject, "day")
+        if not found.reserved_cents:
+            break
+        await asyncio.sleep(0.05)
+    return found.used_cents, found.reserved_cents
 
 
 @dataclass
@@ -32,10 +44,7 @@ class Env:
     bot: NanoBot
 
     async def settled_usage(self) -> tuple[int, int]:
-        assert self.bot.quotas is not None
-        subject = user_subject(int(self.discord.users["alice"]["id"]))
-        found = await self.bot.quotas.usage(int(self.discord.guild_id), subject, "day")
-        return found.used_cents, found.reserved_cents
+        return await settled_usage(self.discord, self.bot)
 
     async def edit_with(self, data: bytes, name: str, content_type: str = "image/png") -> dict[str, Any]:
         attachment = self.discord.upload_attachment(data, name, content_type)
@@ -97,19 +106,27 @@ async def test_bad_files_are_refused_without_charge(
 
 async def test_file_over_the_cap_is_refused_before_download(env: Env) -> None:
     message = await env.edit_with(make_image(1200, 1200, "PNG", noisy=True), "huge.png")
-    assert "File too large" in message["embeds"][0]["title"]
+    assert "File too large" in message["embeds"][0]["title"] and message["flags"] & 64
     assert not [r for r in env.discord.requests if r.path.startswith("/cdn/")]
+    assert env.gemini.calls == 0
+    assert await env.settled_usage() == (0, 0)
     await env.still_serving()
+    assert await env.settled_usage() == (100, 0)
 
 
 async def test_animated_gif_uses_the_first_frame(env: Env) -> None:
     message = await env.edit_with(animated_gif(), "anim.gif", "image/gif")
     assert env.discord.files_of(message)
-    part = env.gemini.requests[-1].json["contents"][-1]["parts"][1]["inlineData"]
+    body = env.gemini.requests[-1].json
+    assert body is not None
+    part = body["contents"][-1]["parts"][1]["inlineData"]
     with Image.open(io.BytesIO(base64.b64decode(part["data"]))) as sent:
         assert part["mimeType"] in ("image/png", "image/jpeg")
-        red, green, blue = sent.convert("RGB").getpixel((10, 10))
+        pixel = sent.convert("RGB").getpixel((10, 10))
+        assert isinstance(pixel, tuple)
+        red, green, blue = pixel[:3]
         assert red > 200 and green < 50 and blue < 50  # the first (red) frame
+    await env.still_serving()
 
 
 @pytest.mark.parametrize(
@@ -124,7 +141,8 @@ async def test_odd_prompts_pass_through_faithfully(env: Env, prompt: str) -> Non
     inter = await env.discord.send_slash("imagine", {"prompt": prompt})
     message = await inter.wait_done()
     assert env.discord.files_of(message)
-    assert env.gemini.requests[-1].json["contents"][-1]["parts"][0]["text"] == prompt
+    body = env.gemini.requests[-1].json
+    assert body is not None and body["contents"][-1]["parts"][0]["text"] == prompt
     assert env.bot.service.turns is not None
     for _ in range(100):  # the message is linked to its turn just after it is posted
         if (turn := await env.bot.service.turns.by_message(int(message["id"]))) is not None:
@@ -137,8 +155,49 @@ async def test_odd_prompts_pass_through_faithfully(env: Env, prompt: str) -> Non
 async def test_prompt_over_the_models_limit(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeTask(api_key="k") as task:
         entry = {"name": "vtrix", "kind": "task", "base_url": task.base_url, "api_key": "k"}
-        async with running_bot(fake, tmp_path, entry):
+        async with running_bot(fake, tmp_path, entry) as bot:
             inter = await fake.send_slash("imagine", {"prompt": "y" * 3000})
             message = await inter.wait_done()
-            assert "2500" in message["embeds"][0]["description"]
+            assert "2500" in message["embeds"][0]["description"] and message["flags"] & 64
             assert task.creates == 0
+            assert await settled_usage(fake, bot) == (0, 0)
+            inter = await fake.send_slash("imagine", {"prompt": "y" * 2500})  # exactly the limit
+            assert fake.files_of(await inter.wait_done())
+            assert task.creates == 1
+            assert await settled_usage(fake, bot) == (175, 0)  # one nano_banana_2 image, charged once
+        assert fake.violations == []
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("file:///etc/passwd", "not file:"),
+        ("ftp://127.0.0.1:{port}{path}", "not ftp:"),
+        ("gopher://127.0.0.1:{port}/_GET%20{path}", "not gopher:"),
+        ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk", "not data:"),
+        ("http://169.254.169.254/latest/meta-data/iam{path}", "169.254.169.254 is a private or local"),
+        ("http://10.0.0.7{path}", "10.0.0.7 is a private or local"),
+        ("http://[fe80::1]{path}", "fe80::1 is a private or local"),
+        ("http://[::1]:{port}{path}", "::1 is a private or local"),
+        ("http://[::ffff:127.0.0.1]:{port}{path}", "is a private or local"),
+        ("http://[64:ff9b::7f00:1]:{port}{path}", "is a private or local"),  # NAT64 to 127.0.0.1
+        ("http://localhost:{port}{path}", "localhost is a private or local"),  # resolves to 127.0.0.1
+    ],
+)
+async def test_hostile_result_url_is_never_fetched(tmp_path: Path, url: str, needle: str) -> None:
+    async with FakeDiscord() as fake, FakeOpenAIImages(api_key="k") as relay:
+        entry = {"name": "relay", "kind": "openai-images", "base_url": relay.base_url, "api_key": "k"}
+        async with running_bot(fake, tmp_path, entry) as bot:
+            relay.script(Fault("url_hostile", message=url))  # the image really is at localhost:{port}
+            inter = await fake.send_slash("imagine", {"prompt": "a lamp"})
+            message = await inter.wait_done()
+            [embed] = message["embeds"]
+            assert "Provider unavailable" in embed["title"] and message["flags"] & 64
+            assert "relay returned an unsafe image address" in embed["description"]
+            assert needle in embed["description"]
+            assert [r.method for r in relay.requests] == ["POST"]  # the result was not downloaded
+            assert await settled_usage(fake, bot) == (0, 0)
+            inter = await fake.send_slash("imagine", {"prompt": "an apple"})
+            assert fake.files_of(await inter.wait_done())
+            assert await settled_usage(fake, bot) == (100, 0)
+        assert fake.violations == []

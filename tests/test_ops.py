@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from bot.app import NanoBot
 from bot.errors import AuthFailed, ImageTooLarge, Refused, SafetyBlocked, Timeout, Unavailable
 from bot.metrics import Metrics, error_label, format_value, outcome_of
 from bot.storage.db import Database
-from tests.botenv import running_bot
+from tests.botenv import eventually, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 
@@ -50,15 +49,6 @@ async def get(bot: NanoBot, path: str) -> tuple[int, str, str]:
         session.get(f"http://127.0.0.1:{bot.health.port}{path}") as response,
     ):
         return response.status, response.headers["Content-Type"], await response.text()
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10) -> None:
-    """Wait until check() holds (delivery finishes just after the user sees the result)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 # --- the exposition format ---------------------------------------------------------------------------

@@ -8,36 +8,47 @@ from pathlib import Path
 
 from bot.quota_store import QuotaStore
 from bot.quotas import Check, Reservation, user_subject
-from bot.recovery import Recovery
+from bot.recovery import Recovery, new_owner
 from bot.storage.db import Database
 from bot.storage.tables import instances, utcnow
-from tests.botenv import running_bot
+from tests.botenv import eventually, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 
 KEY = "restart-key"
 
 
-async def leave_a_dead_job(db_url: str, guild: int, channel: int, user: int) -> int:
-    """What a crashed process leaves behind: a reservation held by an owner that stopped beating."""
+async def leave_a_dead_job(
+    db_url: str,
+    guild: int,
+    channel: int,
+    user: int,
+    *,
+    owner: str = "dead-host.abcdef:1234abcd",
+    silent_for: timedelta = timedelta(minutes=5),
+    prompt: str = "a castle at dusk",
+) -> int:
+    """What a crashed process leaves behind: a reservation held by an owner whose last heartbeat
+    was `silent_for` ago (seconds ago, for a process restarted at once by Docker or systemd)."""
     db = await Database.open(db_url)
     try:
         quotas = QuotaStore(db)
-        dead = Recovery(db, quotas, "dead-host:1:abcd", stale_after=90)
+        dead = Recovery(db, quotas, owner, stale_after=90)
         await dead.heartbeat()
         held = await quotas.reserve(
             guild_id=guild,
             user_id=user,
             cost_cents=350,
             kind="imagine",
-            prompt="a castle at dusk",
+            prompt=prompt,
             checks=[Check(guild, user_subject(user), "day", None, "your daily limit")],
             channel_id=channel,
             owner=dead.owner,
             now=utcnow() - timedelta(minutes=5),
         )
-        async with db.begin() as conn:  # the dead process's last heartbeat was long ago
-            await conn.execute(instances.update().values(seen_at=utcnow() - timedelta(minutes=5)))
+        async with db.begin() as conn:  # the dead process's last heartbeat
+            last_beat = instances.update().where(instances.c.owner == owner)
+            await conn.execute(last_beat.values(seen_at=utcnow() - silent_for))
         assert isinstance(held, Reservation)
         return held.id
     finally:
@@ -70,3 +81,66 @@ async def test_interrupted_jobs_are_refunded_and_users_told(tmp_path: Path) -> N
                 len([m for m in fake.messages[fake.channel_id] if "interrupted" in (m.get("content") or "")])
                 == 1
             )
+
+
+def notices(fake: FakeDiscord) -> list[str]:
+    """The interruption notices posted in the general channel."""
+    texts = [m.get("content") or "" for m in fake.messages[fake.channel_id]]
+    return [t for t in texts if "interrupted" in t]
+
+
+async def test_a_predecessor_restarted_at_once_is_settled_at_start(tmp_path: Path) -> None:
+    """Docker restarts a crashed bot within seconds: its heartbeat is fresh, but it is this instance
+    (same host, same shards) in an earlier boot, so its jobs are refunded at start, not minutes later.
+    A job of another live process (another host) is left alone."""
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        guild, channel = int(fake.guild_id), int(fake.channel_id)
+        alice, admin = int(fake.users["alice"]["id"]), int(fake.users["admin"]["id"])
+        db_url = f"sqlite+aiosqlite:///{tmp_path / 'nanobot.db'}"
+        mine = await leave_a_dead_job(
+            db_url, guild, channel, alice, owner=new_owner(None), silent_for=timedelta(seconds=5)
+        )
+        other = new_owner(None, host="another-host")
+        theirs = await leave_a_dead_job(
+            db_url, guild, channel, admin, owner=other, silent_for=timedelta(seconds=5), prompt="a live job"
+        )
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(fake, tmp_path, entry) as bot:
+            notice = await fake.wait_for_message(lambda m: "interrupted" in (m.get("content") or ""), 5)
+            assert notice["content"].startswith(f"<@{alice}>") and "restarted" in notice["content"]
+            assert bot.quotas is not None
+            status = {row.id: row.status for row in await bot.quotas.audit(guild)}
+            assert status == {mine: "refunded", theirs: "reserved"}
+            usage = await bot.quotas.usage(guild, user_subject(alice), "day")
+            assert (usage.used_cents, usage.reserved_cents) == (0, 0)
+            inter = await fake.send_slash("imagine", {"prompt": "a new castle"})
+            assert fake.files_of(await inter.wait_done())
+        assert len(notices(fake)) == 1
+
+
+async def test_shutdown_refunds_and_tells_the_jobs_it_cannot_finish(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        guild, alice = int(fake.guild_id), int(fake.users["alice"]["id"])
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(fake, tmp_path, entry, shutdown_grace=0.5) as bot:
+            gemini.delay = 30.0
+            await fake.send_slash("imagine", {"prompt": "a very slow cathedral"})
+            await eventually(lambda: len(gemini.requests) == 1, 10, "the provider call")
+            db_url = bot.settings.effective_database_url
+        [notice] = notices(fake)
+        assert notice.startswith(f"<@{alice}>") and "shut down" in notice and "Nothing was charged" in notice
+        db = await Database.open(db_url)
+        try:
+            quotas = QuotaStore(db)
+            [row] = await quotas.audit(guild)
+            assert row.status == "refunded" and "shutdown" in (row.outcome or "")
+            async with db.connect() as conn:
+                assert (await conn.execute(instances.select())).all() == []  # retired: nothing waits
+        finally:
+            await db.close()
+        gemini.delay = 0.0
+        async with running_bot(fake, tmp_path, entry):
+            inter = await fake.send_slash("imagine", {"prompt": "a quick cathedral"})
+            assert fake.files_of(await inter.wait_done())
+            await asyncio.sleep(0.2)
+        assert len(notices(fake)) == 1  # settled once, never told twice

@@ -114,14 +114,30 @@ async def test_discord_failing_the_upload_once(
     assert await env.usage() == (100, 0)  # charged once
 
 
-async def test_discord_refusing_the_upload_refunds(gemini_env: tuple[Env, FakeGemini]) -> None:
-    env, _ = gemini_env
-    env.discord.fail_next("PATCH", r"/webhooks/.*/messages/@original", 500, count=5, via=False)  # every retry
-    inter = await env.discord.send_slash("imagine", {"prompt": "a lamp"})
-    message = await inter.wait_done(timeout=60)
-    assert not env.discord.files_of(message)
+@pytest.mark.parametrize(
+    ("status", "via", "tries", "needle"),
+    [
+        (503, False, 5, "could not take your image right now (HTTP 503)"),  # 5 tries over ~16 s
+        (429, True, 5, "rate limiting this bot"),  # retried after retry_after, 5 tries in all
+        (429, False, 1, "rate limiting this bot"),  # no Via header: discord.py gives up at once
+    ],
+)
+async def test_discord_refusing_the_upload_refunds(
+    gemini_env: tuple[Env, FakeGemini], status: int, via: bool, tries: int, needle: str
+) -> None:
+    env, gemini = gemini_env
+    route = r"/webhooks/.*/messages/@original"
+    env.discord.fail_next("PATCH", route, status, count=tries, via=via, retry_after=0.05)  # every try
+    message = await env.imagine()
+    [embed] = message["embeds"]
+    assert "Discord refused the image" in embed["title"] and message["flags"] & 64
+    assert needle in embed["description"] and "Nothing was charged" in embed["description"]
+    assert not env.discord.files_of(message) and gemini.calls == 1
+    uploads = [r for r in env.discord.requests if r.method == "PATCH" and r.files]
+    assert [r.status for r in uploads] == [status] * tries  # every try was refused
     assert await env.usage() == (0, 0)
     assert env.discord.files_of(await env.imagine())
+    assert await env.usage() == (100, 0)
 
 
 async def test_database_briefly_locked(gemini_env: tuple[Env, FakeGemini], tmp_path: Path) -> None:

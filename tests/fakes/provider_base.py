@@ -35,6 +35,7 @@ COMMON_FAULTS: frozenset[str] = frozenset(
         "reset",
         "bad_key",
         "url_private",
+        "url_hostile",
     }
 )
 HTML_ERROR_PAGE = (
@@ -359,6 +360,9 @@ class FakeProvider:
             self._files[path] = (data, content_type)
         if fault.name == "url_private":  # a hostile provider pointing us at a cloud metadata address
             return f"http://169.254.169.254/latest/meta-data{path}"
+        if fault.name == "url_hostile":  # any address a hostile provider may hand out (message)
+            template = fault.message or "file:///etc/passwd"
+            return template.format(port=self._port, path=path)
         return f"{self.base_url}{path}"
 
     def _file_missing(self, request: web.Request) -> web.Response:
