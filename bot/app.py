@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import signal
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,8 @@ EXTENSIONS = (
     "cogs.settings",
 )
 EXIT_OK, EXIT_CONFIG = 0, 2
-#: Each process beats this often; jobs of a process silent for HEARTBEAT_STALE are settled.
-HEARTBEAT_INTERVAL, HEARTBEAT_STALE = 30.0, 90.0
+#: A process silent for this many heartbeat intervals is dead: its jobs are settled by the others.
+STALE_BEATS = 3
 #: Blob retention is applied every this many heartbeats.
 PRUNE_EVERY = 120
 
@@ -114,7 +115,9 @@ class NanoBot(commands.AutoShardedBot):
         """Open the session and providers, load every cog, sync commands if they changed."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout)
         self.session = aiohttp.ClientSession(timeout=timeout)
-        self.db = await Database.open(self.settings.effective_database_url)
+        self.db = await Database.open(
+            self.settings.effective_database_url, outage_seconds=self.settings.database_outage_seconds
+        )
         turns = TurnStore(self.db)
         blobs = BlobStore(
             self.settings.data_dir / "blobs", self.db, retention_days=self.settings.blob_retention_days
@@ -126,7 +129,10 @@ class NanoBot(commands.AutoShardedBot):
         self.quotas = QuotaStore(self.db)
         self.guild_settings = GuildSettingsStore(self.db)
         self.recovery = Recovery(
-            self.db, self.quotas, new_owner(self.settings.shard_ids), stale_after=HEARTBEAT_STALE
+            self.db,
+            self.quotas,
+            new_owner(self.settings.shard_ids),
+            stale_after=STALE_BEATS * self.settings.heartbeat_interval,
         )
         await self.recovery.heartbeat()
         admission = Admission(self.settings, self.quotas, self.guild_settings, owner=self.recovery.owner)
@@ -149,14 +155,17 @@ class NanoBot(commands.AutoShardedBot):
         rounds = 0
         while self.recovery is not None:
             try:
-                await self._tell_interrupted(await self.recovery.recover())
                 await self.recovery.heartbeat()
+                await self._tell_interrupted(await self.recovery.recover())
+                # Own reservations no job holds, once old enough that their job had time to settle.
+                age = timedelta(seconds=self.settings.heartbeat_interval)
+                await self.recovery.sweep(self.service.held(), older_than=age)
                 if rounds % PRUNE_EVERY == 0:
                     await blobs.prune()
             except Exception:
                 log.exception("maintenance round failed")
             rounds += 1
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _tell_interrupted(self, orphans: list[Orphan], why: str = "the bot restarted") -> None:
         """Tell each user whose job was interrupted (by a restart or a shutdown), in the job's channel."""

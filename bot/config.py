@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     history_depth: int = Field(8, ge=1, le=50)
     continue_policy: Literal["anyone", "starter"] = "anyone"
     shutdown_grace: float = Field(10.0, ge=0)
+    heartbeat_interval: float = Field(30.0, gt=0)
+    database_outage_seconds: float = Field(10.0, ge=0)
 
     @model_validator(mode="after")
     def _shards(self) -> Settings:

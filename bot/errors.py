@@ -147,3 +147,16 @@ class Refused(NanoBotError):
     def __init__(self, title: str, message: str) -> None:
         super().__init__(message)
         self.title = title
+
+
+class StorageUnavailable(NanoBotError):
+    """The bot's own database did not answer (an outage, a lock held too long); nothing was charged."""
+
+    title = "Database unavailable"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "The bot's database is not answering right now. Nothing was charged; please try again "
+            "in a minute."
+        )

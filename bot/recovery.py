@@ -6,7 +6,7 @@ import hashlib
 import logging
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "refunded: interrupted by a restart"
 SHUT_DOWN = "refunded: interrupted by a shutdown"
+LOST = "refunded: never settled (database error)"
 
 
 def instance_key(shard_ids: Sequence[int] | None, host: str | None = None) -> str:
@@ -91,15 +92,20 @@ class Recovery:
         )
         return await self._select(query)
 
-    async def held(self) -> list[Orphan]:
-        """The jobs this process itself still holds."""
+    async def held(self, *, older_than: timedelta | None = None) -> list[Orphan]:
+        """The jobs this process itself still holds (only those reserved before older_than ago)."""
         t = quota_reservations
-        query = (
-            select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind)
-            .where(and_(t.c.status == "reserved", t.c.owner == self.owner))
-            .order_by(t.c.id)
-        )
-        return await self._select(query)
+        mine = and_(t.c.status == "reserved", t.c.owner == self.owner)
+        if older_than is not None:
+            mine = and_(mine, t.c.created_at < utcnow() - older_than)
+        query = select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind).where(mine)
+        return await self._select(query.order_by(t.c.id))
+
+    async def sweep(self, in_flight: Collection[int], *, older_than: timedelta) -> list[Orphan]:
+        """Refund this process's reservations that no job holds any more (a refund or commit that
+        failed while the database was down); nothing stays reserved while the process lives."""
+        lost = [job for job in await self.held(older_than=older_than) if job.reservation_id not in in_flight]
+        return await self._refund(lost, LOST)
 
     async def _select(self, query: Select[Any]) -> list[Orphan]:
         """Run a query of reservation rows into Orphans."""

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.admission import Admission, Charge, Who
 from bot.config import Settings
 from bot.costs import credits
-from bot.errors import NanoBotError
+from bot.errors import NanoBotError, StorageUnavailable
 from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
 from bot.metrics import JobMetrics, Metrics, outcome_of
 from bot.providers.base import (
@@ -152,6 +154,8 @@ class JobService:
         self._active: collections.Counter[asyncio.Task[Any]] = collections.Counter()
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Reservations of jobs not yet settled (running, or waiting for their delivery).
+        self._held: set[int] = set()
 
     @contextlib.asynccontextmanager
     async def _track(self) -> AsyncIterator[None]:
@@ -196,6 +200,11 @@ class JobService:
             started, job_id = time.monotonic(), self.supervisor.queue.next_id()
             try:
                 result = await self._run_admitted(job, job_id)
+            except (SQLAlchemyError, ConnectionError) as e:  # our database, not the provider
+                log.warning("job %s: database error %s", job_id, type(e).__name__)
+                error = StorageUnavailable()
+                self._observe(job, job_id, time.monotonic() - started, None, error)
+                raise error from e
             except BaseException as e:
                 self._observe(job, job_id, time.monotonic() - started, None, e)
                 raise
@@ -206,6 +215,8 @@ class JobService:
         """Admission, then the queue and the pipeline; a failure after admission refunds."""
         await self._apply_guild_defaults(job)
         charge = await self._admit(job)
+        if charge.reservation_id is not None:
+            self._held.add(charge.reservation_id)
         try:
             lane = self._lane(job)
             result = await self.supervisor.run(
@@ -299,14 +310,23 @@ class JobService:
         resolution = job.resolution or spec.default_resolution
         return costs.generation(spec.name, resolution, job.count, references, replayed)
 
+    def held(self) -> frozenset[int]:
+        """Reservations still owned by a job in this process (the rest of ours are settled or lost)."""
+        return frozenset(self._held)
+
     async def _refund(self, charge: Charge, reason: str) -> None:
-        """Give the reservation back; never let a refund failure hide the job's own error."""
+        """Give the reservation back; never let a refund failure hide the job's own error.
+
+        A refund that fails (the database is down) is retried by the maintenance sweep, which
+        refunds this process's reservations that no job holds any more.
+        """
+        self._held.discard(charge.reservation_id or 0)
         if self.admission is None:
             return
         try:
             await self.admission.refund(charge, reason)
-        except Exception:
-            log.exception("could not refund reservation %s", charge.reservation_id)
+        except Exception as e:
+            log.warning("could not refund reservation %s now (%s)", charge.reservation_id, type(e).__name__)
 
     async def _run(self, job: JobSpec) -> JobResult:
         """The pipeline behind run()."""
@@ -469,19 +489,31 @@ class JobService:
             log.exception("could not record a failed %s turn", job.kind)
 
     async def delivered(self, result: JobResult, channel_id: int, message_ids: list[int]) -> None:
-        """The result is posted: link the message(s) to the turn and spend the reserved credits."""
+        """The result is posted: link the message(s) to the turn and spend the reserved credits.
+
+        Never raises: the user already has the image. If the database fails here the reservation
+        is left to the sweep (refunded: a free image rather than a charge we cannot record).
+        """
         async with self._track():
-            if self.turns is not None and result.turn_id is not None and message_ids:
-                await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
-            if self.admission is not None:
-                await self.admission.commit(result.charge)
+            self._held.discard(result.charge.reservation_id or 0)
+            try:
+                if self.turns is not None and result.turn_id is not None and message_ids:
+                    await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
+                if self.admission is not None:
+                    await self.admission.commit(result.charge)
+            except Exception:
+                log.exception("could not record the delivery of turn %s", result.turn_id)
+                return
             self.metrics.spent(result.cost_cents)
 
     async def delivery_failed(self, result: JobResult, error: str) -> None:
         """The result could not be posted: the turn is failed and nothing is spent."""
         async with self._track():
             if self.turns is not None and result.turn_id is not None:
-                await self.turns.mark_failed(result.turn_id, error[:2000])
+                try:  # the refund below matters more than this mark
+                    await self.turns.mark_failed(result.turn_id, error[:2000])
+                except Exception as e:
+                    log.warning("could not mark turn %s failed (%s)", result.turn_id, type(e).__name__)
             await self._refund(result.charge, "delivery failed")
 
 

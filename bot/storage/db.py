@@ -30,6 +30,22 @@ WRITE_ATTEMPTS, WRITE_RETRY_DELAY = 6, 0.1
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
+#: How long a write or a checkout keeps trying while the database is unreachable (restart, failover).
+OUTAGE_SECONDS, OUTAGE_MAX_DELAY = 10.0, 2.0
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """The database could not be reached, or the connection died under us (nothing was committed)."""
+    if isinstance(error, OSError | TimeoutError):  # asyncpg's refused or timed-out connect
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        name = type(error.orig).__name__
+        return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionFailureError"}
+    return False
+
+
 def is_contention(error: DBAPIError) -> bool:
     """Lock contention SQLite gave up on, or a PostgreSQL deadlock / serialization failure."""
     if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
@@ -224,12 +240,15 @@ def insert_for(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
 class Database:
     """The process's engine and its lifecycle."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, *, outage_seconds: float = OUTAGE_SECONDS) -> None:
         self.engine = engine
         self.url = url
+        self.outage_seconds = outage_seconds
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Database:
+    async def open(
+        cls, url: str, *, migrate: bool = True, outage_seconds: float = OUTAGE_SECONDS
+    ) -> Database:
         """Connect (and migrate to head unless told not to); ConfigError when that fails."""
         engine = await _engine_for(url)
         try:
@@ -241,7 +260,7 @@ class Database:
             await engine.dispose()
             raise
         log.info("database ready: %s", safe_url(engine.url))
-        return cls(engine, url)
+        return cls(engine, url, outage_seconds=outage_seconds)
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -252,27 +271,61 @@ class Database:
         return self.engine.begin()
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run work in one transaction, retrying the whole of it on lock contention or deadlock.
+        """Run work in one transaction, retrying the whole of it on lock contention or deadlock, and
+        for up to outage_seconds while the database is unreachable.
 
         SQLite's busy timeout can run out when many jobs finish together; PostgreSQL may pick a
-        deadlock victim. Either way the transaction rolled back, so running it again is safe.
+        deadlock victim or restart. Either way the transaction rolled back, so running it again is
+        safe. (Work functions are pure SQL: an OSError here is the connection's.)
         """
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        deadline = asyncio.get_running_loop().time() + self.outage_seconds
+        attempt = contention = 0
+        while True:
+            attempt += 1
             try:
                 async with self.engine.begin() as conn:
                     return await work(conn)
-            except DBAPIError as e:
-                if attempt == WRITE_ATTEMPTS or not is_contention(e):
+            except (DBAPIError, OSError, TimeoutError) as e:
+                if is_disconnect(e):
+                    await self._wait_out(e, deadline, attempt)
+                    continue
+                contention += 1
+                if not isinstance(e, DBAPIError) or not is_contention(e) or contention == WRITE_ATTEMPTS:
                     raise
                 log.warning(
-                    "database write hit lock contention (%s); retry %d", type(e.orig).__name__, attempt
+                    "database write hit lock contention (%s); retry %d", type(e.orig).__name__, contention
                 )
-                await asyncio.sleep(WRITE_RETRY_DELAY * attempt)
-        raise AssertionError("unreachable")
+                await asyncio.sleep(WRITE_RETRY_DELAY * contention)
 
-    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection without an explicit transaction (for reads)."""
-        return self.engine.connect()
+    async def _wait_out(self, error: BaseException, deadline: float, attempt: int) -> None:
+        """Sleep before the next try at an unreachable database, or raise once the budget is spent."""
+        loop = asyncio.get_running_loop()
+        delay = min(OUTAGE_MAX_DELAY, 0.1 * 2 ** (attempt - 1))
+        if loop.time() + delay > deadline:
+            raise error
+        log.warning("database unreachable (%s); retrying in %.1f s", type(error).__name__, delay)
+        await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection without an explicit transaction (for reads); waits out a brief outage."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            conn = self.engine.connect()
+            try:
+                await conn.start()
+                break
+            except (DBAPIError, OSError, TimeoutError) as e:
+                if not is_disconnect(e):
+                    raise
+                await self._wait_out(e, deadline, attempt)
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     @property
     def dialect(self) -> str:

@@ -1,0 +1,133 @@
+"""The database briefly unreachable: PostgreSQL behind a TCP relay that the tests cut and restore.
+
+A blip while a job runs is waited out (the user gets the image, charged once); an outage when a
+command arrives is a clear message and no charge; a refund that could not be written while the
+database was down is made by the maintenance sweep once it is back. The bot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.app import NanoBot
+from bot.storage.db import Database
+from bot.storage.tables import quota_reservations
+from tests.botenv import eventually, running_bot, wait_result
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.providers import FakeGemini
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.pg import PG_HOST, PG_PORT, temp_pg_database
+
+KEY = "outage-gemini-key"
+OUTAGE_BUDGET = 3.0
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    gemini: FakeGemini
+    proxy: TcpProxy
+    db_url: str  # straight to PostgreSQL: the test's own view, never cut
+    tmp: Path
+
+    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
+        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
+        return running_bot(
+            self.discord,
+            self.tmp,
+            entry,
+            database_url=self.proxy.url_for(self.db_url),
+            database_outage_seconds=OUTAGE_BUDGET,
+            heartbeat_interval=0.5,
+        )
+
+    async def imagine(self, prompt: str) -> dict[str, Any]:
+        inter = await self.discord.send_slash("imagine", {"prompt": prompt})
+        return await wait_result(inter, timeout=30)
+
+    async def ledger(self) -> dict[str, int]:
+        """Reservations by status."""
+        db = await Database.open(self.db_url, migrate=False)
+        try:
+            t = quota_reservations
+            async with db.connect() as conn:
+                rows = await conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
+                return {status: int(n) for status, n in rows}
+        finally:
+            await db.close()
+
+    async def settles_to(self, expected: dict[str, int], timeout: float = 15) -> None:
+        """Wait until the ledger reads `expected` (a commit lands just after the user sees the image)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (ledger := await self.ledger()) != expected:
+            assert loop.time() < deadline, f"the ledger is {ledger}, not {expected}"
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with (
+        temp_pg_database() as url,
+        TcpProxy(PG_HOST, PG_PORT) as proxy,
+        FakeDiscord() as fake,
+        FakeGemini(api_key=KEY) as gemini,
+    ):
+        yield World(fake, gemini, proxy, url, tmp_path)
+        assert fake.violations == []
+
+
+def title(message: dict[str, Any]) -> str:
+    return str((message.get("embeds") or [{}])[0].get("title") or "")
+
+
+def description(message: dict[str, Any]) -> str:
+    return str((message.get("embeds") or [{}])[0].get("description") or "")
+
+
+async def test_a_blip_during_a_job_is_waited_out(tmp_path: Path) -> None:
+    async with world(tmp_path) as w, w.bot():
+        assert w.discord.files_of(await w.imagine("a warm-up"))
+        w.gemini.delay = 1.0
+        inter = await w.discord.send_slash("imagine", {"prompt": "a storm"})
+        await eventually(lambda: len(w.gemini.requests) == 2, 10, "the provider call")
+        await w.proxy.cut()  # the provider answers while the database is gone…
+        await asyncio.sleep(1.5)
+        await w.proxy.restore()  # …and it is back within the outage budget
+        message = await wait_result(inter, timeout=30)
+        assert w.discord.files_of(message), f"{title(message)}: {description(message)}"
+        await w.settles_to({"committed": 2})  # charged once each, nothing left reserved
+
+
+async def test_an_outage_is_a_clear_message_and_costs_nothing(tmp_path: Path) -> None:
+    async with world(tmp_path) as w, w.bot():
+        assert w.discord.files_of(await w.imagine("a warm-up"))
+        await w.proxy.cut()
+        message = await w.imagine("a lighthouse")
+        assert "Database unavailable" in title(message) and "Nothing was charged" in description(message)
+        assert not w.discord.files_of(message)
+        await w.proxy.restore()
+        assert w.discord.files_of(await w.imagine("a lighthouse, again"))
+        await w.settles_to({"committed": 2})
+
+
+async def test_a_refund_lost_to_an_outage_is_made_when_the_database_is_back(tmp_path: Path) -> None:
+    async with world(tmp_path) as w, w.bot():
+        w.gemini.delay = 1.0
+        inter = await w.discord.send_slash("imagine", {"prompt": "a storm"})
+        await eventually(lambda: len(w.gemini.requests) == 1, 10, "the provider call")
+        await w.proxy.cut()  # down for longer than the bot waits: the job fails, its refund too
+        message = await wait_result(inter, timeout=30)
+        assert "Database unavailable" in title(message) and "Nothing was charged" in description(message)
+        assert await w.ledger() == {"reserved": 1}  # what the outage left behind…
+        await w.proxy.restore()
+        await w.settles_to({"refunded": 1})  # …refunded by the sweep, not held forever
+        assert w.discord.files_of(await w.imagine("a calm sea"))
+        await w.settles_to({"refunded": 1, "committed": 1})
