@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,39 @@ async def test_healthz_fails_when_the_gateway_is_gone_and_stops_with_the_bot(tmp
         with pytest.raises(aiohttp.ClientConnectionError):
             async with aiohttp.ClientSession() as session:
                 await session.get(f"http://127.0.0.1:{port}/healthz")
+
+
+def dockerfile_healthcheck() -> str:
+    """The shell command of the Dockerfile's HEALTHCHECK (continuation lines joined)."""
+    text = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    match = re.search(r"^HEALTHCHECK .*? CMD (.+)$", joined, re.MULTILINE)
+    assert match, "the Dockerfile has no HEALTHCHECK … CMD line"
+    return match[1].strip()
+
+
+async def run_healthcheck(command: str, port: int) -> int:
+    """Run the image's health check as Docker would (sh -c), against this port; its exit status."""
+    env = {**os.environ, "HEALTH_PORT": str(port)}
+    proc = await asyncio.create_subprocess_shell(
+        command.replace("python ", f"{sys.executable} ", 1),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_the_docker_healthcheck_command_follows_healthz(tmp_path: Path) -> None:
+    command = dockerfile_healthcheck()
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
+        async with running_bot(
+            fake, tmp_path, gemini(provider), health_port=0, health_host="127.0.0.1"
+        ) as bot:
+            assert bot.health is not None
+            port = bot.health.port
+            assert await run_healthcheck(command, port) == 0  # healthy
+            await fake.stop()
+            await eventually(lambda: all(s.is_closed() for s in bot.shards.values()))
+            assert await run_healthcheck(command, port) != 0  # 503: Docker marks it unhealthy
+    assert await run_healthcheck(command, port) != 0  # nothing listening
