@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import discord
 
 from bot.costs import credits
@@ -61,7 +63,7 @@ def error_text(error: BaseException) -> tuple[str, str]:
     if isinstance(error, NoImageReturned):
         return "🖼️ No image returned", error.message
     if isinstance(error, RateLimited):
-        when = f"in {error.retry_after:.0f} s" if error.retry_after is not None else "in a minute"
+        when = "in a minute" if error.retry_after is None else f"in {max(1, math.ceil(error.retry_after))} s"
         return "⏳ Rate limited", f"The image service is busy. Try again {when}."
     if isinstance(error, OutOfCredits):
         return "🔧 Provider account problem", (

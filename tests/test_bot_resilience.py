@@ -14,9 +14,9 @@ import pytest
 
 from bot.app import NanoBot
 from bot.quotas import user_subject
-from tests.botenv import running_bot
+from tests.botenv import running_bot, wait_result
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider
+from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider, Fault
 
 KEYS = ["bot-key-alpha-0001", "bot-key-bravo-0002"]
 
@@ -223,5 +223,38 @@ async def test_no_fallback_after_a_safety_block(
             assert await usage(fake, bot) == (0, 0)
             assert delivered_from(fake, await imagine(fake), first)
             assert not second.requests
+            assert await usage(fake, bot) == (100, 0)
+        assert fake.violations == []
+
+
+# -- a 429 storm ----------------------------------------------------------------------------------
+
+
+async def test_a_429_storm_is_told_apart_cut_short_and_survived(tmp_path: Path) -> None:
+    """Twelve members at once while the provider rate limits everything: each is told it is rate
+    limited (with when to retry) or that the provider is paused; the breaker stops the hammering;
+    nothing is charged; once the storm passes the next command makes an image."""
+    async with FakeDiscord() as fake, FakeGemini() as gemini:
+        members = ["alice", *(fake.add_user(f"member{n}")["username"] for n in range(11))]
+        settings = {"breaker_failures": 3, "breaker_cooldown": 1.0, "max_concurrent_jobs": 12}
+        async with running_bot(fake, tmp_path, entry(gemini, "gemini", "google"), **settings) as bot:
+            gemini.script(*[Fault("rate_limited", retry_after=0.5)] * 200)
+            handles = await asyncio.gather(
+                *(fake.send_slash("imagine", {"prompt": f"a lamp for {m}"}, user=m) for m in members)
+            )
+            answers = [await wait_result(h) for h in handles]  # past the queue positions
+            for answer in answers:
+                [embed] = answer["embeds"]
+                assert not fake.files_of(answer) and answer["flags"] & 64  # private, no image
+                rate_limited = "Rate limited" in embed["title"] and "Try again in 1 s" in embed["description"]
+                paused = "temporarily unavailable; try again in" in embed["description"]
+                assert rate_limited or paused, embed
+            assert len(generations(gemini)) < len(members) * 3  # the breaker cut the storm short
+            assert bot.quotas is not None
+            rows = await bot.quotas.audit(int(fake.guild_id), limit=50)
+            assert len(rows) == len(members) and {r.status for r in rows} == {"refunded"}
+            gemini.clear_script()  # the storm passes
+            await asyncio.sleep(1.1)  # the breaker's cooldown; its probe goes through
+            assert fake.files_of(await imagine(fake))
             assert await usage(fake, bot) == (100, 0)
         assert fake.violations == []

@@ -260,6 +260,11 @@ class FakeProvider:
         """Queue outcomes for the next generation-type calls (strings mean Fault(name))."""
         self._queue.extend(self._faults(outcomes))
 
+    def clear_script(self) -> None:
+        """Forget every queued outcome: the provider is well again."""
+        self._queue.clear()
+        self._key_queues.clear()
+
     def script_for_key(self, key: str, *outcomes: Fault | str) -> None:
         """Queue outcomes for the next generation-type calls made with this key (before `script`'s)."""
         self._key_queues.setdefault(key, deque()).extend(self._faults(outcomes))
