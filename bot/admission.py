@@ -107,6 +107,11 @@ class Admission:
             ),
         ]
 
+    async def started(self, charge: Charge) -> None:
+        """The job got its slot and is running (what a restart tells its user)."""
+        if charge.reservation_id is not None:
+            await self.quotas.set_stage(charge.reservation_id, "running")
+
     async def commit(self, charge: Charge) -> None:
         """The job delivered: the reserved credits are spent."""
         if charge.reservation_id is not None:

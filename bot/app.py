@@ -50,6 +50,8 @@ EXTENSIONS = (
     "cogs.settings",
 )
 EXIT_OK, EXIT_CONFIG = 0, 2
+#: How a notice names where an interrupted job was.
+STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
 #: A process silent for this many heartbeat intervals is dead: its jobs are settled by the others.
 STALE_BEATS = 3
 #: Blob retention is applied every this many heartbeats.
@@ -174,7 +176,8 @@ class NanoBot(commands.AutoShardedBot):
             if orphan.channel_id is None:
                 continue
             text = (
-                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job was interrupted when {why}. "
+                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job{STAGES.get(orphan.stage or '', '')} "
+                f"was interrupted when {why}. "
                 "Nothing was charged; please run it again."
             )
             try:

@@ -222,6 +222,7 @@ class QuotaStore:
             "created_at": now,
             "channel_id": channel_id,
             "owner": None if owner is None else owner[:40],
+            "stage": "queued",
         }
 
         async def work(conn: AsyncConnection) -> int:
@@ -261,6 +262,12 @@ class QuotaStore:
             return True
 
         return await self._write(work)
+
+    async def set_stage(self, reservation_id: int, stage: str) -> None:
+        """Record that a held job moved on (queued → running); a settled job is left alone."""
+        t = quota_reservations
+        query = t.update().where(and_(t.c.id == reservation_id, t.c.status == "reserved")).values(stage=stage)
+        await self._write(lambda conn: conn.execute(query))
 
     async def commit(self, reservation_id: int, *, outcome: str = "ok") -> None:
         """The job ran: credits move reserved → used, unit counters are released. Idempotent."""

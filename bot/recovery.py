@@ -54,6 +54,7 @@ class Orphan:
     channel_id: int | None
     user_id: int
     kind: str
+    stage: str | None = None
 
 
 class Recovery:
@@ -86,7 +87,7 @@ class Recovery:
         predecessor = t.c.owner.like(f"{escape_like(_key_of(self.owner))}:%", escape=LIKE_ESCAPE)
         dead_owner = or_(t.c.owner.is_(None), t.c.owner.not_in(living), predecessor)
         query = (
-            select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind)
+            select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind, t.c.stage)
             .where(and_(t.c.status == "reserved", t.c.owner.is_distinct_from(self.owner), dead_owner))
             .order_by(t.c.id)
         )
@@ -98,7 +99,7 @@ class Recovery:
         mine = and_(t.c.status == "reserved", t.c.owner == self.owner)
         if older_than is not None:
             mine = and_(mine, t.c.created_at < utcnow() - older_than)
-        query = select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind).where(mine)
+        query = select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind, t.c.stage).where(mine)
         return await self._select(query.order_by(t.c.id))
 
     async def sweep(self, in_flight: Collection[int], *, older_than: timedelta) -> list[Orphan]:
@@ -111,7 +112,7 @@ class Recovery:
         """Run a query of reservation rows into Orphans."""
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [Orphan(r.id, r.guild_id, r.channel_id, r.user_id, r.kind) for r in rows]
+        return [Orphan(r.id, r.guild_id, r.channel_id, r.user_id, r.kind, r.stage) for r in rows]
 
     async def recover(self) -> list[Orphan]:
         """Refund every orphaned job; return those this call refunded (another process may race us)."""

@@ -220,7 +220,7 @@ class JobService:
         try:
             lane = self._lane(job)
             result = await self.supervisor.run(
-                job_id, job.user_id, lane, job.progress, lambda: self._run(job)
+                job_id, job.user_id, lane, job.progress, lambda: self._start(job, charge)
             )
         except asyncio.CancelledError:
             await self._record_failure(job, "cancelled")
@@ -327,6 +327,15 @@ class JobService:
             await self.admission.refund(charge, reason)
         except Exception as e:
             log.warning("could not refund reservation %s now (%s)", charge.reservation_id, type(e).__name__)
+
+    async def _start(self, job: JobSpec, charge: Charge) -> JobResult:
+        """The job has its slot: record that it runs (best effort), then run the pipeline."""
+        if self.admission is not None and charge.reservation_id is not None:
+            try:
+                await self.admission.started(charge)
+            except Exception as e:  # a restart would call it queued; not worth failing the job
+                log.warning("could not mark job %s running (%s)", charge.reservation_id, type(e).__name__)
+        return await self._run(job)
 
     async def _run(self, job: JobSpec) -> JobResult:
         """The pipeline behind run()."""

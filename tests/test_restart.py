@@ -120,20 +120,29 @@ async def test_a_predecessor_restarted_at_once_is_settled_at_start(tmp_path: Pat
 
 async def test_shutdown_refunds_and_tells_the_jobs_it_cannot_finish(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        guild, alice = int(fake.guild_id), int(fake.users["alice"]["id"])
+        guild = int(fake.guild_id)
+        alice, admin = fake.users["alice"]["id"], fake.users["admin"]["id"]
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry, shutdown_grace=0.5) as bot:
+        async with running_bot(fake, tmp_path, entry, shutdown_grace=0.5, max_running_jobs=1) as bot:
             gemini.delay = 30.0
             await fake.send_slash("imagine", {"prompt": "a very slow cathedral"})
             await eventually(lambda: len(gemini.requests) == 1, 10, "the provider call")
+            queued = await fake.send_slash("imagine", {"prompt": "a waiting cathedral"}, user="admin")
+            await fake.wait_for_message(lambda m: "Queued" in (m.get("content") or ""), 10)
+            assert queued.original_id is not None
             db_url = bot.settings.effective_database_url
-        [notice] = notices(fake)
-        assert notice.startswith(f"<@{alice}>") and "shut down" in notice and "Nothing was charged" in notice
+        running, waiting = sorted(notices(fake), key=lambda text: not text.startswith(f"<@{alice}>"))
+        assert running.startswith(
+            f"<@{alice}> ⚠️ Your imagine job (running) was interrupted when the bot shut"
+        )
+        assert waiting.startswith(f"<@{admin}> ⚠️ Your imagine job (waiting in the queue) was interrupted")
+        assert all("Nothing was charged" in text for text in (running, waiting))
         db = await Database.open(db_url)
         try:
             quotas = QuotaStore(db)
-            [row] = await quotas.audit(guild)
-            assert row.status == "refunded" and "shutdown" in (row.outcome or "")
+            rows = await quotas.audit(guild)
+            assert [r.status for r in rows] == ["refunded", "refunded"]
+            assert all("shutdown" in (r.outcome or "") for r in rows)
             async with db.connect() as conn:
                 assert (await conn.execute(instances.select())).all() == []  # retired: nothing waits
         finally:
@@ -143,4 +152,4 @@ async def test_shutdown_refunds_and_tells_the_jobs_it_cannot_finish(tmp_path: Pa
             inter = await fake.send_slash("imagine", {"prompt": "a quick cathedral"})
             assert fake.files_of(await inter.wait_done())
             await asyncio.sleep(0.2)
-        assert len(notices(fake)) == 1  # settled once, never told twice
+        assert len(notices(fake)) == 2  # settled once, never told twice

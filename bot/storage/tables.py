@@ -179,6 +179,8 @@ quota_reservations = Table(
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("channel_id", BigInteger, nullable=True),
     Column("owner", String(40), nullable=True),
+    #: While reserved: "queued" (waiting for a slot) or "running" (the provider was called).
+    Column("stage", String(10), nullable=True),
     sqlite_autoincrement=True,
 )
 Index("ix_quota_reservations_guild_id_id", quota_reservations.c.guild_id, quota_reservations.c.id)
