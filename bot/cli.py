@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
+from bot.logs import configure
 from bot.netguard import check_url, has_scheme
 from bot.providers.base import (
     GenerateRequest,
@@ -185,10 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `nanobot` and `python -m bot`."""
     args = _parser().parse_args(argv)
     command = args.command or "run"
-    logging.basicConfig(
-        level=logging.INFO if command in ("run", "sync") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(logging.INFO if command in ("run", "sync") else logging.WARNING)
     try:
         settings = load_settings(config_file=args.config)
         logging.getLogger().setLevel(settings.log_level.upper() if command in ("run", "sync") else "WARNING")

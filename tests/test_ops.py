@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import NanoBot
 from bot.errors import AuthFailed, ImageTooLarge, Refused, SafetyBlocked, Timeout, Unavailable
+from bot.logs import FORMAT, OneLineFormatter
 from bot.metrics import Metrics, error_label, format_value, outcome_of
 from bot.storage.db import Database
 from tests.botenv import eventually, running_bot
@@ -277,3 +279,21 @@ async def test_the_docker_healthcheck_command_follows_healthz(tmp_path: Path) ->
             await eventually(lambda: all(s.is_closed() for s in bot.shards.values()))
             assert await run_healthcheck(command, port) != 0  # 503: Docker marks it unhealthy
     assert await run_healthcheck(command, port) != 0  # nothing listening
+
+
+def test_a_traceback_is_logged_on_one_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    logger = logging.getLogger("tests.one-line")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("two\nlines")
+        except ValueError:
+            logger.error("job %s failed", 7, exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    [line] = stream.getvalue().splitlines()
+    assert "ERROR tests.one-line: job 7 failed\\nTraceback (most recent call last):" in line
+    assert line.endswith("ValueError: two\\nlines")

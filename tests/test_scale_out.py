@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import signal
 import sys
 import time
@@ -35,6 +36,7 @@ DM_SHARDS, GUILD_SHARDS = [0, 1], [2, 3]
 ROOT = Path(__file__).resolve().parent.parent
 #: Credits: 1 per 1K image on Gemini 2.5 Flash Image, 1.1 for a refine replaying one turn.
 BUDGET = 7.1
+EVENT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
 
 
 def fake_with_guild_on(shards: list[int]) -> FakeDiscord:
@@ -239,3 +241,5 @@ async def test_two_processes_share_quotas_and_conversations(tmp_path: Path) -> N
         assert codes == [0, 0, 0]
         for p in procs:
             assert "Traceback" not in p.text(), p.text()[-3000:]
+            lines = p.text().splitlines()  # one event per line, each with its time and level
+            assert lines and all(EVENT.match(line) for line in lines), lines[:5]
