@@ -26,6 +26,7 @@ from bot.discord_io import refetch_output, send_error
 from bot.errors import ConfigError, NanoBotError
 from bot.health import HealthServer
 from bot.metrics import Metrics
+from bot.netguard import guarded_connector
 from bot.providers.registry import build_router
 from bot.providers.router import Router
 from bot.quota_store import QuotaStore
@@ -116,7 +117,9 @@ class NanoBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         """Open the session and providers, load every cog, sync commands if they changed."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout)
-        self.session = aiohttp.ClientSession(timeout=timeout)
+        self.session = aiohttp.ClientSession(
+            timeout=timeout, connector=guarded_connector(self.settings.provider_hosts)
+        )
         self.db = await Database.open(
             self.settings.effective_database_url, outage_seconds=self.settings.database_outage_seconds
         )

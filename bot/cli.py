@@ -15,7 +15,7 @@ import aiohttp
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
 from bot.logs import configure
-from bot.netguard import check_url, has_scheme
+from bot.netguard import check_url, guarded_connector, has_scheme
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -163,7 +163,9 @@ async def _check(router: Router) -> int:
 async def _offline(args: argparse.Namespace, settings: Settings) -> int:
     """Run one provider command on its own HTTP session."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=guarded_connector(settings.provider_hosts)
+    ) as session:
         router = build_router(settings, session)
         http = HttpClient(session)
         if args.command == "check":

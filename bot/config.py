@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import yarl
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -171,6 +172,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment beats .env, which beats the TOML file (passed in as init values)."""
         return env_settings, dotenv_settings, init_settings
+
+    @property
+    def provider_hosts(self) -> set[str]:
+        """The hosts of the configured providers (chosen by the operator, so trusted wherever they are)."""
+        return {host for p in self.providers if p.base_url and (host := yarl.URL(p.base_url).host)}
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,8 @@ import socket
 from collections.abc import Collection
 
 import yarl
+from aiohttp import DefaultResolver, TCPConnector
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.errors import InputError
 
@@ -73,3 +75,37 @@ async def check_url(url: str, *, trusted_hosts: Collection[str] = ()) -> None:
         raise InputError(f"The image host {host} cannot be found") from None
     if not infos or not all(_public(str(info[4][0])) for info in infos):
         raise InputError(f"Refused: {host} is a private or local address")
+
+
+class PublicResolver(AbstractResolver):
+    """aiohttp's resolver, but an untrusted hostname may only reach public addresses.
+
+    check_url looks a host up before the request; aiohttp looks it up again to connect. This
+    closes the gap between the two (DNS rebinding): the answer used to connect is checked too.
+    IP literals never reach a resolver; check_url has judged them already.
+    """
+
+    def __init__(self, trusted_hosts: Collection[str] = ()) -> None:
+        self.trusted = frozenset(trusted_hosts)
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The addresses of host; only the public ones unless the host is trusted."""
+        found = await self._inner.resolve(host, port, family)
+        if host in self.trusted:
+            return found
+        public = [info for info in found if _public(info["host"])]
+        if not public:
+            raise OSError(f"{host} resolves to a private or local address")
+        return public
+
+    async def close(self) -> None:
+        """Close the wrapped resolver."""
+        await self._inner.close()
+
+
+def guarded_connector(trusted_hosts: Collection[str]) -> TCPConnector:
+    """The connector of the bot's one HTTP session: providers' own hosts trusted, others public."""
+    return TCPConnector(resolver=PublicResolver(trusted_hosts))

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from bot.app import NanoBot
+from bot.netguard import guarded_connector
 from bot.quotas import user_subject
 from tests.botenv import running_bot
 from tests.fakes.discord import FakeDiscord
@@ -201,3 +204,28 @@ async def test_hostile_result_url_is_never_fetched(tmp_path: Path, url: str, nee
             assert fake.files_of(await inter.wait_done())
             assert await settled_usage(fake, bot) == (100, 0)
         assert fake.violations == []
+
+
+async def test_the_connecting_lookup_is_checked_too() -> None:
+    """DNS rebinding: a name that passed check_url may answer differently when aiohttp connects;
+    the bot's session re-checks that answer (localhost → 127.0.0.1 here), trusting only providers."""
+
+    async def image(_: web.Request) -> web.Response:
+        return web.Response(body=b"\x89PNG")
+
+    app = web.Application()
+    app.router.add_get("/x.png", image)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession(connector=guarded_connector(set())) as session:
+            with pytest.raises(aiohttp.ClientConnectorError):  # refused before any connection
+                await session.get(f"http://localhost:{port}/x.png")
+        async with aiohttp.ClientSession(connector=guarded_connector({"localhost"})) as session:
+            async with session.get(f"http://localhost:{port}/x.png") as response:
+                assert response.status == 200  # a provider's own host may be anywhere
+    finally:
+        await runner.cleanup()
