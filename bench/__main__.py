@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.fakes import make_assets
-from bench.scenarios import SCENARIOS, Config, Outcome, Scenario
+from bench.base import NO_ASSETS, Config, Outcome, Scenario
+from bench.fakes import Assets, make_assets
+from bench.scenarios import SCENARIOS
 from bench.stats import add_floor_ratios, evaluate, machine, revision, rss_mib, table, write_json
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -34,7 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commands", type=int, help="concurrent commands (ack, overhead-1k); default 200")
     parser.add_argument("--jobs-4k", type=int, help="concurrent 4K jobs (4K scenarios, floor); default 50")
     parser.add_argument("--delay", type=float, help="the delayed provider's delay in seconds; default 2.0")
-    parser.add_argument("--quick", action="store_true", help="tiny numbers for CI (10 commands, 2 4K jobs)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny numbers for CI (10 commands, 2 4K jobs, 20 quota pairs, 2 conversations)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--only", action="append", choices=NAMES, metavar="SCENARIO", help=f"run only these: {NAMES}"
@@ -44,35 +49,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace) -> Config:
     """Defaults, shrunk by --quick, overridden by explicit options."""
-    base = Config(commands=10, jobs_4k=2, delay=0.5, solo_1k=2, solo_4k=1, floor_repeats=1, timeout=120)
-    if not args.quick:
-        base = Config()
-    return Config(
-        commands=args.commands if args.commands is not None else base.commands,
-        jobs_4k=args.jobs_4k if args.jobs_4k is not None else base.jobs_4k,
-        delay=args.delay if args.delay is not None else base.delay,
-        solo_1k=base.solo_1k,
-        solo_4k=base.solo_4k,
-        floor_repeats=base.floor_repeats,
-        timeout=base.timeout,
-    )
+    base = Config()
+    if args.quick:
+        base = Config(
+            commands=10,
+            jobs_4k=2,
+            delay=0.5,
+            solo_1k=2,
+            solo_4k=1,
+            floor_repeats=1,
+            timeout=120,
+            db_pairs=20,
+            db_concurrency=4,
+            conversations=2,
+        )
+    chosen = {"commands": args.commands, "jobs_4k": args.jobs_4k, "delay": args.delay}
+    return dataclasses.replace(base, **{k: v for k, v in chosen.items() if v is not None})
 
 
 async def run(selected: list[Scenario], config: Config) -> dict[str, dict[str, Any]]:
     """Run the scenarios one after another, each on a fresh bot."""
-    needs_assets = any(s.run is not None for s in selected)
-    assets = await asyncio.to_thread(make_assets) if needs_assets else None
+    assets: Assets | None = None
     results: dict[str, dict[str, Any]] = {}
     for scenario in selected:
-        if scenario.run is None or assets is None:
+        if scenario.run is None:
             metrics: dict[str, Any] = dict.fromkeys(scenario.metrics)
             results[scenario.name] = {"title": scenario.title, "built": False, "metrics": metrics}
             results[scenario.name]["failures"] = []
             continue
         print(f"running {scenario.name}: {scenario.title} …", file=sys.stderr, flush=True)
+        if scenario.needs_assets and assets is None:
+            assets = await asyncio.to_thread(make_assets)
         started = time.perf_counter()
         try:
-            outcome = await scenario.run(config, assets)
+            outcome = await scenario.run(config, assets or NO_ASSETS)
         except Exception as e:  # a broken bot must show up as a failure, not hide the other figures
             logging.exception("scenario %s crashed", scenario.name)
             outcome = Outcome({}, [f"the scenario crashed: {type(e).__name__}: {e}"])

@@ -1,4 +1,4 @@
-"""The scenarios: each starts a fresh fake Discord, fake provider and real bot, and only measures."""
+"""The scenarios (database ones: bench.db): a fresh fake Discord, provider and real bot each; measure."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import io
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from bench.base import Config, Outcome, Scenario
+from bench.db import db_conversation, db_quota
 from bench.fakes import MIB, Assets, BenchDiscord, BenchGemini, BenchRelay, TimedProvider, prompt_for
 from bench.stats import LoopMonitor, Metrics, ms, percentile, reset_peak_rss, rss_mib
 from bot.config import Settings
@@ -25,40 +27,6 @@ from tests.fakes.discord_payloads import JSON
 
 KEY = "bench-gemini-key"
 DISCORD_FILE_LIMIT = 10 * MIB
-
-
-@dataclass(frozen=True)
-class Config:
-    """How much work each scenario does."""
-
-    commands: int = 200
-    jobs_4k: int = 50
-    delay: float = 2.0
-    solo_1k: int = 5
-    solo_4k: int = 3
-    floor_repeats: int = 3
-    timeout: float = 900.0
-
-
-@dataclass
-class Outcome:
-    """What a scenario measured, and every interaction that failed on the way."""
-
-    metrics: Metrics
-    failures: list[str] = field(default_factory=list)
-
-
-Runner = Callable[[Config, Assets], Awaitable[Outcome]]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One named measurement; run is None while the subsystem it measures is not built yet."""
-
-    name: str
-    title: str
-    run: Runner | None
-    metrics: tuple[str, ...] = ()
 
 
 @dataclass
@@ -381,6 +349,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("overhead-4k-png", "instant provider, noisy 4K PNG → re-encode", overhead_4k_png),
     Scenario("overhead-4k-jpeg", "instant provider, 4K JPEG that fits → pass-through", overhead_4k_jpeg),
     Scenario("floor", "Pillow alone: decode 4K PNG + encode JPEG q90 (loop's default pool)", floor),
-    Scenario("db-quota", "quota reserve + commit", None, ("ops_per_s",)),
-    Scenario("db-conversation", "build an 8-turn conversation", None, ("ops_per_s",)),
+    Scenario("db-quota", "quota reserve + commit (SQLite, PostgreSQL if up)", db_quota, needs_assets=False),
+    Scenario(
+        "db-conversation",
+        "build an 8-turn conversation (SQLite, PostgreSQL if up)",
+        db_conversation,
+        needs_assets=False,
+    ),
 )

@@ -52,8 +52,23 @@ LABELS: dict[str, tuple[str, str]] = {
     "burst_p99_ms": ("decode+encode p99, N at once", "ms"),
     "input_mib": ("input PNG", "MiB"),
     "output_q90_mib": ("JPEG q90 output", "MiB"),
-    "ops_per_s": ("operations per second", "/s"),
+    "pairs": ("reserve+commit pairs per phase", ""),
+    "concurrency": ("in flight at once (N)", ""),
+    "pairs_per_s": ("reserve+commit pairs, one at a time", "/s"),
+    "pair_p50_ms": ("reserve+commit p50, one at a time", "ms"),
+    "pair_p99_ms": ("reserve+commit p99, one at a time", "ms"),
+    "concurrent_pairs_per_s": ("reserve+commit pairs, N at once", "/s"),
+    "concurrent_pair_p99_ms": ("reserve+commit p99, N at once", "ms"),
+    "conversations": ("8-turn conversations per phase", ""),
+    "conversations_per_s": ("conversations, one at a time", "/s"),
+    "ops_per_s": ("store operations, one at a time", "/s"),
+    "history_p50_ms": ("8-turn history load p50, one at a time", "ms"),
+    "concurrent_conversations_per_s": ("conversations, N at once", "/s"),
+    "concurrent_ops_per_s": ("store operations, N at once", "/s"),
+    "concurrent_history_p50_ms": ("8-turn history load p50, N at once", "ms"),
 }
+#: Figures measured again on PostgreSQL carry this prefix (and the SQLite figure's label).
+PG_PREFIX = "pg_"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -296,7 +311,7 @@ def table(report: dict[str, Any]) -> str:
     for name, result in report["scenarios"].items():
         first = True
         for metric, value in result["metrics"].items():
-            label, unit = LABELS.get(metric, (metric, ""))
+            label, unit = _label(metric)
             target = targets.get((name, metric))
             verdict = _verdict(target, value) if target else ""
             shown = _value(value, unit, result["built"])
@@ -306,6 +321,14 @@ def table(report: dict[str, Any]) -> str:
     lines.append(f"process peak resident memory: {report['process_peak_rss_mib']:.1f} MiB")
     lines += _summary(report)
     return "\n".join(lines)
+
+
+def _label(metric: str) -> tuple[str, str]:
+    """The table's label and unit of a metric; PostgreSQL repeats are marked "pg:"."""
+    if metric.startswith(PG_PREFIX) and (base := metric.removeprefix(PG_PREFIX)) in LABELS:
+        label, unit = LABELS[base]
+        return f"pg: {label}", unit
+    return LABELS.get(metric, (metric, ""))
 
 
 def _summary(report: dict[str, Any]) -> list[str]:

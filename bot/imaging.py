@@ -1,7 +1,7 @@
 """Images in and out: sniff, validate, orient, resize, upscale and fit under Discord's upload limit.
 
-Every public function here is blocking Pillow work; the *_async wrappers run it in a worker thread
-so the event loop never decodes or encodes a pixel.
+Every public function here is blocking Pillow work; the *_async wrappers run it in the image pool
+(bot.imaging_pool) so the event loop never decodes or encodes a pixel.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from bot.imaging_codec import (
     resize_to,
     scaled_size,
 )
-from bot.imaging_fit import FittedImage, fit_for_upload
+from bot.imaging_fit import FittedImage, fair_share, fit_for_upload
 from bot.imaging_header import SUPPORTED_MIMES, header_dims, sniff_mime
+from bot.imaging_pool import run_image
 
 __all__ = [
     "SUPPORTED_MIMES",
@@ -201,8 +202,8 @@ async def prepare_input_async(
     max_out_bytes: int = 7 * 1024 * 1024,
     accept: frozenset[str] = DEFAULT_ACCEPT,
 ) -> PreparedImage:
-    """prepare_input in a worker thread."""
-    return await asyncio.to_thread(
+    """prepare_input in the image pool."""
+    return await run_image(
         prepare_input,
         data,
         name=name,
@@ -221,8 +222,13 @@ async def fit_for_upload_async(
     total_limit: int = 25 * 1024 * 1024,
     margin: int = 64 * 1024,
 ) -> list[FittedImage]:
-    """fit_for_upload in a worker thread."""
-    return await asyncio.to_thread(
+    """fit_for_upload off the loop: in the image pool when a file must be re-encoded.
+
+    A pass-through only reads headers, so it need not queue behind other jobs' re-encodes.
+    """
+    sizes = [len(data) for data, _ in images]
+    must_shrink = fair_share(sizes, total_limit - margin, per_file_limit - margin) is not None
+    return await (run_image if must_shrink else asyncio.to_thread)(
         fit_for_upload,
         images,
         per_file_limit=per_file_limit,
@@ -234,5 +240,5 @@ async def fit_for_upload_async(
 async def upscale_local_async(
     data: bytes, factor: int, *, max_side: int = 8192, name: str = "image"
 ) -> tuple[bytes, str]:
-    """upscale_local in a worker thread."""
-    return await asyncio.to_thread(upscale_local, data, factor, max_side=max_side, name=name)
+    """upscale_local in the image pool."""
+    return await run_image(upscale_local, data, factor, max_side=max_side, name=name)

@@ -48,7 +48,10 @@ _RGB_FAMILY = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
 _HIGH_DEPTH = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _WEBP_METHOD = 0  # libwebp effort 0-6: 0 is ~3x faster than the default 4 for a few % more bytes
-_HINT_MIN_PIXELS = 2_000_000
+_HINT_MIN_PIXELS = 2_000_000  # below this, trying each quality in full is cheap enough
+_SAMPLE_BANDS = 16
+_BAND_ROWS = 16  # one JPEG block row with 4:2:0 chroma subsampling (and one WebP macroblock row)
+_PREDICT_MARGIN = 0.97  # a quality whose guess is within 3% of the budget is too close to call
 _PNG_LEVEL = 1  # zlib level 1: a 4096² PNG at Pillow's default level takes seconds
 _QUALITY_DROP_PER_5 = 0.8  # optimistic size ratio per 5 quality points (photos; noise drops less)
 _SHRINK_SAFETY = 0.95
@@ -210,12 +213,20 @@ def _attempt(image: Image.Image, fmt: str, quality: int, icc: bytes | None) -> b
 def encode_within(
     image: Image.Image, fmt: str, budget: int, qualities: Sequence[int], icc: bytes | None
 ) -> Encoded:
-    """Encode in at most budget bytes: step quality down, then downscale by the size ratio."""
+    """Encode in at most budget bytes: the best quality a sample says fits, else step down, then downscale.
+
+    For a large image a band sample predicts each quality's size, so the full image is usually
+    encoded once; without a prediction (small images) each quality is tried in turn.
+    """
     if budget <= 0:
         raise ImageTooLarge("there is no room left for this image")
-    measured_q, size = qualities[0], _size_hint(image, fmt, qualities[0])
+    guesses = _sample_sizes(image, fmt, qualities, budget, icc)
+    measured_q, size = qualities[0], 0.0
     for quality in qualities:
-        if size and _predict(size, measured_q, quality) > budget:
+        guess = guesses.get(quality)
+        if guess is not None and guess > budget * _PREDICT_MARGIN:
+            continue  # the sample says this quality will not fit
+        if guess is None and size and _predict(size, measured_q, quality) > budget:
             continue  # even an optimistic guess misses: skip straight to a lower quality
         data = _attempt(image, fmt, quality, icc)
         if data is not None and len(data) <= budget:
@@ -223,15 +234,64 @@ def encode_within(
         if data is not None:
             measured_q, size = quality, len(data)
     lowest = qualities[-1]
-    expected = _predict(size, measured_q, lowest) if size else budget / _FAILED_SHRINK**2
-    return _downscale_within(image, fmt, budget, lowest, max(expected, budget + 1), icc)
+    expected = _expected(guesses.get(lowest), size, measured_q, lowest, budget)
+    return _downscale_within(image, fmt, budget, lowest, expected, icc)
 
 
-def _size_hint(image: Image.Image, fmt: str, quality: int) -> int:
-    """A quick size guess for big WebP jobs (0 = none): a JPEG is ~10x faster, about as large."""
-    if fmt != "WEBP" or image.width * image.height < _HINT_MIN_PIXELS:
-        return 0
-    return len(encode(image.convert("RGB"), "JPEG", quality, None))
+def _expected(guess: float | None, size: float, measured_q: int, quality: int, budget: int) -> float:
+    """The best estimate of the size at quality: measured, else the sample's, else extrapolated."""
+    if size and measured_q == quality:
+        estimate = size
+    elif guess is not None:
+        estimate = guess
+    else:
+        estimate = _predict(size, measured_q, quality) if size else budget / _FAILED_SHRINK**2
+    return max(estimate, budget + 1)
+
+
+def _sample_sizes(
+    image: Image.Image, fmt: str, qualities: Sequence[int], budget: int, icc: bytes | None
+) -> dict[int, float]:
+    """Predicted full-image bytes per quality, highest first, until one fits ({} for small images).
+
+    JPEG (and roughly WebP) bytes add up per 16-row block band with fixed tables, so evenly spaced
+    bands, encoded together, scale up to the whole image's size within a few per cent.
+    """
+    sample = _band_sample(image)
+    if sample is None:
+        return {}
+    scale = image.width * image.height / (sample.width * sample.height)
+    fixed = len(icc or b"")
+    guesses: dict[int, float] = {}
+    measured = 0
+    for quality in qualities:
+        if guesses and (bound := _predict(guesses[measured], measured, quality)) > budget * _PREDICT_MARGIN:
+            guesses[quality] = bound  # even an optimistic guess misses: no need to measure it
+            continue
+        data = _attempt(sample, fmt, quality, icc)
+        if data is None:
+            break
+        guesses[quality], measured = (len(data) - fixed) * scale + fixed, quality
+        if guesses[quality] <= budget * _PREDICT_MARGIN:
+            break
+    return guesses
+
+
+def _band_sample(image: Image.Image) -> Image.Image | None:
+    """_SAMPLE_BANDS evenly spaced bands of _BAND_ROWS rows (columns if short), stacked; None if small."""
+    rows = _BAND_ROWS * _SAMPLE_BANDS
+    across = image.height < rows * 4  # a wide, short image is sampled in columns
+    length = image.width if across else image.height
+    if image.width * image.height < _HINT_MIN_PIXELS or length < rows * 4:
+        return None
+    sample = Image.new(image.mode, (rows, image.height) if across else (image.width, rows))
+    stride = length // _SAMPLE_BANDS
+    for band in range(_SAMPLE_BANDS):
+        start = (band * stride + stride // 2) // _BAND_ROWS * _BAND_ROWS  # block-aligned, as encoded
+        end, at = start + _BAND_ROWS, band * _BAND_ROWS
+        box = (start, 0, end, image.height) if across else (0, start, image.width, end)
+        sample.paste(image.crop(box), (at, 0) if across else (0, at))
+    return sample
 
 
 def _predict(size: float, from_quality: int, to_quality: int) -> float:

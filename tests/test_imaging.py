@@ -6,8 +6,10 @@ import asyncio
 import io
 import os
 import struct
+import threading
 import time
 import zlib
+from typing import Any
 
 import pytest
 from PIL import Image, ImageFile
@@ -27,6 +29,7 @@ from bot.imaging import (
     upscale_local_async,
 )
 from bot.imaging_header import header_dims
+from bot.imaging_pool import image_workers, run_image
 
 MIB = 1024 * 1024
 MARGIN = 64 * 1024
@@ -411,6 +414,43 @@ def test_fit_never_upscales() -> None:
     assert abs(aspect(fitted.width, fitted.height) / 3 - 1) < 0.02
 
 
+def test_fit_large_image_keeps_its_full_size_when_a_lower_quality_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = noise_png((2048, 1536))
+    full_size_saves = count_full_size_saves(monkeypatch, (2048, 1536))
+    [fitted] = fit_for_upload([(data, "image/png")], per_file_limit=2_200_000, margin=0)
+    assert len(fitted.data) <= 2_200_000
+    assert fitted.mime == "image/jpeg"
+    assert decoded(fitted.data).size == (2048, 1536)  # no needless downscale
+    assert len(full_size_saves) == 1  # a sample picked the quality: the big image is encoded once
+
+
+@pytest.mark.parametrize("size", [(1536, 2048), (4000, 600)])
+def test_fit_image_that_must_shrink_keeps_its_ratio_and_most_of_the_budget(size: tuple[int, int]) -> None:
+    data = noise_png(size)
+    [fitted] = fit_for_upload([(data, "image/png")], per_file_limit=600_000, margin=0)
+    assert 0.6 * 600_000 <= len(fitted.data) <= 600_000  # smaller, but not needlessly so
+    result = decoded(fitted.data)
+    assert result.size == (fitted.width, fitted.height)
+    assert result.width < size[0]
+    assert abs(aspect(*result.size) / aspect(*size) - 1) < 0.01
+
+
+def count_full_size_saves(monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]) -> list[str]:
+    """Record the format of every Image.save of an image of this size."""
+    saves: list[str] = []
+    original = Image.Image.save
+
+    def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
+        if self.size == size:
+            saves.append(str(format))
+        original(self, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    return saves
+
+
 # --- upscale_local ----------------------------------------------------------------------------
 
 
@@ -493,3 +533,37 @@ async def test_async_wrappers_return_the_same_results() -> None:
     assert (mime, decoded(out).size) == ("image/jpeg", (128, 96))
     with pytest.raises(InputError, match="is empty"):
         await prepare_input_async(b"", name="a.png")
+
+
+async def test_reencodes_run_in_the_image_pool_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    running, peak, threads = 0, 0, set()
+    lock = threading.Lock()
+
+    def fake_fit(images: Any, **limits: Any) -> list[Any]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            threads.add(threading.current_thread().name)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return []
+
+    monkeypatch.setattr("bot.imaging.fit_for_upload", fake_fit)
+    big = [(b"x" * 2000, "image/png")]
+    await asyncio.gather(*(fit_for_upload_async(big, per_file_limit=1000, margin=0) for _ in range(12)))
+    assert 1 <= peak <= image_workers()
+    assert all(name.startswith("nanobot-image") for name in threads)
+
+
+async def test_a_result_that_fits_is_not_queued_behind_reencodes() -> None:
+    release = threading.Event()
+    busy = [asyncio.ensure_future(run_image(release.wait, 10)) for _ in range(image_workers())]
+    try:
+        data = encode(solid(RED, (300, 200)))
+        [fitted] = await asyncio.wait_for(fit_for_upload_async([(data, "image/png")]), 5)
+        assert fitted.data is data
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
