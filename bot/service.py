@@ -156,6 +156,8 @@ class JobService:
         self._idle.set()
         #: Reservations of jobs not yet settled (running, or waiting for their delivery).
         self._held: set[int] = set()
+        #: Bookkeeping writes running beside their job (kept referenced until done).
+        self._background: set[asyncio.Future[None]] = set()
 
     @contextlib.asynccontextmanager
     async def _track(self) -> AsyncIterator[None]:
@@ -329,32 +331,30 @@ class JobService:
             log.warning("could not refund reservation %s now (%s)", charge.reservation_id, type(e).__name__)
 
     async def _start(self, job: JobSpec, charge: Charge) -> JobResult:
-        """The job has its slot: record that it runs (best effort), then run the pipeline."""
+        """The job has its slot: record that it runs (beside the provider call), then run it."""
         if self.admission is not None and charge.reservation_id is not None:
-            try:
-                await self.admission.started(charge)
-            except Exception as e:  # a restart would call it queued; not worth failing the job
-                log.warning("could not mark job %s running (%s)", charge.reservation_id, type(e).__name__)
+            marking = asyncio.ensure_future(self._mark_running(self.admission, charge))
+            self._background.add(marking)
+            marking.add_done_callback(self._background.discard)
         return await self._run(job)
+
+    @staticmethod
+    async def _mark_running(admission: Admission, charge: Charge) -> None:
+        """Best effort: a restart would call the job queued instead; never worth failing it."""
+        try:
+            await admission.started(charge)
+        except Exception as e:
+            log.warning("could not mark job %s running (%s)", charge.reservation_id, type(e).__name__)
 
     async def _run(self, job: JobSpec) -> JobResult:
         """The pipeline behind run()."""
         started = time.monotonic()
         try:
             outcome = await (self._upscale(job) if job.kind == "upscale" else self._generate(job))
-            images = outcome.result.images
-            files = await fit_for_upload_async(
-                [(image.data, image.mime) for image in images],
-                per_file_limit=job.upload_limit,
-                total_limit=DISCORD_MESSAGE_LIMIT,
-            )
-        except NanoBotError as e:
-            await self._record_failure(job, f"{type(e).__name__}: {e.message}")
+        except Exception as e:
+            await self._record_failure(job, _failure(e))
             raise
-        except Exception:
-            await self._record_failure(job, "internal error")
-            raise
-        turn_id = await self._record(job, outcome)
+        files, turn_id = await self._fit_and_record(job, outcome)
         result = outcome.result
         return JobResult(
             files=files,
@@ -368,6 +368,42 @@ class JobService:
             turn_id=turn_id,
             history_cut=outcome.history_cut,
         )
+
+    async def _fit_and_record(self, job: JobSpec, outcome: _Outcome) -> tuple[list[FittedImage], int | None]:
+        """Fit the images for upload (image pool) while their originals and the turn are stored.
+
+        Both take time on a 4K result (a re-encode; hashing and writing 48 MB): side by side, the
+        user waits for the longer one only. A fit that fails leaves the turn failed, not done.
+        """
+        images = outcome.result.images
+        fitting = asyncio.ensure_future(
+            fit_for_upload_async(
+                [(image.data, image.mime) for image in images],
+                per_file_limit=job.upload_limit,
+                total_limit=DISCORD_MESSAGE_LIMIT,
+            )
+        )
+        try:
+            turn_id = await self._record(job, outcome)
+        except BaseException:
+            fitting.cancel()
+            with contextlib.suppress(BaseException):
+                await fitting
+            raise
+        try:
+            return await fitting, turn_id
+        except Exception as e:
+            await self._mark_failed(turn_id, _failure(e))
+            raise
+
+    async def _mark_failed(self, turn_id: int | None, error: str) -> None:
+        """Turn a recorded turn into a failed one (best effort: the job's own error matters more)."""
+        if self.turns is None or turn_id is None:
+            return
+        try:
+            await self.turns.mark_failed(turn_id, error[:2000])
+        except Exception as e:
+            log.warning("could not mark turn %s failed (%s)", turn_id, type(e).__name__)
 
     def _route(self, job: JobSpec) -> tuple[str | None, str | None]:
         """Provider and model: as asked, else the parent's when it is still configured."""
@@ -518,12 +554,15 @@ class JobService:
     async def delivery_failed(self, result: JobResult, error: str) -> None:
         """The result could not be posted: the turn is failed and nothing is spent."""
         async with self._track():
-            if self.turns is not None and result.turn_id is not None:
-                try:  # the refund below matters more than this mark
-                    await self.turns.mark_failed(result.turn_id, error[:2000])
-                except Exception as e:
-                    log.warning("could not mark turn %s failed (%s)", result.turn_id, type(e).__name__)
+            await self._mark_failed(result.turn_id, error)
             await self._refund(result.charge, "delivery failed")
+
+
+def _failure(error: BaseException) -> str:
+    """What a failed turn records about its error (never a traceback)."""
+    if isinstance(error, NanoBotError):
+        return f"{type(error).__name__}: {error.message}"
+    return "internal error"
 
 
 def _options(job: JobSpec) -> dict[str, object]:

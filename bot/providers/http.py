@@ -269,7 +269,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) ->
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in resp.content.iter_chunked(1 << 16):
+    async for chunk in resp.content.iter_any():  # whatever arrived: fewer, larger pieces
         size += len(chunk)
         if size > cap:
             raise Unavailable(f"{provider} sent more than {cap} bytes", provider=provider)
