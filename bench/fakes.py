@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import random
@@ -35,6 +36,8 @@ TAG = re.compile(r"#(\w+)#")
 #: Set by a handler that streams its own body: the provider's work ended there, the transfer begins.
 ANSWERED_AT = web.RequestKey("bench_answered_at", float)
 STREAM_CHUNK = 256 * 1024
+#: Seconds between a final-answer waiter's checks for an acknowledgement error.
+ACK_ERROR_POLL = 1.0
 MIB = 1024 * 1024
 
 
@@ -132,6 +135,8 @@ class BenchDiscord(FakeDiscord):
         #: message id → time.monotonic() when it first carried an embed or a file (a final answer;
         #: "thinking…", queue positions and progress only ever change the text).
         self.final_at: dict[str, float] = {}
+        #: interaction id → a future set when its final answer appears (see wait_final).
+        self._final_waiters: dict[str, asyncio.Future[None]] = {}
 
     async def add_users(self, count: int) -> list[str]:
         """Add `count` members (bench0, bench1, …) and wait until the bot was told about them."""
@@ -149,13 +154,22 @@ class BenchDiscord(FakeDiscord):
         return None
 
     async def wait_final(self, handle: InteractionHandle, timeout: float) -> JSON:
-        """Wait for the final answer (not the first visible text); InteractionFailed if none can come."""
-        await self._wait(
-            lambda: self.final_answer(handle) is not None or handle.ack_error is not None,
-            timeout,
-            f"the final answer to interaction {handle.id} (Discord errors: {handle.errors or 'none'})",
-        )
-        answer = self.final_answer(handle)
+        """Wait for the final answer (not the first visible text); InteractionFailed if none can come.
+
+        Woken only when a message becomes final, not on every change: with hundreds of jobs, the
+        fake's wake-every-waiter loop would cost this (shared) event loop more than the bot does.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (answer := self.final_answer(handle)) is None and handle.ack_error is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                errors = handle.errors or "none"
+                raise TimeoutError(f"no final answer to interaction {handle.id} (Discord errors: {errors})")
+            future = self._final_waiters.setdefault(handle.id, loop.create_future())
+            with contextlib.suppress(TimeoutError):  # wake now and then to notice an ack error
+                await asyncio.wait_for(asyncio.shield(future), min(remaining, ACK_ERROR_POLL))
+            self._final_waiters.pop(handle.id, None)
         if answer is None:
             raise InteractionFailed(f"interaction {handle.id}: {handle.ack_error}")
         return answer
@@ -180,9 +194,13 @@ class BenchDiscord(FakeDiscord):
         self._stamp(msg, now)
 
     def _stamp(self, msg: JSON, now: float) -> None:
-        """Remember the first moment a message carried an embed or a file."""
+        """Remember the first moment a message carried an embed or a file; wake its waiter."""
         if msg["id"] not in self.final_at and (msg.get("embeds") or msg.get("attachments")):
             self.final_at[msg["id"]] = now
+            for interaction_id, future in list(self._final_waiters.items()):
+                handle = self._interactions.get(interaction_id)
+                if handle is not None and not future.done() and self.final_answer(handle) is not None:
+                    future.set_result(None)
 
 
 class TimedProvider(FakeProvider):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -101,6 +102,7 @@ class NanoBot(commands.AutoShardedBot):
         self.health: HealthServer | None = None
         #: Tasks started outside any cog (a signal's shutdown), kept referenced until done.
         self.background_tasks: set[asyncio.Task[None]] = set()
+        self._gc_frozen = False
 
     @property
     def router(self) -> Router:
@@ -210,6 +212,9 @@ class NanoBot(commands.AutoShardedBot):
         if self.db is not None:
             await self.db.close()
             self.db = None
+        if self._gc_frozen:  # what start-up built may be garbage now: let the collector see it
+            self._gc_frozen = False
+            gc.unfreeze()
 
     async def _retire(self) -> None:
         """Refund (and tell) the jobs still held, then leave the instances table: nothing waits."""
@@ -221,6 +226,19 @@ class NanoBot(commands.AutoShardedBot):
             await recovery.retire()
         except Exception:  # the database may be the reason we stop; the next start recovers
             log.exception("could not settle this process's jobs at shutdown")
+
+    async def on_ready(self) -> None:
+        """Every shard is connected: take what start-up built out of the garbage collector's scans.
+
+        Modules, settings, caches of guilds and members live as long as the process; leaving them
+        to the collector makes each full collection walk all of them (a ~100 ms pause of the event
+        loop during a burst of commands, measured by the benchmark). Done once, after a collection.
+        """
+        if not self._gc_frozen:
+            self._gc_frozen = True
+            gc.collect()
+            gc.freeze()
+            log.info("ready: %d guilds; %d start-up objects frozen", len(self.guilds), gc.get_freeze_count())
 
     def command_hash(self) -> str:
         """A hash of every command definition and where it is synced."""
