@@ -8,8 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,11 +17,20 @@ from bot.config import Settings
 from bot.costs import credits
 from bot.errors import NanoBotError, StorageUnavailable
 from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
+from bot.jobs import (
+    AUTO,
+    DISCORD_FILE_LIMIT,
+    DISCORD_MESSAGE_LIMIT,
+    JobKind,
+    JobResult,
+    JobSpec,
+    Outcome,
+    RawInput,
+    raw_image,
+)
 from bot.metrics import JobMetrics, Metrics, outcome_of
 from bot.providers.base import (
     GenerateRequest,
-    GenerateResult,
-    ImageData,
     InputImage,
     ModelSpec,
     Turn,
@@ -30,92 +38,25 @@ from bot.providers.base import (
 )
 from bot.providers.router import Router
 from bot.queue import JobQueue
+from bot.recorder import TurnRecorder, failure_text
 from bot.storage.blobs import BlobStore
-from bot.storage.turns import BlobRef, NewTurn, TurnRecord, TurnStore
-from bot.supervisor import ProgressHook, Supervisor
+from bot.storage.turns import TurnStore
+from bot.supervisor import Supervisor
 from bot.threads import Threads
 
 log = logging.getLogger(__name__)
 
-JobKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
-AUTO = "auto"
-DISCORD_FILE_LIMIT = 10 * 1024 * 1024
-DISCORD_MESSAGE_LIMIT = 25 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RawInput:
-    """An input image as received: bytes, a name to show, and a public URL when there is one."""
-
-    data: bytes
-    name: str = "image"
-    url: str | None = None
-
-
-@dataclass(slots=True)
-class JobSpec:
-    """Everything a job needs, independent of where it came from."""
-
-    kind: JobKind
-    prompt: str = ""
-    inputs: list[RawInput] = field(default_factory=list)
-    provider: str | None = None
-    model: str | None = None
-    aspect_ratio: str | None = None
-    resolution: str | None = None
-    count: int = 1
-    factor: int = 2
-    upload_limit: int = DISCORD_FILE_LIMIT
-    guild_id: int | None = None
-    channel_id: int = 0
-    user_id: int = 0
-    #: The turn this job continues (its conversation gets the new turn as a child).
-    parent: TurnRecord | None = None
-    #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
-    use_history: bool = False
-    #: Whether the parent's image is an input (False: the parent is only the conversation link).
-    parent_image: bool = True
-    role_ids: tuple[int, ...] = ()
-    channel_nsfw: bool = False
-    #: Told where the job stands while it waits and runs (edits the "thinking…" message).
-    progress: ProgressHook | None = None
-
-
-@dataclass(slots=True)
-class JobResult:
-    """What the user receives: upload-ready files and what to say about them."""
-
-    files: list[FittedImage]
-    provider: str
-    model: str
-    prompt: str
-    resolution: str | None
-    aspect_ratio: str | None
-    elapsed: float
-    text: str | None = None
-    turn_id: int | None = None
-    history_cut: bool = False
-    charge: Charge = field(default_factory=lambda: Charge(None, 0))
-
-    @property
-    def cost_cents(self) -> int:
-        """What the job costs (charged once it is delivered)."""
-        return self.charge.cost_cents
-
-    @property
-    def reencoded(self) -> bool:
-        """Whether any image had to be re-encoded to fit the upload limit."""
-        return any(f.reencoded for f in self.files)
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """A provider result with what the turn must record about its inputs."""
-
-    result: GenerateResult
-    inputs: list[InputImage]
-    ratio: str | None = None
-    history_cut: bool = False
+__all__ = [
+    "AUTO",
+    "DISCORD_FILE_LIMIT",
+    "DISCORD_MESSAGE_LIMIT",
+    "JobKind",
+    "JobResult",
+    "JobService",
+    "JobSpec",
+    "RawInput",
+    "raw_image",
+]
 
 
 class JobService:
@@ -136,6 +77,7 @@ class JobService:
         self.router = router
         self.turns = turns
         self.blobs = blobs
+        self.recorder = TurnRecorder(turns, blobs) if turns is not None and blobs is not None else None
         self.threads = threads
         self.admission = admission
         self.supervisor = supervisor or Supervisor(
@@ -225,7 +167,7 @@ class JobService:
                 job_id, job.user_id, lane, job.progress, lambda: self._start(job, charge)
             )
         except asyncio.CancelledError:
-            await self._record_failure(job, "cancelled")
+            await self._failed(job, "cancelled")
             await self._refund(charge, "cancelled")
             raise
         except BaseException as e:
@@ -352,7 +294,7 @@ class JobService:
         try:
             outcome = await (self._upscale(job) if job.kind == "upscale" else self._generate(job))
         except Exception as e:
-            await self._record_failure(job, _failure(e))
+            await self._failed(job, failure_text(e))
             raise
         files, turn_id = await self._fit_and_record(job, outcome)
         result = outcome.result
@@ -369,7 +311,7 @@ class JobService:
             history_cut=outcome.history_cut,
         )
 
-    async def _fit_and_record(self, job: JobSpec, outcome: _Outcome) -> tuple[list[FittedImage], int | None]:
+    async def _fit_and_record(self, job: JobSpec, outcome: Outcome) -> tuple[list[FittedImage], int | None]:
         """Fit the images for upload (image pool) while their originals and the turn are stored.
 
         Both take time on a 4K result (a re-encode; hashing and writing 48 MB): side by side, the
@@ -384,7 +326,7 @@ class JobService:
             )
         )
         try:
-            turn_id = await self._record(job, outcome)
+            turn_id = await self.recorder.done(job, outcome) if self.recorder else None
         except BaseException:
             fitting.cancel()
             with contextlib.suppress(BaseException):
@@ -393,17 +335,9 @@ class JobService:
         try:
             return await fitting, turn_id
         except Exception as e:
-            await self._mark_failed(turn_id, _failure(e))
+            if self.recorder is not None:
+                await self.recorder.mark_failed(turn_id, failure_text(e))
             raise
-
-    async def _mark_failed(self, turn_id: int | None, error: str) -> None:
-        """Turn a recorded turn into a failed one (best effort: the job's own error matters more)."""
-        if self.turns is None or turn_id is None:
-            return
-        try:
-            await self.turns.mark_failed(turn_id, error[:2000])
-        except Exception as e:
-            log.warning("could not mark turn %s failed (%s)", turn_id, type(e).__name__)
 
     def _route(self, job: JobSpec) -> tuple[str | None, str | None]:
         """Provider and model: as asked, else the parent's when it is still configured."""
@@ -414,7 +348,7 @@ class JobService:
             return parent.provider, parent.model
         return None, None
 
-    async def _generate(self, job: JobSpec) -> _Outcome:
+    async def _generate(self, job: JobSpec) -> Outcome:
         """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
         provider, model = self._route(job)
         candidate = self.router.candidates(provider, model)[0]
@@ -440,7 +374,7 @@ class JobService:
             history=history,
         )
         result = await self.router.generate(request, provider)
-        return _Outcome(result, images, ratio, cut)
+        return Outcome(result, images, ratio, cut)
 
     @staticmethod
     def _ratio(job: JobSpec, images: list[InputImage], spec: ModelSpec) -> str | None:
@@ -453,7 +387,7 @@ class JobService:
         width, height = image_dims(first)
         return nearest_ratio(width, height, spec.aspect_ratios)
 
-    async def _upscale(self, job: JobSpec) -> _Outcome:
+    async def _upscale(self, job: JobSpec) -> Outcome:
         """Upscale the first input (else the parent's image) with a capable provider, else locally."""
         spec = self.router.local.spec(None)
         inputs = job.inputs[:1]
@@ -461,7 +395,7 @@ class JobService:
             inputs = [raw_image(await self.threads.output_image(job.parent, 0))]
         [image] = await self.prepare(inputs, spec)
         result = await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
-        return _Outcome(result, [image])
+        return Outcome(result, [image])
 
     async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
         """Sniff, guard, orient and shrink each input to what the model accepts (off the loop)."""
@@ -479,59 +413,10 @@ class JobService:
             prepared.append(InputImage(image.data, image.mime, raw.url, raw.name))
         return prepared
 
-    async def _put(self, image: ImageData) -> BlobRef:
-        """Keep an image in the blob store."""
-        assert self.blobs is not None
-        width, height = image_dims(image.data)
-        return await self.blobs.put(image.data, image.mime, width, height)
-
-    async def _record(self, job: JobSpec, outcome: _Outcome) -> int | None:
-        """Store the images and write the finished turn in one transaction."""
-        if self.turns is None or self.blobs is None:
-            return None
-        result = outcome.result
-        inputs = [await self._put(img) for i in outcome.inputs if (img := i.as_image()) is not None]
-        outputs = [await self._put(image) for image in result.images]
-        options = {**_options(job), **({"aspect_ratio": outcome.ratio} if outcome.ratio else {})}
-        turn = await self.turns.create(
-            self._new_turn(
-                job,
-                "done",
-                provider=result.provider,
-                model=result.model,
-                options=options,
-                input_images=tuple(inputs),
-                output_images=tuple(outputs),
-                model_text=result.text,
-                provider_state=dict(result.state),
-            )
-        )
-        return turn.id
-
-    def _new_turn(self, job: JobSpec, status: str, **fields: Any) -> NewTurn:
-        """A turn row for this job; `fields` override the defaults taken from the job."""
-        defaults: dict[str, Any] = {
-            "guild_id": job.guild_id,
-            "channel_id": job.channel_id,
-            "user_id": job.user_id,
-            "parent_id": job.parent.id if job.parent else None,
-            "kind": job.kind,
-            "status": status,
-            "prompt": job.prompt,
-            "provider": job.provider,
-            "model": job.model,
-            "options": _options(job),
-        }
-        return NewTurn(**{**defaults, **fields})
-
-    async def _record_failure(self, job: JobSpec, error: str) -> None:
-        """A failed job leaves one complete failed turn (never a half-written one)."""
-        if self.turns is None:
-            return
-        try:
-            await self.turns.create(self._new_turn(job, "failed", error=error[:2000]))
-        except Exception:
-            log.exception("could not record a failed %s turn", job.kind)
+    async def _failed(self, job: JobSpec, error: str) -> None:
+        """Leave the failed job's turn (when conversations are stored)."""
+        if self.recorder is not None:
+            await self.recorder.failed(job, error)
 
     async def delivered(self, result: JobResult, channel_id: int, message_ids: list[int]) -> None:
         """The result is posted: link the message(s) to the turn and spend the reserved credits.
@@ -554,30 +439,6 @@ class JobService:
     async def delivery_failed(self, result: JobResult, error: str) -> None:
         """The result could not be posted: the turn is failed and nothing is spent."""
         async with self._track():
-            await self._mark_failed(result.turn_id, error)
+            if self.recorder is not None:
+                await self.recorder.mark_failed(result.turn_id, error)
             await self._refund(result.charge, "delivery failed")
-
-
-def _failure(error: BaseException) -> str:
-    """What a failed turn records about its error (never a traceback)."""
-    if isinstance(error, NanoBotError):
-        return f"{type(error).__name__}: {error.message}"
-    return "internal error"
-
-
-def _options(job: JobSpec) -> dict[str, object]:
-    """The job's options as stored with its turn."""
-    options: dict[str, object] = {
-        "aspect_ratio": job.aspect_ratio,
-        "resolution": job.resolution,
-        "count": job.count,
-        "inputs": [raw.name for raw in job.inputs],
-    }
-    if job.kind == "upscale":
-        options["factor"] = job.factor
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def raw_image(image: ImageData) -> RawInput:
-    """An image we already hold, as a job input."""
-    return RawInput(image.data, "previous image")

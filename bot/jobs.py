@@ -1,0 +1,97 @@
+"""What a job is: its spec in, its result out (plain data, shared by the service and the cogs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.admission import Charge
+from bot.imaging import FittedImage
+from bot.providers.base import GenerateResult, ImageData, InputImage
+from bot.storage.turns import TurnRecord
+from bot.supervisor import ProgressHook
+
+JobKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
+AUTO = "auto"
+DISCORD_FILE_LIMIT = 10 * 1024 * 1024
+DISCORD_MESSAGE_LIMIT = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RawInput:
+    """An input image as received: bytes, a name to show, and a public URL when there is one."""
+
+    data: bytes
+    name: str = "image"
+    url: str | None = None
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """Everything a job needs, independent of where it came from."""
+
+    kind: JobKind
+    prompt: str = ""
+    inputs: list[RawInput] = field(default_factory=list)
+    provider: str | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    count: int = 1
+    factor: int = 2
+    upload_limit: int = DISCORD_FILE_LIMIT
+    guild_id: int | None = None
+    channel_id: int = 0
+    user_id: int = 0
+    #: The turn this job continues (its conversation gets the new turn as a child).
+    parent: TurnRecord | None = None
+    #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
+    use_history: bool = False
+    #: Whether the parent's image is an input (False: the parent is only the conversation link).
+    parent_image: bool = True
+    role_ids: tuple[int, ...] = ()
+    channel_nsfw: bool = False
+    #: Told where the job stands while it waits and runs (edits the "thinking…" message).
+    progress: ProgressHook | None = None
+
+
+@dataclass(slots=True)
+class JobResult:
+    """What the user receives: upload-ready files and what to say about them."""
+
+    files: list[FittedImage]
+    provider: str
+    model: str
+    prompt: str
+    resolution: str | None
+    aspect_ratio: str | None
+    elapsed: float
+    text: str | None = None
+    turn_id: int | None = None
+    history_cut: bool = False
+    charge: Charge = field(default_factory=lambda: Charge(None, 0))
+
+    @property
+    def cost_cents(self) -> int:
+        """What the job costs (charged once it is delivered)."""
+        return self.charge.cost_cents
+
+    @property
+    def reencoded(self) -> bool:
+        """Whether any image had to be re-encoded to fit the upload limit."""
+        return any(f.reencoded for f in self.files)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A provider result with what the turn must record about its inputs."""
+
+    result: GenerateResult
+    inputs: list[InputImage]
+    ratio: str | None = None
+    history_cut: bool = False
+
+
+def raw_image(image: ImageData) -> RawInput:
+    """An image we already hold, as a job input."""
+    return RawInput(image.data, "previous image")
