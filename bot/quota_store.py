@@ -103,23 +103,26 @@ def plan(checks: Sequence[Check], cost_cents: int, now: datetime) -> list[tuple[
     return pairs
 
 
-async def _ensure(conn: AsyncConnection, held: Held) -> None:
-    """Create the counter row if missing (a write: on SQLite it takes the write lock first)."""
-    values = {"guild_id": held.guild_id, "subject": held.subject, "window_start": held.window_start}
-    query = insert_for(conn.dialect.name, quota_counters).values(used_cents=0, reserved_cents=0, **values)
-    await conn.execute(query.on_conflict_do_nothing(index_elements=list(counters_pk)))
-
-
 async def _charge(conn: AsyncConnection, held: Held, limit_cents: int | None) -> bool:
-    """Reserve held.cents on the counter if it fits under the limit; False when it does not."""
+    """Reserve held.cents on the counter if it fits under the limit; False when it does not.
+
+    One statement: the row is created holding the cents, or its reserved cents grow only if they
+    still fit (the WHERE of the upsert). A fresh row fits whenever the cost is within the limit.
+    """
     if held.cents == 0:
         return True  # nothing to add: a free job passes even a zero (blocked) or overdrawn limit
+    if limit_cents is not None and held.cents > limit_cents:
+        return False
     t = quota_counters
-    conditions = [_key_of(held)]
-    if limit_cents is not None:
-        conditions.append(t.c.used_cents + t.c.reserved_cents + held.cents <= limit_cents)
-    query = update(t).where(and_(*conditions)).values(reserved_cents=t.c.reserved_cents + held.cents)
-    return (await conn.execute(query)).rowcount == 1
+    key = {"guild_id": held.guild_id, "subject": held.subject, "window_start": held.window_start}
+    insert = insert_for(conn.dialect.name, t).values(used_cents=0, reserved_cents=held.cents, **key)
+    fits = None if limit_cents is None else t.c.used_cents + t.c.reserved_cents + held.cents <= limit_cents
+    upsert = insert.on_conflict_do_update(
+        index_elements=list(counters_pk),
+        set_={"reserved_cents": t.c.reserved_cents + held.cents},
+        where=fits,
+    ).returning(t.c.reserved_cents)
+    return (await conn.execute(upsert)).first() is not None
 
 
 async def _counter(conn: AsyncConnection, held: Held) -> tuple[int, int]:
@@ -230,9 +233,7 @@ class QuotaStore:
             # from their UPDATE to the COMMIT (on SQLite the first INSERT takes the write lock).
             t = quota_reservations
             reservation_id = int((await conn.execute(t.insert().values(row).returning(t.c.id))).scalar_one())
-            for _, held in pairs:
-                await _ensure(conn, held)
-            for check, held in pairs:
+            for check, held in pairs:  # in key order: concurrent reservations lock counters alike
                 if not await _charge(conn, held, check.limit_cents):
                     raise _Refused(await _refusal(conn, check, held, now))
             return reservation_id

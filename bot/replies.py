@@ -67,13 +67,13 @@ def error_text(error: BaseException) -> tuple[str, str]:
         return "⏳ Rate limited", f"The image service is busy. Try again {when}."
     if isinstance(error, OutOfCredits):
         return "🔧 Provider account problem", (
-            "The image service says this bot's account has run out of credits; a server admin "
-            "needs to top it up or add another key."
+            "The image service says this bot's account has run out of credits; whoever runs the "
+            "bot needs to top it up or add another key. Nothing was charged."
         )
     if isinstance(error, AuthFailed):
         return "🔧 Provider account problem", (
-            "The image service refused this bot's account; a server admin needs to check the "
-            "bot's provider key or credits."
+            "The image service refused this bot's account; whoever runs the bot needs to check "
+            "its provider key. Nothing was charged."
         )
     if isinstance(error, Timeout):
         return "⌛ Timed out", f"{error.message}. Try again, perhaps at a lower resolution."
