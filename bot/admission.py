@@ -61,16 +61,25 @@ class Admission:
         return await self.guilds.get(guild_id)
 
     async def admit(
-        self, who: Who, *, cost_cents: int, kind: str, prompt: str, provider: str | None, model: str | None
+        self,
+        who: Who,
+        config: GuildConfig,
+        *,
+        cost_cents: int,
+        kind: str,
+        prompt: str,
+        provider: str | None,
+        model: str | None,
     ) -> Charge:
-        """Check the rules and reserve the cost; raises Refused (nothing charged) when not allowed."""
+        """Check the server's rules (config: its settings) and reserve the cost; raises Refused
+        (nothing charged) when not allowed."""
         now = datetime.now(UTC)
-        config = await self.config(who.guild_id)
         guild_id = who.guild_id or 0
         if who.guild_id:
             check_place(config, who.channel_id, who.channel_nsfw)
         check_prompt(config, prompt)
-        check_cooldown(config, await self.quotas.last_job_at(guild_id, who.user_id), now)
+        if config.cooldown_seconds:  # the last job is only worth a query when there is a cooldown
+            check_cooldown(config, await self.quotas.last_job_at(guild_id, who.user_id), now)
         cost = to_cents(cost_cents / 100 * config.cost_multiplier)
         checks = await self._checks(who, config)
         outcome = await self.quotas.reserve(

@@ -40,6 +40,7 @@ from bot.providers.router import Router
 from bot.queue import JobQueue
 from bot.recorder import TurnRecorder, failure_text
 from bot.storage.blobs import BlobStore
+from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnStore
 from bot.supervisor import Supervisor
 from bot.threads import Threads
@@ -157,8 +158,9 @@ class JobService:
 
     async def _run_admitted(self, job: JobSpec, job_id: str) -> JobResult:
         """Admission, then the queue and the pipeline; a failure after admission refunds."""
-        await self._apply_guild_defaults(job)
-        charge = await self._admit(job)
+        config = await self.admission.config(job.guild_id) if self.admission is not None else None
+        self._apply_guild_defaults(job, config)
+        charge = await self._admit(job, config)
         if charge.reservation_id is not None:
             self._held.add(charge.reservation_id)
         try:
@@ -217,25 +219,24 @@ class JobService:
         provider, model = self._route(job)
         return self.router.candidates(provider, model)[0].name
 
-    async def _apply_guild_defaults(self, job: JobSpec) -> None:
+    def _apply_guild_defaults(self, job: JobSpec, config: GuildConfig | None) -> None:
         """A new job with no model chosen uses the server's default model, when it set one."""
-        if self.admission is None or job.provider or job.model or job.parent is not None:
+        if config is None or job.provider or job.model or job.parent is not None:
             return
         if job.kind == "upscale":
             return
-        config = await self.admission.config(job.guild_id)
         if config.default_model and any(m == config.default_model for _, m in self.router.models()):
             job.provider, job.model = config.default_provider, config.default_model
 
-    async def _admit(self, job: JobSpec) -> Charge:
+    async def _admit(self, job: JobSpec, config: GuildConfig | None) -> Charge:
         """The server's rules and the reservation of the job's cost (no admission = free)."""
-        if self.admission is None:
+        if self.admission is None or config is None:
             return Charge(None, 0)
         provider, model = self._route(job)
         cost = await self.estimate(job, provider, model)
         who = Who(job.guild_id, job.channel_id, job.user_id, job.role_ids, job.channel_nsfw)
         return await self.admission.admit(
-            who, cost_cents=cost, kind=job.kind, prompt=job.prompt, provider=provider, model=model
+            who, config, cost_cents=cost, kind=job.kind, prompt=job.prompt, provider=provider, model=model
         )
 
     async def estimate(self, job: JobSpec, provider: str | None, model: str | None) -> int:

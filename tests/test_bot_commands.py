@@ -139,7 +139,7 @@ async def test_upscale_local(env: Env, factor: int) -> None:
         (Fault("rate_limited", retry_after=3600), 1, "Rate limited", "3600 s"),
         ("unavailable", 3, "Provider unavailable", "overloaded"),
         ("gateway_timeout", 3, "Timed out", "deadline"),
-        ("bad_key", 1, "Provider account problem", "admin"),
+        ("bad_key", 1, "Provider account problem", "whoever runs the bot"),
     ],
 )
 async def test_errors_are_ephemeral_and_specific(
