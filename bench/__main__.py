@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=NAMES, metavar="SCENARIO", help=f"run only these: {NAMES}"
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every scenario in this process (the default gives each its own, so that one's "
+        "memory and garbage never weigh on the next one's figures; --quick implies this)",
+    )
+    parser.add_argument("--child-json", type=Path, help=argparse.SUPPRESS)  # a scenario's own process
     return parser.parse_args(argv)
 
 
@@ -96,15 +106,47 @@ async def run(selected: list[Scenario], config: Config) -> dict[str, dict[str, A
     return results
 
 
+def child_argv(args: argparse.Namespace, name: str, out: Path) -> list[str]:
+    """The command line that runs one scenario in its own process, with the same options."""
+    argv = [sys.executable, "-m", "bench", "--only", name, "--child-json", str(out)]
+    for option in ("commands", "jobs_4k", "delay"):
+        value = getattr(args, option)
+        if value is not None:
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+    return argv
+
+
+def run_isolated(args: argparse.Namespace, selected: list[Scenario]) -> dict[str, dict[str, Any]]:
+    """Each scenario in a fresh Python process (a real bot starts in one, after all)."""
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="nanobot-bench-") as tmp:
+        for scenario in selected:
+            out = Path(tmp) / f"{scenario.name}.json"
+            code = subprocess.run(child_argv(args, scenario.name, out), check=False).returncode
+            if out.exists():
+                results.update(json.loads(out.read_text()))
+            else:
+                failure = f"its process exited with status {code} and reported nothing"
+                results[scenario.name] = {"title": scenario.title, "built": True, "metrics": {}}
+                results[scenario.name]["failures"] = [failure]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON; 1 if any interaction failed."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = config_from(args)
+    selected = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    if args.child_json is not None:  # one scenario, for a parent that prints the table
+        args.child_json.write_text(json.dumps(asyncio.run(run(selected, config))))
+        return EXIT_OK
     load_before = round(os.getloadavg()[0], 2)
     measured = revision()  # before the run: others may commit while it goes
-    selected = [s for s in SCENARIOS if not args.only or s.name in args.only]
-    results = asyncio.run(run(selected, config))
+    if args.quick or args.in_process or len(selected) == 1:
+        results = asyncio.run(run(selected, config))
+    else:
+        results = run_isolated(args, selected)
     add_floor_ratios(results)
     peaks = [p for r in results.values() if isinstance(p := r["metrics"].get("peak_rss_mib"), float)]
     failures = [f"{name}: {f}" for name, r in results.items() for f in r["failures"]]
