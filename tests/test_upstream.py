@@ -151,3 +151,27 @@ async def test_database_briefly_locked(gemini_env: tuple[Env, FakeGemini], tmp_p
     locker.close()
     assert env.discord.files_of(await inter.wait_done(timeout=30))
     assert await env.usage() == (100, 0)
+
+
+async def test_database_locked_for_too_long(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock past DATABASE_OUTAGE_SECONDS: the user is told
+    the database is unavailable, nothing is charged, and once the lock goes the bot serves again."""
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(fake, tmp_path, entry, database_outage_seconds=1.0) as bot:
+            env = Env(fake, bot)
+            locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=1)
+            locker.execute("BEGIN IMMEDIATE")  # the write lock, held for longer than the bot waits
+            try:
+                message = await env.imagine()
+            finally:
+                locker.rollback()
+                locker.close()
+            [embed] = message["embeds"]
+            assert "Database unavailable" in embed["title"] and message["flags"] & 64
+            assert "Nothing was charged" in embed["description"] and not fake.files_of(message)
+            assert gemini.calls == 0  # refused before the provider was paid for anything
+            assert await env.usage() == (0, 0)
+            assert fake.files_of(await env.imagine())
+            assert await env.usage() == (100, 0)
+        assert fake.violations == []

@@ -61,7 +61,6 @@ PG_MIGRATION_LOCK = 0x6E616E6F
 CONNECT_TIMEOUT = 10.0
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
@@ -101,27 +100,32 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(name)
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL for concurrent readers, a busy timeout instead of instant 'database is locked', real FKs."""
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
+def _sqlite_pragmas(busy_seconds: float) -> Callable[[Any, Any], None]:
+    """A connect hook: WAL for concurrent readers, real FKs, and a busy timeout (another process
+    holding the write lock is waited for this long) instead of an instant 'database is locked'."""
+
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in (*SQLITE_PRAGMAS, f"PRAGMA busy_timeout={int(busy_seconds * 1000)}"):
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return set_pragmas
 
 
-def _create_engine(url: URL) -> AsyncEngine:
+def _create_engine(url: URL, busy_seconds: float) -> AsyncEngine:
     """An engine for the URL, with the per-dialect settings."""
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_seconds))
         return engine
     connect_args = {} if "timeout" in url.query else {"timeout": CONNECT_TIMEOUT}
     return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
-async def _engine_for(url: str) -> AsyncEngine:
+async def _engine_for(url: str, busy_seconds: float = OUTAGE_SECONDS) -> AsyncEngine:
     """Parse the URL, create the SQLite folder when needed, and build the engine."""
     parsed = parse_url(url)
     path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
@@ -130,7 +134,7 @@ async def _engine_for(url: str) -> AsyncEngine:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"DATABASE_URL: cannot create the folder {path.parent} ({e.strerror})") from e
-    return _create_engine(parsed)
+    return _create_engine(parsed, busy_seconds)
 
 
 def _reason(error: BaseException, url: URL) -> str:
@@ -254,7 +258,7 @@ class Database:
         cls, url: str, *, migrate: bool = True, outage_seconds: float = OUTAGE_SECONDS
     ) -> Database:
         """Connect (and migrate to head unless told not to); ConfigError when that fails."""
-        engine = await _engine_for(url)
+        engine = await _engine_for(url, busy_seconds=outage_seconds)
         try:
             if migrate:
                 await _upgrade_engine(engine, "head")
@@ -294,7 +298,13 @@ class Database:
                     await self._wait_out(e, deadline, attempt)
                     continue
                 contention += 1
-                if not isinstance(e, DBAPIError) or not is_contention(e) or contention == WRITE_ATTEMPTS:
+                late = asyncio.get_running_loop().time() > deadline  # SQLite waited its busy timeout
+                if (
+                    not isinstance(e, DBAPIError)
+                    or not is_contention(e)
+                    or contention == WRITE_ATTEMPTS
+                    or late
+                ):
                     raise
                 log.warning(
                     "database write hit lock contention (%s); retry %d", type(e.orig).__name__, contention
