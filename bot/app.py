@@ -98,11 +98,12 @@ class NanoBot(commands.AutoShardedBot):
         self._service: JobService | None = None
         self.metrics = Metrics()
         self.recovery: Recovery | None = None
-        self._maintenance: asyncio.Task[None] | None = None
+        self._maintenance: list[asyncio.Task[None]] = []
         self.health: HealthServer | None = None
         #: Tasks started outside any cog (a signal's shutdown), kept referenced until done.
         self.background_tasks: set[asyncio.Task[None]] = set()
         self._gc_frozen = False
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def router(self) -> Router:
@@ -138,7 +139,7 @@ class NanoBot(commands.AutoShardedBot):
         self.recovery = Recovery(
             self.db,
             self.quotas,
-            new_owner(self.settings.shard_ids),
+            new_owner(self.settings.shard_ids, self.settings.instance_id),
             stale_after=STALE_BEATS * self.settings.heartbeat_interval,
         )
         await self.recovery.heartbeat()
@@ -146,7 +147,10 @@ class NanoBot(commands.AutoShardedBot):
         self._service = JobService(
             self.settings, self._router, turns, blobs, threads, admission, metrics=self.metrics
         )
-        self._maintenance = asyncio.create_task(self._maintain(blobs), name="nanobot-maintenance")
+        self._maintenance = [
+            asyncio.create_task(self._beat(), name="nanobot-heartbeat"),
+            asyncio.create_task(self._maintain(blobs), name="nanobot-maintenance"),
+        ]
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -157,12 +161,20 @@ class NanoBot(commands.AutoShardedBot):
             self.health = HealthServer(self, self.settings.health_host, self.settings.health_port)
             await self.health.start()
 
-    async def _maintain(self, blobs: BlobStore) -> None:
-        """Every interval: settle jobs of dead processes (telling their users), beat, prune old blobs."""
-        rounds = 0
+    async def _beat(self) -> None:
+        """Every interval, on its own: this process is alive (slow maintenance never delays it)."""
         while self.recovery is not None:
             try:
                 await self.recovery.heartbeat()
+            except Exception as e:  # the database is down: the maintenance round says so too
+                log.warning("heartbeat failed (%s)", type(e).__name__)
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _maintain(self, blobs: BlobStore) -> None:
+        """Every interval: settle jobs of dead processes (telling their users), sweep, prune old blobs."""
+        rounds = 0
+        while self.recovery is not None:
+            try:
                 await self._tell_interrupted(await self.recovery.recover())
                 # Own reservations no job holds, once old enough that their job had time to settle.
                 age = timedelta(seconds=self.settings.heartbeat_interval)
@@ -191,13 +203,21 @@ class NanoBot(commands.AutoShardedBot):
                 log.warning("could not tell user %s about an interrupted job (%s)", orphan.user_id, e.status)
 
     async def close(self) -> None:
-        """Stop maintenance, let running jobs finish (refund and tell those that cannot), close."""
-        if self._maintenance is not None:
-            # Unwind its database work before the engine closes (a cancelled query must finish first).
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._maintenance
-            self._maintenance = None
+        """Stop maintenance, let running jobs finish (refund and tell those that cannot), close.
+
+        Idempotent: a signal's close and `async with`'s close share one run of the steps.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closing)
+
+    async def _close_once(self) -> None:
+        """The steps of close(), run once."""
+        for task in self._maintenance:
+            task.cancel()
+        # Unwind their database work before the engine closes (a cancelled query must finish first).
+        await asyncio.gather(*self._maintenance, return_exceptions=True)
+        self._maintenance = []
         if self.health is not None:
             await self.health.stop()
             self.health = None
@@ -321,6 +341,7 @@ async def start_bot(bot: NanoBot, token: str, *, handle_signals: bool = False) -
     try:
         async with bot:
             await bot.start(token)
+        await bot.close()  # a signal's close may still be settling jobs: let it finish
     except discord.LoginFailure:
         log.error(
             "DISCORD_TOKEN was refused by Discord: copy the bot token again from the "

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
 
     shard_count: int | None = Field(None, ge=1)
     shard_ids: list[int] | None = None
+    #: Names this deployment in the instances table (default: the host name); see recovery.py.
+    instance_id: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._-]+$")
     sync_guild_ids: list[int] = Field(default_factory=list)
     message_content_intent: bool = True
     costs: CostRules = Field(default_factory=lambda: CostRules())

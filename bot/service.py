@@ -46,6 +46,8 @@ from bot.supervisor import Supervisor
 from bot.threads import Threads
 
 log = logging.getLogger(__name__)
+#: Seconds between checks, at shutdown, for results still being delivered.
+IDLE_POLL = 0.05
 
 __all__ = [
     "AUTO",
@@ -119,11 +121,19 @@ class JobService:
                 self._idle.set()
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no job is running (False if the timeout passed first)."""
+        """Wait until no job runs and none is being delivered (False if the timeout passed first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
+            while self._held:  # results on their way to Discord still hold their reservations
+                if loop.time() >= deadline:
+                    return False
+                await asyncio.sleep(IDLE_POLL)
         except TimeoutError:
             return False
+        if self._background:  # bookkeeping written beside the jobs, before the database closes
+            await asyncio.wait(list(self._background), timeout=max(0.0, deadline - loop.time()))
         return True
 
     async def abandon(self, timeout: float = 5.0) -> None:
@@ -145,7 +155,7 @@ class JobService:
             started, job_id = time.monotonic(), self.supervisor.queue.next_id()
             try:
                 result = await self._run_admitted(job, job_id)
-            except (SQLAlchemyError, ConnectionError) as e:  # our database, not the provider
+            except SQLAlchemyError as e:  # our database, not the provider
                 log.warning("job %s: database error %s", job_id, type(e).__name__)
                 error = StorageUnavailable()
                 self._observe(job, job_id, time.monotonic() - started, None, error)
@@ -426,7 +436,6 @@ class JobService:
         is left to the sweep (refunded: a free image rather than a charge we cannot record).
         """
         async with self._track():
-            self._held.discard(result.charge.reservation_id or 0)
             try:
                 if self.turns is not None and result.turn_id is not None and message_ids:
                     await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
@@ -435,6 +444,8 @@ class JobService:
             except Exception:
                 log.exception("could not record the delivery of turn %s", result.turn_id)
                 return
+            finally:  # held until settled: neither the sweep nor a shutdown refunds it meanwhile
+                self._held.discard(result.charge.reservation_id or 0)
             self.metrics.spent(result.cost_cents)
 
     async def delivery_failed(self, result: JobResult, error: str) -> None:

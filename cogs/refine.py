@@ -143,6 +143,9 @@ class Refine(commands.Cog):
             log.warning("could not post a refine result: %s", e)
             await self._reply(message, embed=error_embed(delivery_error(e)))  # a short text may still go
             return
+        except BaseException as e:  # a network error, a timeout, a cancel: never leave it reserved
+            await self.bot.service.delivery_failed(result, f"delivery failed: {type(e).__name__}")
+            raise
         await self.bot.service.delivered(result, sent.channel.id, [sent.id])
 
     async def _say(self, message: discord.Message, text: str) -> None:

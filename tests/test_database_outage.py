@@ -95,6 +95,7 @@ def description(message: dict[str, Any]) -> str:
 async def test_a_blip_during_a_job_is_waited_out(tmp_path: Path) -> None:
     async with world(tmp_path) as w, w.bot():
         assert w.discord.files_of(await w.imagine("a warm-up"))
+        await w.settles_to({"committed": 1})  # its delivery is recorded before the database goes
         w.gemini.delay = 1.0
         inter = await w.discord.send_slash("imagine", {"prompt": "a storm"})
         await eventually(lambda: len(w.gemini.requests) == 2, 10, "the provider call")
@@ -109,6 +110,7 @@ async def test_a_blip_during_a_job_is_waited_out(tmp_path: Path) -> None:
 async def test_an_outage_is_a_clear_message_and_costs_nothing(tmp_path: Path) -> None:
     async with world(tmp_path) as w, w.bot():
         assert w.discord.files_of(await w.imagine("a warm-up"))
+        await w.settles_to({"committed": 1})  # its delivery is recorded before the database goes
         await w.proxy.cut()
         message = await w.imagine("a lighthouse")
         assert "Database unavailable" in title(message) and "Nothing was charged" in description(message)

@@ -6,6 +6,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.quota_store import QuotaStore
 from bot.quotas import Check, Reservation, user_subject
 from bot.recovery import Recovery, new_owner
@@ -89,7 +91,10 @@ def notices(fake: FakeDiscord) -> list[str]:
     return [t for t in texts if "interrupted" in t]
 
 
-async def test_a_predecessor_restarted_at_once_is_settled_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("instance_id", [None, "deploy-a"])
+async def test_a_predecessor_restarted_at_once_is_settled_at_start(
+    tmp_path: Path, instance_id: str | None
+) -> None:
     """Docker restarts a crashed bot within seconds: its heartbeat is fresh, but it is this instance
     (same host, same shards) in an earlier boot, so its jobs are refunded at start, not minutes later.
     A job of another live process (another host) is left alone."""
@@ -98,14 +103,14 @@ async def test_a_predecessor_restarted_at_once_is_settled_at_start(tmp_path: Pat
         alice, admin = int(fake.users["alice"]["id"]), int(fake.users["admin"]["id"])
         db_url = f"sqlite+aiosqlite:///{tmp_path / 'nanobot.db'}"
         mine = await leave_a_dead_job(
-            db_url, guild, channel, alice, owner=new_owner(None), silent_for=timedelta(seconds=5)
+            db_url, guild, channel, alice, owner=new_owner(None, instance_id), silent_for=timedelta(seconds=5)
         )
         other = new_owner(None, host="another-host")
         theirs = await leave_a_dead_job(
             db_url, guild, channel, admin, owner=other, silent_for=timedelta(seconds=5), prompt="a live job"
         )
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry) as bot:
+        async with running_bot(fake, tmp_path, entry, instance_id=instance_id) as bot:
             notice = await fake.wait_for_message(lambda m: "interrupted" in (m.get("content") or ""), 5)
             assert notice["content"].startswith(f"<@{alice}>") and "restarted" in notice["content"]
             assert bot.quotas is not None

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import blobs, utcnow
@@ -129,7 +130,8 @@ class BlobStore:
     async def _delete_rows(self, cutoff: datetime) -> list[str]:
         """Delete up to one batch of stale rows and return their hashes (re-checked in the DELETE)."""
         stale = select(blobs.c.sha256).where(blobs.c.last_used_at < cutoff).limit(PRUNE_BATCH)
-        async with self.db.begin() as conn:
+
+        async def work(conn: AsyncConnection) -> list[str]:
             candidates = list((await conn.execute(stale)).scalars())
             if not candidates:
                 return []
@@ -139,3 +141,5 @@ class BlobStore:
                 .returning(blobs.c.sha256)
             )
             return list((await conn.execute(query)).scalars())
+
+        return await self.db.write(work)  # one writer at a time on SQLite, retried on contention

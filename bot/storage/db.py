@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -316,7 +316,7 @@ class Database:
         loop = asyncio.get_running_loop()
         delay = min(OUTAGE_MAX_DELAY, 0.1 * 2 ** (attempt - 1))
         if loop.time() + delay > deadline:
-            raise error
+            raise StorageUnavailable() from error
         log.warning("database unreachable (%s); retrying in %.1f s", type(error).__name__, delay)
         await asyncio.sleep(delay)
 
