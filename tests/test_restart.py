@@ -158,3 +158,27 @@ async def test_shutdown_refunds_and_tells_the_jobs_it_cannot_finish(tmp_path: Pa
             assert fake.files_of(await inter.wait_done())
             await asyncio.sleep(0.2)
         assert len(notices(fake)) == 2  # settled once, never told twice
+
+
+async def test_shutdown_lets_a_result_being_uploaded_arrive(tmp_path: Path) -> None:
+    """The job is done but Discord made its upload wait (a 429 with Retry-After): a shutdown now
+    waits for the upload, charges it once, and tells nobody their job was interrupted."""
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        guild = int(fake.guild_id)
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(fake, tmp_path, entry, shutdown_grace=10.0) as bot:
+            fake.fail_next("PATCH", r"/webhooks/.*/messages/@original", 429, via=True, retry_after=1.5)
+            inter = await fake.send_slash("imagine", {"prompt": "a patient lighthouse"})
+            await eventually(
+                lambda: any(r.status == 429 and r.files for r in fake.requests), 10, "the refused upload"
+            )
+            db_url = bot.settings.effective_database_url
+        # Closed only now: the retried upload went through first.
+        assert fake.files_of(await inter.wait_done(timeout=1))
+        assert notices(fake) == []
+        db = await Database.open(db_url)
+        try:
+            [row] = await QuotaStore(db).audit(guild)
+            assert row.status == "committed"
+        finally:
+            await db.close()
