@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image
 
 from bot.app import NanoBot, apply_endpoints, start_bot
+from bot.quotas import user_subject
 from tests.conftest import make_settings
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
 
@@ -62,6 +63,19 @@ async def wait_result(inter: InteractionHandle, timeout: float = 60) -> dict[str
             return inter.followups[-1]
         await asyncio.sleep(0.05)
     raise TimeoutError(f"no result for interaction {inter.id} within {timeout} s")
+
+
+async def settled_usage(fake: FakeDiscord, bot: NanoBot, user: str = "alice") -> tuple[int, int]:
+    """A member's (used, reserved) credits today in cents, once no job of theirs holds a reservation
+    (a charge is committed just after the user sees the result)."""
+    assert bot.quotas is not None
+    subject = user_subject(int(fake.users[user]["id"]))
+    for _ in range(50):
+        found = await bot.quotas.usage(int(fake.guild_id), subject, "day")
+        if not found.reserved_cents:
+            break
+        await asyncio.sleep(0.05)
+    return found.used_cents, found.reserved_cents
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:

@@ -15,7 +15,7 @@ from bot.app import NanoBot
 from bot.quota_store import QuotaStore
 from bot.quotas import Check, user_subject
 from bot.storage.db import Database
-from tests.botenv import running_bot
+from tests.botenv import running_bot, settled_usage
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini, Fault
 
@@ -38,15 +38,8 @@ class Env:
 
     async def usage(self, user: str = "alice") -> tuple[float, float]:
         """(used, reserved) credits of a member once settled (the charge is committed after delivery)."""
-        assert self.bot.quotas is not None
-        guild = int(self.discord.guild_id)
-        subject = user_subject(int(self.discord.users[user]["id"]))
-        for _ in range(50):
-            found = await self.bot.quotas.usage(guild, subject, "day")
-            if found.reserved_cents == 0:
-                break
-            await asyncio.sleep(0.05)
-        return found.used_cents / 100, found.reserved_cents / 100
+        used, reserved = await settled_usage(self.discord, self.bot, user)
+        return used / 100, reserved / 100
 
 
 def gemini_entry(fake: FakeGemini) -> dict[str, Any]:

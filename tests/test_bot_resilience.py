@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import NanoBot
-from bot.quotas import user_subject
-from tests.botenv import running_bot, wait_result
+from tests.botenv import running_bot, settled_usage, wait_result
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider, Fault
 
@@ -35,18 +33,6 @@ def generations(fake: FakeProvider) -> list[str | None]:
         header = request.headers.get("x-goog-api-key") or request.headers.get("Authorization", "")
         keys.append(header.removeprefix("Bearer ") or None)
     return keys
-
-
-async def usage(fake: FakeDiscord, bot: NanoBot) -> tuple[int, int]:
-    """Alice's (used, reserved) credits today, once nothing is in flight any more."""
-    assert bot.quotas is not None
-    subject = user_subject(int(fake.users["alice"]["id"]))
-    for _ in range(50):
-        found = await bot.quotas.usage(int(fake.guild_id), subject, "day")
-        if not found.reserved_cents:
-            break
-        await asyncio.sleep(0.05)
-    return found.used_cents, found.reserved_cents
 
 
 async def imagine(fake: FakeDiscord, prompt: str = "a lamp") -> dict[str, Any]:
@@ -78,10 +64,10 @@ async def test_rate_limited_first_key_the_second_makes_the_image(tmp_path: Path)
             message = await imagine(fake)
             assert delivered_from(fake, message, gemini)
             assert generations(gemini) == KEYS  # the first key refused, the second made it
-            assert await usage(fake, bot) == (100, 0)  # charged once
+            assert await settled_usage(fake, bot) == (100, 0)  # charged once
             assert fake.files_of(await imagine(fake))
             assert generations(gemini) == [*KEYS, KEYS[1]]  # the first key rests
-            assert await usage(fake, bot) == (200, 0)
+            assert await settled_usage(fake, bot) == (200, 0)
         assert fake.violations == []
 
 
@@ -124,10 +110,10 @@ async def test_every_key_refused_is_a_specific_message_and_no_charge(
             assert message["flags"] & 64 and not fake.files_of(message)
             assert generations(provider) == KEYS  # each key once, then it gave up
             assert not any(key in str(message) for key in KEYS)
-            assert await usage(fake, bot) == (0, 0)
+            assert await settled_usage(fake, bot) == (0, 0)
             # The provider recovers: the next command works, though both keys are resting.
             assert delivered_from(fake, await imagine(fake), provider)
-            assert await usage(fake, bot) == (cost, 0)  # the configured price of one image
+            assert await settled_usage(fake, bot) == (cost, 0)  # the configured price of one image
         assert fake.violations == []
 
 
@@ -152,7 +138,7 @@ async def test_open_breaker_sends_jobs_straight_to_the_next_provider(tmp_path: P
             assert len(first.requests) == sent
             assert len(second.requests) == 5
             assert [s.state for s in bot.router.status()] == ["open", "closed"]
-            assert await usage(fake, bot) == (500, 0)  # charged once per image, never for a failure
+            assert await settled_usage(fake, bot) == (500, 0)  # charged once per image, never for a failure
         assert fake.violations == []
 
 
@@ -172,14 +158,14 @@ async def test_open_breakers_everywhere_fail_fast_without_charge(tmp_path: Path)
             assert "Provider unavailable" in embed["title"]
             assert "temporarily unavailable; try again in" in embed["description"]
             assert (len(first.requests), len(second.requests)) == sent  # no request at all
-            assert await usage(fake, bot) == (0, 0)
+            assert await settled_usage(fake, bot) == (0, 0)
             for _ in range(100):  # the cooldown passes; the probe finds the first provider well
                 if bot.router.status()[0].state == "half-open":
                     break
                 await asyncio.sleep(0.05)
             assert delivered_from(fake, await imagine(fake), first)
             assert bot.router.status()[0].state == "closed"
-            assert await usage(fake, bot) == (100, 0)
+            assert await settled_usage(fake, bot) == (100, 0)
         assert fake.violations == []
 
 
@@ -194,9 +180,9 @@ async def test_no_image_falls_back_to_the_next_provider_when_enabled(tmp_path: P
             message = await imagine(fake)
             assert shown_provider(message) == "second" and delivered_from(fake, message, second)
             assert (len(first.requests), len(second.requests)) == (1, 1)
-            assert await usage(fake, bot) == (100, 0)  # charged once
+            assert await settled_usage(fake, bot) == (100, 0)  # charged once
             assert delivered_from(fake, await imagine(fake), first)
-            assert await usage(fake, bot) == (200, 0)
+            assert await settled_usage(fake, bot) == (200, 0)
         assert fake.violations == []
 
 
@@ -220,10 +206,10 @@ async def test_no_fallback_after_a_safety_block(
             assert title in embed["title"] and needle in embed["description"]
             assert message["flags"] & 64 and not fake.files_of(message)
             assert not second.requests  # the second provider never saw the prompt
-            assert await usage(fake, bot) == (0, 0)
+            assert await settled_usage(fake, bot) == (0, 0)
             assert delivered_from(fake, await imagine(fake), first)
             assert not second.requests
-            assert await usage(fake, bot) == (100, 0)
+            assert await settled_usage(fake, bot) == (100, 0)
         assert fake.violations == []
 
 
@@ -256,5 +242,5 @@ async def test_a_429_storm_is_told_apart_cut_short_and_survived(tmp_path: Path) 
             gemini.clear_script()  # the storm passes
             await asyncio.sleep(1.1)  # the breaker's cooldown; its probe goes through
             assert fake.files_of(await imagine(fake))
-            assert await usage(fake, bot) == (100, 0)
+            assert await settled_usage(fake, bot) == (100, 0)
         assert fake.violations == []

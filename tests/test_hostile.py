@@ -19,25 +19,12 @@ from PIL import Image
 
 from bot.app import NanoBot
 from bot.netguard import guarded_connector
-from bot.quotas import user_subject
-from tests.botenv import running_bot
+from tests.botenv import running_bot, settled_usage
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
 
 KEY = "hostile-key"
-
-
-async def settled_usage(discord: FakeDiscord, bot: NanoBot) -> tuple[int, int]:
-    """Alice's (used, reserved) credits today, once no job holds a reservation any more."""
-    assert bot.quotas is not None
-    subject = user_subject(int(discord.users["alice"]["id"]))
-    for _ in range(50):
-        found = await bot.quotas.usage(int(discord.guild_id), subject, "day")
-        if not found.reserved_cents:
-            break
-        await asyncio.sleep(0.05)
-    return found.used_cents, found.reserved_cents
 
 
 @dataclass

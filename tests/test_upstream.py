@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import NanoBot
-from bot.quotas import user_subject
-from tests.botenv import running_bot
+from tests.botenv import running_bot, settled_usage
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
 
@@ -26,14 +25,7 @@ class Env:
     bot: NanoBot
 
     async def usage(self) -> tuple[int, int]:
-        assert self.bot.quotas is not None
-        subject = user_subject(int(self.discord.users["alice"]["id"]))
-        for _ in range(50):
-            found = await self.bot.quotas.usage(int(self.discord.guild_id), subject, "day")
-            if not found.reserved_cents:
-                break
-            await asyncio.sleep(0.05)
-        return found.used_cents, found.reserved_cents
+        return await settled_usage(self.discord, self.bot)
 
     async def imagine(self) -> dict[str, Any]:
         inter = await self.discord.send_slash("imagine", {"prompt": "a lamp"})
