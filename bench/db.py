@@ -24,17 +24,7 @@ from bench.fakes import Assets
 from bench.stats import Metrics, ms, percentile
 from bot.config import Settings
 from bot.quota_store import QuotaStore
-from bot.quotas import (
-    Check,
-    Refusal,
-    Rule,
-    concurrency_check,
-    effective_user_rule,
-    guild_check,
-    guild_rule,
-    operator_check,
-    user_check,
-)
+from bot.quotas import Check, Refusal, Rule, effective_user_rule, job_checks
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.turns import NewTurn, TurnRecord, TurnStore
@@ -113,12 +103,14 @@ async def quota_checks(quotas: QuotaStore) -> list[list[Check]]:
     await quotas.set_rule(Rule(GUILD, "guild", 0, 10**11, False, "day"))
     rules = await quotas.rules(GUILD)
     return [
-        [
-            user_check(GUILD, user, effective_user_rule(rules, user, ())),
-            guild_check(GUILD, guild_rule(rules)),
-            operator_check(10**12),
-            concurrency_check(GUILD, user, Settings.model_fields["max_concurrent_jobs"].default),
-        ]
+        job_checks(
+            GUILD,
+            user,
+            effective_user_rule(rules, user, ()),
+            rules,
+            budget_cents=10**12,
+            max_concurrent=Settings.model_fields["max_concurrent_jobs"].default,
+        )
         for user in range(USERS)
     ]
 

@@ -11,16 +11,7 @@ from bot.costs import credits, to_cents
 from bot.errors import Refused
 from bot.policy import check_cooldown, check_place, check_prompt, discord_time
 from bot.quota_store import QuotaStore
-from bot.quotas import (
-    Check,
-    Refusal,
-    concurrency_check,
-    effective_user_rule,
-    guild_check,
-    guild_rule,
-    operator_check,
-    user_check,
-)
+from bot.quotas import Check, Refusal, effective_user_rule, job_checks
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 
 log = logging.getLogger(__name__)
@@ -107,14 +98,14 @@ class Admission:
         if rule is not None and rule.blocked:
             raise Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
         budget = self.settings.operator_daily_budget
-        return [
-            user_check(guild_id, who.user_id, rule),
-            guild_check(guild_id, guild_rule(rules)),
-            operator_check(None if budget is None else to_cents(budget)),
-            concurrency_check(
-                guild_id, who.user_id, config.max_concurrent or self.settings.max_concurrent_jobs
-            ),
-        ]
+        return job_checks(
+            guild_id,
+            who.user_id,
+            rule,
+            rules,
+            budget_cents=None if budget is None else to_cents(budget),
+            max_concurrent=config.max_concurrent or self.settings.max_concurrent_jobs,
+        )
 
     async def started(self, charge: Charge) -> None:
         """The job got its slot and is running (what a restart tells its user)."""

@@ -236,3 +236,22 @@ def concurrency_check(guild_id: int, user_id: int, max_concurrent: int | None) -
     """At most max_concurrent running jobs per member (None = unlimited, still counted)."""
     limit = None if max_concurrent is None else max_concurrent * JOB_UNITS
     return Check(guild_id, active_subject(user_id), None, limit, "your concurrent jobs", units=JOB_UNITS)
+
+
+def job_checks(
+    guild_id: int,
+    user_id: int,
+    user_rule: Rule | None,
+    rules: Sequence[Rule],
+    *,
+    budget_cents: int | None,
+    max_concurrent: int | None,
+) -> list[Check]:
+    """Every counter one job is charged against: the member, the server pool, the operator's
+    budget and the member's jobs at once."""
+    return [
+        user_check(guild_id, user_id, user_rule),
+        guild_check(guild_id, guild_rule(rules)),
+        operator_check(budget_cents),
+        concurrency_check(guild_id, user_id, max_concurrent),
+    ]
