@@ -9,9 +9,8 @@ import socket
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 
 from bot.quota_store import LIKE_ESCAPE, QuotaStore, escape_like
 from bot.storage.db import Database, insert_for
@@ -86,12 +85,9 @@ class Recovery:
         living = select(alive.c.owner).where(alive.c.seen_at >= cutoff)
         predecessor = t.c.owner.like(f"{escape_like(_key_of(self.owner))}:%", escape=LIKE_ESCAPE)
         dead_owner = or_(t.c.owner.is_(None), t.c.owner.not_in(living), predecessor)
-        query = (
-            select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind, t.c.stage)
-            .where(and_(t.c.status == "reserved", t.c.owner.is_distinct_from(self.owner), dead_owner))
-            .order_by(t.c.id)
+        return await self._select(
+            and_(t.c.status == "reserved", t.c.owner.is_distinct_from(self.owner), dead_owner)
         )
-        return await self._select(query)
 
     async def held(self, *, older_than: timedelta | None = None) -> list[Orphan]:
         """The jobs this process itself still holds (only those reserved before older_than ago)."""
@@ -99,8 +95,7 @@ class Recovery:
         mine = and_(t.c.status == "reserved", t.c.owner == self.owner)
         if older_than is not None:
             mine = and_(mine, t.c.created_at < utcnow() - older_than)
-        query = select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind, t.c.stage).where(mine)
-        return await self._select(query.order_by(t.c.id))
+        return await self._select(mine)
 
     async def sweep(self, in_flight: Collection[int], *, older_than: timedelta) -> list[Orphan]:
         """Refund this process's reservations that no job holds any more (a refund or commit that
@@ -108,8 +103,11 @@ class Recovery:
         lost = [job for job in await self.held(older_than=older_than) if job.reservation_id not in in_flight]
         return await self._refund(lost, LOST)
 
-    async def _select(self, query: Select[Any]) -> list[Orphan]:
-        """Run a query of reservation rows into Orphans."""
+    async def _select(self, where: ColumnElement[bool]) -> list[Orphan]:
+        """The reservations matching `where`, oldest first, as Orphans."""
+        t = quota_reservations
+        query = select(t.c.id, t.c.guild_id, t.c.channel_id, t.c.user_id, t.c.kind, t.c.stage)
+        query = query.where(where).order_by(t.c.id)
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Orphan(r.id, r.guild_id, r.channel_id, r.user_id, r.kind, r.stage) for r in rows]
