@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from bot.config import Settings
 from bot.costs import credits, to_cents
 from bot.errors import Refused
-from bot.policy import check_cooldown, check_place, check_prompt, discord_time
+from bot.policy import blocked_phrase, check_place, check_prompt, discord_time
 from bot.quota_store import QuotaStore
-from bot.quotas import Check, Refusal, effective_user_rule, job_checks
+from bot.quotas import Check, Cooldown, Refusal, dm_checks, effective_user_rule, job_checks
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 
 log = logging.getLogger(__name__)
@@ -62,21 +62,17 @@ class Admission:
         provider: str | None,
         model: str | None,
     ) -> Charge:
-        """Check the server's rules (config: its settings) and reserve the cost; raises Refused
-        (nothing charged) when not allowed."""
+        """Check the rules (config: the server's settings) and reserve the cost; raises Refused
+        (nothing charged) when not allowed. The cooldown is checked and started in the reservation."""
         now = datetime.now(UTC)
-        guild_id = who.guild_id or 0
-        if who.guild_id:
-            check_place(config, who.channel_id, who.channel_nsfw)
-        check_prompt(config, prompt)
-        if config.cooldown_seconds:  # the last job is only worth a query when there is a cooldown
-            check_cooldown(config, await self.quotas.last_job_at(guild_id, who.user_id), now)
-        cost = to_cents(cost_cents / 100 * config.cost_multiplier)
-        checks = await self._checks(who, config)
+        self.check_rules(who, config, prompt)
+        scaled = to_cents(cost_cents / 100 * config.cost_multiplier) if who.guild_id else cost_cents
+        checks = await self._checks(who, config, base_cents=cost_cents)
+        pace = config.cooldown_seconds if who.guild_id else self.settings.dm_cooldown
         outcome = await self.quotas.reserve(
-            guild_id=guild_id,
+            guild_id=who.guild_id or 0,
             user_id=who.user_id,
-            cost_cents=cost,
+            cost_cents=scaled,
             checks=checks,
             kind=kind,
             prompt=prompt[:2000],
@@ -85,26 +81,56 @@ class Admission:
             now=now,
             channel_id=who.channel_id or None,
             owner=self.owner,
+            cooldown=Cooldown(who.guild_id or 0, who.user_id, pace),
         )
         if isinstance(outcome, Refusal):
-            raise _refused(outcome, cost)
-        return Charge(outcome.id, cost)
+            raise _refused(outcome, scaled)
+        return Charge(outcome.id, scaled)
 
-    async def _checks(self, who: Who, config: GuildConfig) -> list[Check]:
-        """The counters this job is charged against."""
-        guild_id = who.guild_id or 0
-        rules = await self.quotas.rules(guild_id) if who.guild_id else []
+    def check_rules(self, who: Who, config: GuildConfig, prompt: str) -> None:
+        """The rules that need no database: who, where, and what the prompt says."""
+        if who.user_id in self.settings.blocked_users:
+            raise Refused("⛔ Not allowed", "The operator of this bot has blocked you from making images.")
+        if who.guild_id is None and not self.settings.allow_dms:
+            raise Refused(
+                "🚧 Not in DMs",
+                "Images are made in servers only: use the commands in a server that has this bot. "
+                "Nothing was charged.",
+            )
+        if who.guild_id:
+            check_place(config, who.channel_id, who.channel_nsfw)
+            check_prompt(config, prompt)
+        phrase = blocked_phrase(prompt, self.settings.blocklist)
+        if phrase is not None:
+            raise Refused(
+                "🚫 Prompt not allowed", f"Your prompt contains “{phrase}”, which this bot does not allow."
+            )
+
+    async def _checks(self, who: Who, config: GuildConfig, *, base_cents: int) -> list[Check]:
+        """The counters this job is charged against (the operator's budget: base_cents, unscaled)."""
+        budget = self.settings.operator_daily_budget
+        budget_cents = None if budget is None else to_cents(budget)
+        if who.guild_id is None:
+            return dm_checks(
+                who.user_id,
+                limit_cents=to_cents(self.settings.dm_credits),
+                window=self.settings.dm_window,
+                budget_cents=budget_cents,
+                max_concurrent=self.settings.max_concurrent_jobs,
+                base_cents=base_cents,
+            )
+        rules = await self.quotas.rules(who.guild_id)
         rule = effective_user_rule(rules, who.user_id, who.role_ids)
         if rule is not None and rule.blocked:
             raise Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
-        budget = self.settings.operator_daily_budget
         return job_checks(
-            guild_id,
+            who.guild_id,
             who.user_id,
             rule,
             rules,
-            budget_cents=None if budget is None else to_cents(budget),
+            budget_cents=budget_cents,
             max_concurrent=config.max_concurrent or self.settings.max_concurrent_jobs,
+            base_cents=base_cents,
         )
 
     async def started(self, charge: Charge) -> None:
@@ -112,10 +138,10 @@ class Admission:
         if charge.reservation_id is not None:
             await self.quotas.set_stage(charge.reservation_id, "running")
 
-    async def commit(self, charge: Charge) -> None:
-        """The job delivered: the reserved credits are spent."""
+    async def commit(self, charge: Charge, outcome: str = "ok") -> None:
+        """The job delivered (or was cancelled once the provider had it): the credits are spent."""
         if charge.reservation_id is not None:
-            await self.quotas.commit(charge.reservation_id)
+            await self.quotas.commit(charge.reservation_id, outcome=outcome)
 
     async def refund(self, charge: Charge, reason: str) -> None:
         """The job failed or was cancelled: nothing is spent."""
@@ -125,6 +151,11 @@ class Admission:
 
 def _refused(refusal: Refusal, cost: int) -> Refused:
     """A refusal that says which limit, how much is left and when it resets."""
+    if refusal.ready_at is not None:
+        wait = max(1, int((refusal.ready_at - datetime.now(UTC)).total_seconds() + 0.999))
+        return Refused(
+            "⏱️ Cooldown", f"Please wait {wait} s between images; try again {discord_time(refusal.ready_at)}."
+        )
     if refusal.label == "your concurrent jobs":
         running = refusal.limit_cents // 100
         return Refused(

@@ -51,6 +51,8 @@ EXTENSIONS = (
     "cogs.admin",
     "cogs.settings",
 )
+#: Commands that may be offered in the bot's DMs (when ALLOW_DMS is on); every other is server-only.
+DM_CAPABLE = frozenset({"imagine", "edit", "upscale", "usage", "Edit image", "Upscale image"})
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.
 STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
@@ -66,6 +68,18 @@ def apply_endpoints(settings: Settings) -> None:
         discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def declare_contexts(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
+    """Give every command explicit installs and contexts: installed to servers only; offered in
+    servers, and in the bot's DMs only for DM_CAPABLE commands when ALLOW_DMS is on."""
+    for command in tree.get_commands():
+        dms = settings.allow_dms and command.name in DM_CAPABLE
+        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
+        command.allowed_contexts = app_commands.AppCommandContext(
+            guild=True, dm_channel=dms, private_channel=False
+        )
+        command.guild_only = not dms
 
 
 def make_intents(settings: Settings) -> discord.Intents:
@@ -154,6 +168,7 @@ class NanoBot(commands.AutoShardedBot):
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        declare_contexts(self.tree, self.settings)
         await self.sync_commands(force=self.force_sync)
         if not self._router.providers:
             log.warning("no image provider configured: only /upscale (local) will work")

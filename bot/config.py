@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     shard_count: int | None = Field(None, ge=1)
     shard_ids: list[int] | None = None
     #: Names this deployment in the instances table (default: the host name); see recovery.py.
-    instance_id: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._-]+$")
+    instance_id: str | None = Field(None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._-]+$")
     sync_guild_ids: list[int] = Field(default_factory=list)
     message_content_intent: bool = True
     costs: CostRules = Field(default_factory=lambda: CostRules())
@@ -146,6 +146,18 @@ class Settings(BaseSettings):
     blob_retention_days: float | None = Field(None, gt=0)
     history_depth: int = Field(8, ge=1, le=50)
     continue_policy: Literal["anyone", "starter"] = "anyone"
+
+    #: Whether the image commands are offered (and honoured) in the bot's DMs; see dm_* below.
+    allow_dms: bool = False
+    dm_credits: float = Field(5.0, ge=0)
+    dm_window: Literal["day", "week", "month"] = "day"
+    dm_cooldown: int = Field(0, ge=0, le=86_400)
+    #: Prompt phrases refused everywhere (every server, on top of its own blocklist, and DMs).
+    blocklist: list[str] = Field(default_factory=list)
+    #: Users refused everywhere (servers and DMs).
+    blocked_users: list[int] = Field(default_factory=list)
+    #: No result (an upscale above all) may have more pixels than this.
+    max_output_pixels: int = Field(64_000_000, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     heartbeat_interval: float = Field(30.0, gt=0)
     database_outage_seconds: float = Field(10.0, ge=0)

@@ -40,7 +40,7 @@ class CostRules(BaseModel):
     refine_turn: float = Field(default=0.1, ge=0)
     upscale_x2: float = Field(default=0.5, ge=0)
     upscale_x4: float = Field(default=1.0, ge=0)
-    local_upscale: float = Field(default=0.0, ge=0)
+    local_upscale: float = Field(default=0.25, ge=0)
 
     def model_cost(self, model: str | None) -> float:
         """Base credits of one 1K image on a model."""

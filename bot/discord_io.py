@@ -10,7 +10,7 @@ import discord
 
 from bot.errors import DeliveryFailed, ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
-from bot.service import JobResult, RawInput
+from bot.service import JobResult, PendingInput, RawInput
 from bot.storage.turns import TurnRecord
 from bot.supervisor import Progress, ProgressHook
 from bot.views import cancel_view, result_view
@@ -29,14 +29,32 @@ def _megabytes(size: int) -> str:
     return f"{size / 1048576:.1f} MB"
 
 
-async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> RawInput:
-    """Download an attachment, refusing it by its declared size before any byte is fetched."""
+def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:
+    """Refuse an attachment by the size Discord declares for it (nothing is downloaded)."""
     if attachment.size > max_bytes:
         raise ImageTooLarge(
             f"{attachment.filename} is {_megabytes(attachment.size)}; the limit is {_megabytes(max_bytes)}"
         )
     if attachment.size == 0:
         raise InputError(f"{attachment.filename} is empty (0 bytes)")
+
+
+def pending_attachment(attachment: discord.Attachment, max_bytes: int) -> PendingInput:
+    """An attachment as a job input that is downloaded only once the job has been admitted."""
+    check_declared(attachment, max_bytes)
+    return PendingInput(
+        name=attachment.filename,
+        fetch=lambda: read_attachment(attachment, max_bytes),
+        size=attachment.size,
+        width=attachment.width,
+        height=attachment.height,
+        url=attachment.url,
+    )
+
+
+async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> RawInput:
+    """Download an attachment, refusing it by its declared size before any byte is fetched."""
+    check_declared(attachment, max_bytes)
     try:
         data = await attachment.read()
     except discord.HTTPException as e:
@@ -61,7 +79,7 @@ def is_image_attachment(attachment: discord.Attachment) -> bool:
 
 async def latest_bot_image(
     channel: discord.abc.Messageable, bot_user: discord.abc.User, max_bytes: int
-) -> RawInput:
+) -> PendingInput:
     """The newest image the bot posted in this channel (fresh URLs: the history was just fetched)."""
     try:
         async for message in channel.history(limit=HISTORY_SCAN):
@@ -69,7 +87,7 @@ async def latest_bot_image(
                 continue
             for attachment in message.attachments:
                 if is_image_attachment(attachment):
-                    return await read_attachment(attachment, max_bytes)
+                    return pending_attachment(attachment, max_bytes)
     except discord.Forbidden as e:
         raise InputError("I cannot read this channel's history; attach an image instead") from e
     raise InputError("There is no image of mine in this channel yet; attach one with the `image` option")
@@ -109,7 +127,10 @@ def progress_reporter(interaction: discord.Interaction[NanoBot]) -> ProgressHook
             text = f"⏳ Queued: position {progress.position}{eta}"
         else:
             text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
-        await interaction.edit_original_response(content=text, view=cancel_view(progress.job_id))
+            if progress.charged:
+                text += "\nThe image service has the request: cancelling now stops the result but is charged."
+        view = cancel_view(progress.job_id, charged=progress.charged)
+        await interaction.edit_original_response(content=text, view=view)
 
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,13 +27,30 @@ class RawInput:
     url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PendingInput:
+    """An input not fetched yet (an attachment, an image in the channel): what is known about it
+    before a byte is downloaded, and how to download it once the job has been admitted."""
+
+    name: str
+    fetch: Callable[[], Awaitable[RawInput]]
+    size: int = 0
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+
+
+JobInput = RawInput | PendingInput
+
+
 @dataclass(slots=True)
 class JobSpec:
     """Everything a job needs, independent of where it came from."""
 
     kind: JobKind
     prompt: str = ""
-    inputs: list[RawInput] = field(default_factory=list)
+    #: Inputs as given; pending ones are downloaded only after every check has passed.
+    inputs: list[JobInput] = field(default_factory=list)
     provider: str | None = None
     model: str | None = None
     aspect_ratio: str | None = None
@@ -90,6 +108,8 @@ class Outcome:
     inputs: list[InputImage]
     ratio: str | None = None
     history_cut: bool = False
+    #: The model asked for (a provider may report another name for it).
+    requested_model: str | None = None
 
 
 def raw_image(image: ImageData) -> RawInput:

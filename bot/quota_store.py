@@ -23,6 +23,7 @@ from bot.quotas import (
     WINDOWS,
     AuditRow,
     Check,
+    Cooldown,
     Refusal,
     Reservation,
     Rule,
@@ -32,7 +33,7 @@ from bot.quotas import (
     window_start,
 )
 from bot.storage.db import Database, insert_for
-from bot.storage.tables import quota_counters, quota_reservations, quota_rules, utcnow
+from bot.storage.tables import cooldowns, quota_counters, quota_reservations, quota_rules, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,28 @@ async def _release(conn: AsyncConnection, held: Held, *, keep: bool) -> None:
     await conn.execute(update(t).where(_key_of(held)).values(values))
 
 
+async def _pace(conn: AsyncConnection, cooldown: Cooldown, now: datetime) -> None:
+    """Start the member's cooldown now, or raise _Refused when the previous one has not run out.
+
+    One statement: the row is created, or moved to now only if its last job is old enough (the
+    WHERE of the upsert). Concurrent commands of one member queue on that row: exactly one passes.
+    """
+    t = cooldowns
+    key = {"guild_id": cooldown.guild_id, "user_id": cooldown.user_id}
+    insert = insert_for(conn.dialect.name, t).values(last_at=now, **key)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[t.c.guild_id, t.c.user_id],
+        set_={"last_at": now},
+        where=t.c.last_at <= now - timedelta(seconds=cooldown.seconds),
+    ).returning(t.c.last_at)
+    if (await conn.execute(upsert)).first() is not None:
+        return
+    where = and_(t.c.guild_id == cooldown.guild_id, t.c.user_id == cooldown.user_id)
+    last = (await conn.execute(select(t.c.last_at).where(where))).scalar_one()
+    ready = last + timedelta(seconds=cooldown.seconds)
+    raise _Refused(Refusal("your cooldown", 0, 0, 0, None, ready_at=ready))
+
+
 def _rule(row: Row[Any]) -> Rule:
     """A Rule from a quota_rules row."""
     return Rule(row.guild_id, row.scope, row.target_id, row.limit_cents, bool(row.blocked), row.window)
@@ -206,8 +229,13 @@ class QuotaStore:
         now: datetime | None = None,
         channel_id: int | None = None,
         owner: str | None = None,
+        cooldown: Cooldown | None = None,
     ) -> Reservation | Refusal:
-        """Hold cost_cents on every check's counter, all or nothing; a Refusal names the first misfit."""
+        """Hold cost_cents on every check's counter, all or nothing; a Refusal names the first misfit.
+
+        With a cooldown, the member's last job must be old enough, and this job becomes the last one
+        (in the same transaction: a job refused for any reason does not start a cooldown).
+        """
         if cost_cents < 0:
             raise ValueError("a cost cannot be negative")
         now = now or utcnow()
@@ -233,6 +261,8 @@ class QuotaStore:
             # from their UPDATE to the COMMIT (on SQLite the first INSERT takes the write lock).
             t = quota_reservations
             reservation_id = int((await conn.execute(t.insert().values(row).returning(t.c.id))).scalar_one())
+            if cooldown is not None and cooldown.seconds > 0:
+                await _pace(conn, cooldown, now)
             for check, held in pairs:  # in key order: concurrent reservations lock counters alike
                 if not await _charge(conn, held, check.limit_cents):
                     raise _Refused(await _refusal(conn, check, held, now))

@@ -106,15 +106,20 @@ def generosity(rule: Rule) -> tuple[int, int]:
 
 
 def effective_user_rule(rules: Sequence[Rule], user_id: int, role_ids: Collection[int]) -> Rule | None:
-    """The rule for a member: their user rule, else their most generous role rule, else the default."""
+    """The rule for a member: their user rule, else their most generous role rule, else the default.
+
+    A rule on @everyone (the role whose id is the server's) is the default rule: every member has
+    that role, so counting it among their roles would let it override every stricter role rule.
+    """
     for rule in rules:
         if rule.scope == "user" and rule.target_id == user_id:
             return rule
     roles = set(role_ids)
-    matching = [r for r in rules if r.scope == "role" and r.target_id in roles]
+    matching = [r for r in rules if r.scope == "role" and r.target_id in roles and r.target_id != r.guild_id]
     if matching:
         return max(matching, key=generosity)
-    return next((r for r in rules if r.scope == "default"), None)
+    everyone = [r for r in rules if r.scope == "role" and r.target_id == r.guild_id]
+    return next((r for r in rules if r.scope == "default"), everyone[0] if everyone else None)
 
 
 def guild_rule(rules: Sequence[Rule]) -> Rule | None:
@@ -128,6 +133,8 @@ class Check:
 
     `units`, when set, is charged instead of the credit cost and is released (not kept) on commit:
     that is how concurrency counters work. With no units, commit moves the cost from reserved to used.
+    `cents`, when set, is the credit amount this counter is charged instead of the job's cost (the
+    operator's budget counts a job's unscaled cost whatever a server's multiplier makes it).
     """
 
     guild_id: int
@@ -136,6 +143,7 @@ class Check:
     limit_cents: int | None
     label: str
     units: int | None = None
+    cents: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse checks that cannot be enforced."""
@@ -145,10 +153,14 @@ class Check:
             raise ValueError("a quota limit cannot be negative")
         if self.units is not None and self.units < 0:
             raise ValueError("units cannot be negative")
+        if self.cents is not None and self.cents < 0:
+            raise ValueError("a cost cannot be negative")
 
     def amount(self, cost_cents: int) -> int:
         """What this check charges for a job costing cost_cents."""
-        return cost_cents if self.units is None else self.units
+        if self.units is not None:
+            return self.units
+        return cost_cents if self.cents is None else self.cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +173,23 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a reservation was refused: the first check that did not fit."""
+    """Why a reservation was refused: the first check that did not fit (or the cooldown: ready_at)."""
 
     label: str
     limit_cents: int
     used_cents: int
     reserved_cents: int
     resets_at: datetime | None
+    ready_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """At most one admitted job per `seconds` for a member in a server (guild 0: DMs)."""
+
+    guild_id: int
+    user_id: int
+    seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +249,10 @@ def guild_check(guild_id: int, rule: Rule | None, default_window: str = "day") -
     return Check(guild_id, "guild", window, limit, f"the server's {ADJECTIVES[window]} pool")
 
 
-def operator_check(limit_cents: int | None, window: str = "day") -> Check:
-    """The operator's budget across every guild."""
-    return Check(OPERATOR_GUILD, "operator", window, limit_cents, f"the bot's {ADJECTIVES[window]} budget")
+def operator_check(limit_cents: int | None, window: str = "day", *, cents: int | None = None) -> Check:
+    """The operator's budget across every guild (charged `cents`, the unscaled cost, when given)."""
+    label = f"the bot's {ADJECTIVES[window]} budget"
+    return Check(OPERATOR_GUILD, "operator", window, limit_cents, label, cents=cents)
 
 
 def concurrency_check(guild_id: int, user_id: int, max_concurrent: int | None) -> Check:
@@ -246,12 +269,33 @@ def job_checks(
     *,
     budget_cents: int | None,
     max_concurrent: int | None,
+    base_cents: int | None = None,
 ) -> list[Check]:
     """Every counter one job is charged against: the member, the server pool, the operator's
-    budget and the member's jobs at once."""
+    budget (charged base_cents, the cost before the server's multiplier, when given) and the
+    member's jobs at once."""
     return [
         user_check(guild_id, user_id, user_rule),
         guild_check(guild_id, guild_rule(rules)),
-        operator_check(budget_cents),
+        operator_check(budget_cents, cents=base_cents),
         concurrency_check(guild_id, user_id, max_concurrent),
+    ]
+
+
+def dm_checks(
+    user_id: int,
+    *,
+    limit_cents: int,
+    window: str,
+    budget_cents: int | None,
+    max_concurrent: int,
+    base_cents: int,
+) -> list[Check]:
+    """The counters of a job in the bot's DMs: the user's DM allowance, the operator's budget and
+    the user's jobs at once there (DMs are counted under guild id 0, beside the operator's budget)."""
+    label = f"your {ADJECTIVES[window]} allowance in DMs"
+    return [
+        Check(OPERATOR_GUILD, user_subject(user_id), window, limit_cents, label),
+        operator_check(budget_cents, cents=base_cents),
+        concurrency_check(OPERATOR_GUILD, user_id, max_concurrent),
     ]

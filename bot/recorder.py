@@ -34,6 +34,8 @@ class TurnRecorder:
         inputs = [img for i in outcome.inputs if (img := i.as_image()) is not None]
         refs = await asyncio.gather(*(self._put(image) for image in (*inputs, *result.images)))
         options = {**options_of(job), **({"aspect_ratio": outcome.ratio} if outcome.ratio else {})}
+        if outcome.requested_model:
+            options["requested_model"] = outcome.requested_model
         turn = await self.turns.create(
             new_turn(
                 job,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import discord
 
@@ -28,6 +29,17 @@ PROMPT_SHOWN = 300
 MODEL_TEXT_SHOWN = 900
 OK_COLOUR = discord.Colour.from_rgb(250, 204, 21)
 ERROR_COLOUR = discord.Colour.red()
+#: A link's scheme separator; a word joiner inside it keeps Discord from making the link clickable.
+LINK = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)")
+#: Mentions and custom emoji in text we echo: shown as text, never rendered.
+MENTION = re.compile(r"<([@#][!&]?|a?:)")
+
+
+def inert(text: str) -> str:
+    """Text a user (or a model) wrote, shown as written: markdown escaped, links and mentions inert."""
+    text = discord.utils.escape_markdown(text, as_needed=False)
+    text = MENTION.sub(lambda m: "<\u2060" + m.group(1), text)
+    return LINK.sub(lambda m: f"{m.group(1)}:\u2060{m.group(2)}", text)
 
 
 def clip(text: str, limit: int) -> str:
@@ -39,8 +51,8 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     """Prompt (truncated), model, resolution, elapsed seconds and the model's text if any."""
     embed = discord.Embed(title=title, colour=OK_COLOUR)
     if result.prompt:
-        embed.description = clip(result.prompt, PROMPT_SHOWN)
-    embed.add_field(name="Model", value=clip(f"{result.model} ({result.provider})", 256))
+        embed.description = clip(inert(clip(result.prompt, PROMPT_SHOWN)), 4096)
+    embed.add_field(name="Model", value=clip(inert(f"{result.model} ({result.provider})"), 256))
     first = result.files[0] if result.files else None
     size = f"{first.width}×{first.height}" if first else "?"
     label = " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
@@ -50,7 +62,9 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
         plural = "" if result.cost_cents == 100 else "s"
         embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credit{plural}")
     if result.text:
-        embed.add_field(name="Model says", value=clip(result.text, MODEL_TEXT_SHOWN), inline=False)
+        embed.add_field(
+            name="Model says", value=clip(inert(clip(result.text, MODEL_TEXT_SHOWN)), 1024), inline=False
+        )
     if result.reencoded:
         embed.set_footer(text="Re-encoded to fit Discord's upload limit")
     return embed

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,22 +18,32 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.admission import Admission, Charge, Who
 from bot.config import Settings
 from bot.costs import credits
-from bot.errors import NanoBotError, StorageUnavailable
+from bot.errors import InputError, NanoBotError, StorageUnavailable
 from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio, prepare_input_async
 from bot.jobs import (
     AUTO,
     DISCORD_FILE_LIMIT,
     DISCORD_MESSAGE_LIMIT,
+    JobInput,
     JobKind,
     JobResult,
     JobSpec,
     Outcome,
+    PendingInput,
     RawInput,
     raw_image,
 )
 from bot.metrics import JobMetrics, Metrics, outcome_of
+from bot.prechecks import (
+    check_continue,
+    check_input_count,
+    check_upscale_size,
+    declared_dims,
+    live_parent,
+)
 from bot.providers.base import (
     GenerateRequest,
+    ImageProvider,
     InputImage,
     ModelSpec,
     Turn,
@@ -41,22 +54,45 @@ from bot.queue import JobQueue
 from bot.recorder import TurnRecorder, failure_text
 from bot.storage.blobs import BlobStore
 from bot.storage.guilds import GuildConfig
-from bot.storage.turns import TurnStore
+from bot.storage.turns import TurnRecord, TurnStore
 from bot.supervisor import Supervisor
 from bot.threads import Threads
 
 log = logging.getLogger(__name__)
 #: Seconds between checks, at shutdown, for results still being delivered.
 IDLE_POLL = 0.05
+#: Log values written as they are; anything else is quoted and escaped (no forged records).
+PLAIN_VALUE = re.compile(r"[\w.:/@+-]{1,200}")
+CANCELLED_CHARGED = "cancelled after the provider started (charged)"
+
+
+@dataclass(slots=True)
+class _Run:
+    """One admitted job's bookkeeping: its id, what it was priced at, and whether the provider has it."""
+
+    job_id: str
+    base_cents: int = 0
+    replayed: int = 0
+    #: The request went to the provider (or the local upscaler): from here a cancel is charged.
+    sent: bool = False
+
+
+def log_value(value: object) -> str:
+    """A value for a key=value log line: plain when safe, else JSON-quoted (newlines escaped)."""
+    text = str(value)
+    return text if PLAIN_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=True)
+
 
 __all__ = [
     "AUTO",
     "DISCORD_FILE_LIMIT",
     "DISCORD_MESSAGE_LIMIT",
+    "JobInput",
     "JobKind",
     "JobResult",
     "JobService",
     "JobSpec",
+    "PendingInput",
     "RawInput",
     "raw_image",
 ]
@@ -101,6 +137,8 @@ class JobService:
         self._idle.set()
         #: Reservations of jobs not yet settled (running, or waiting for their delivery).
         self._held: set[int] = set()
+        #: Cancelled jobs that were charged (their cost, for the job's log line).
+        self._charged_cancels: dict[str, int] = {}
         #: Bookkeeping writes running beside their job (kept referenced until done).
         self._background: set[asyncio.Future[None]] = set()
 
@@ -167,20 +205,36 @@ class JobService:
             return result
 
     async def _run_admitted(self, job: JobSpec, job_id: str) -> JobResult:
-        """Admission, then the queue and the pipeline; a failure after admission refunds."""
+        """Checks, admission, then the queue and the pipeline; a failure after admission refunds.
+
+        Everything that can refuse the job (rules, quota, cooldown, inputs, sizes) is decided before
+        a byte of input is downloaded or decoded. A cancel is free until the provider has the
+        request; after that the provider bills us, so the job is charged.
+        """
         config = await self.admission.config(job.guild_id) if self.admission is not None else None
         self._apply_guild_defaults(job, config)
-        charge = await self._admit(job, config)
+        if self.admission is not None and config is not None:
+            self.admission.check_rules(self._who(job), config, job.prompt)
+        await self._precheck(job)
+        run = _Run(job_id)
+        charge = await self._admit(job, config, run)
         if charge.reservation_id is not None:
             self._held.add(charge.reservation_id)
         try:
             lane = self._lane(job)
             result = await self.supervisor.run(
-                job_id, job.user_id, lane, job.progress, lambda: self._start(job, charge)
+                job_id, job.user_id, lane, job.progress, lambda: self._start(job, charge, run)
             )
+            self.supervisor.cancelled_by_user(job_id)  # a cancel that came too late to stop it
         except asyncio.CancelledError:
-            await self._failed(job, "cancelled")
-            await self._refund(charge, "cancelled")
+            # A person's cancel after the provider had the request is charged; a shutdown never is.
+            if self.supervisor.cancelled_by_user(job_id) and run.sent:
+                await self._failed(job, CANCELLED_CHARGED)
+                await self._settle(charge, CANCELLED_CHARGED)
+                self._charged_cancels[job_id] = charge.cost_cents
+            else:
+                await self._failed(job, "cancelled")
+                await self._refund(charge, "cancelled")
             raise
         except BaseException as e:
             await self._refund(charge, type(e).__name__)
@@ -205,11 +259,11 @@ class JobService:
             job.kind,
             job.guild_id or "-",
             job.user_id,
-            provider,
-            model,
+            log_value(provider),
+            log_value(model),
             seconds,
             outcome,
-            credits(result.cost_cents if result else 0),
+            credits(result.cost_cents if result else self._charged_cancels.pop(job_id, 0)),
         )
 
     def _labels(self, job: JobSpec, error: BaseException | None) -> tuple[str, str]:
@@ -238,32 +292,81 @@ class JobService:
         if config.default_model and any(m == config.default_model for _, m in self.router.models()):
             job.provider, job.model = config.default_provider, config.default_model
 
-    async def _admit(self, job: JobSpec, config: GuildConfig | None) -> Charge:
+    @staticmethod
+    def _who(job: JobSpec) -> Who:
+        """Where the job comes from, as admission sees it."""
+        return Who(job.guild_id, job.channel_id, job.user_id, job.role_ids, job.channel_nsfw)
+
+    async def _precheck(self, job: JobSpec) -> None:
+        """What can refuse a job before it is charged: the conversation it continues, input counts
+        and output sizes (nothing is downloaded or decoded here)."""
+        if job.parent is not None and self.turns is not None:
+            job.parent = await live_parent(self.turns, job.parent)
+            await check_continue(self.turns, self.settings.continue_policy, job.parent, job.user_id)
+        if job.kind == "upscale":
+            if not job.inputs and job.parent is None:
+                raise InputError("There is no image to upscale")
+            if (dims := declared_dims(job)) is not None:
+                check_upscale_size(*dims, job.factor, self.settings.max_output_pixels)
+            return
+        provider, model = self._route(job)
+        candidate = self.router.candidates(provider, model)[0]
+        spec = candidate.spec(model)
+        replays = job.use_history and candidate.kind == "gemini" and spec.multi_turn
+        with_parent = job.parent is not None and job.parent_image and not replays
+        check_input_count(spec, len(job.inputs) + (1 if with_parent else 0))
+
+    async def _admit(self, job: JobSpec, config: GuildConfig | None, run: _Run) -> Charge:
         """The server's rules and the reservation of the job's cost (no admission = free)."""
         if self.admission is None or config is None:
             return Charge(None, 0)
         provider, model = self._route(job)
-        cost = await self.estimate(job, provider, model)
-        who = Who(job.guild_id, job.channel_id, job.user_id, job.role_ids, job.channel_nsfw)
+        cost = await self.estimate(job, provider, model, run)
         return await self.admission.admit(
-            who, config, cost_cents=cost, kind=job.kind, prompt=job.prompt, provider=provider, model=model
+            self._who(job),
+            config,
+            cost_cents=cost,
+            kind=job.kind,
+            prompt=job.prompt,
+            provider=provider,
+            model=model,
         )
 
-    async def estimate(self, job: JobSpec, provider: str | None, model: str | None) -> int:
-        """The job's cost in cents by the configured cost rules."""
+    async def estimate(
+        self, job: JobSpec, provider: str | None, model: str | None, run: _Run | None = None
+    ) -> int:
+        """The job's cost in cents by the configured cost rules (remembered in run, when given)."""
         costs = self.settings.costs
         if job.kind == "upscale":
             local = self.router.upscalers(job.provider)[0] is self.router.local
-            return costs.upscale(job.factor, local=local)
-        spec = self.router.candidates(provider, model)[0].spec(model)
+            cost = costs.upscale(job.factor, local=local)
+        else:
+            replayed = 0
+            if job.parent is not None and job.use_history and self.turns is not None:
+                chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
+                replayed = len(chain)
+            if run is not None:
+                run.replayed = replayed
+            cost = self._price(job, self.router.candidates(provider, model)[0].spec(model), replayed)
+        if run is not None:
+            run.base_cents = cost
+        return cost
+
+    def _price(self, job: JobSpec, spec: ModelSpec, replayed: int) -> int:
+        """What a generation job costs on one model."""
         uses_parent = job.parent is not None and job.parent_image and not job.use_history
         references = len(job.inputs) + (1 if uses_parent else 0)
-        replayed = 0
-        if job.parent is not None and job.use_history and self.turns is not None:
-            chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
-            replayed = len(chain)
         resolution = job.resolution or spec.default_resolution
-        return costs.generation(spec.name, resolution, job.count, references, replayed)
+        return self.settings.costs.generation(spec.name, resolution, job.count, references, replayed)
+
+    def _affordable(self, job: JobSpec, run: _Run) -> Callable[[ImageProvider], bool]:
+        """Whether a fallback provider costs no more than the job reserved (a dearer one is skipped:
+        the difference was never reserved, and it is not given away)."""
+
+        def allow(candidate: ImageProvider) -> bool:
+            return self._price(job, candidate.spec(job.model), run.replayed) <= run.base_cents
+
+        return allow
 
     def held(self) -> frozenset[int]:
         """Reservations still owned by a job in this process (the rest of ours are settled or lost)."""
@@ -283,13 +386,18 @@ class JobService:
         except Exception as e:
             log.warning("could not refund reservation %s now (%s)", charge.reservation_id, type(e).__name__)
 
-    async def _start(self, job: JobSpec, charge: Charge) -> JobResult:
+    async def _start(self, job: JobSpec, charge: Charge, run: _Run) -> JobResult:
         """The job has its slot: record that it runs (beside the provider call), then run it."""
         if self.admission is not None and charge.reservation_id is not None:
             marking = asyncio.ensure_future(self._mark_running(self.admission, charge))
             self._background.add(marking)
             marking.add_done_callback(self._background.discard)
-        return await self._run(job)
+        return await self._run(job, run)
+
+    def _sending(self, run: _Run) -> None:
+        """The request is about to reach the provider: from now on a cancel is charged."""
+        run.sent = True
+        self.supervisor.mark_sent(run.job_id)
 
     @staticmethod
     async def _mark_running(admission: Admission, charge: Charge) -> None:
@@ -299,11 +407,15 @@ class JobService:
         except Exception as e:
             log.warning("could not mark job %s running (%s)", charge.reservation_id, type(e).__name__)
 
-    async def _run(self, job: JobSpec) -> JobResult:
-        """The pipeline behind run()."""
+    async def _run(self, job: JobSpec, run: _Run) -> JobResult:
+        """The pipeline behind run(): download the inputs, call the provider, store and fit."""
         started = time.monotonic()
         try:
-            outcome = await (self._upscale(job) if job.kind == "upscale" else self._generate(job))
+            inputs = await self._load(job.inputs)
+            if job.kind == "upscale":
+                outcome = await self._upscale(job, inputs, run)
+            else:
+                outcome = await self._generate(job, inputs, run)
         except Exception as e:
             await self._failed(job, failure_text(e))
             raise
@@ -350,21 +462,34 @@ class JobService:
                 await self.recorder.mark_failed(turn_id, failure_text(e))
             raise
 
+    @staticmethod
+    async def _load(inputs: list[JobInput]) -> list[RawInput]:
+        """The inputs' bytes: pending ones downloaded now, side by side (the job was admitted)."""
+
+        async def one(item: JobInput) -> RawInput:
+            return await item.fetch() if isinstance(item, PendingInput) else item
+
+        return list(await asyncio.gather(*(one(item) for item in inputs)))
+
     def _route(self, job: JobSpec) -> tuple[str | None, str | None]:
-        """Provider and model: as asked, else the parent's when it is still configured."""
+        """Provider and model: as asked, else the parent's when it is still configured.
+
+        The parent's model is the one that was asked for (a provider may report its own name for it).
+        """
         if job.provider or job.model or job.parent is None:
             return job.provider, job.model
         parent = job.parent
-        if any(p == parent.provider and m == parent.model for p, m in self.router.models()):
-            return parent.provider, parent.model
+        asked = parent.options.get("requested_model") or parent.model
+        if any(p == parent.provider and m == asked for p, m in self.router.models()):
+            return parent.provider, str(asked)
         return None, None
 
-    async def _generate(self, job: JobSpec) -> Outcome:
+    async def _generate(self, job: JobSpec, inputs: list[RawInput], run: _Run) -> Outcome:
         """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
         provider, model = self._route(job)
         candidate = self.router.candidates(provider, model)[0]
         spec = candidate.spec(model)
-        images = await self.prepare(job.inputs, spec)
+        images = await self.prepare(inputs, spec)
         history: list[Turn] = []
         cut = False
         if job.parent is not None and self.threads is not None:
@@ -384,8 +509,9 @@ class JobService:
             count=job.count,
             history=history,
         )
-        result = await self.router.generate(request, provider)
-        return Outcome(result, images, ratio, cut)
+        self._sending(run)
+        result = await self.router.generate(request, provider, allow=self._affordable(job, run))
+        return Outcome(result, images, ratio, cut, requested_model=spec.name)
 
     @staticmethod
     def _ratio(job: JobSpec, images: list[InputImage], spec: ModelSpec) -> str | None:
@@ -398,13 +524,18 @@ class JobService:
         width, height = image_dims(first)
         return nearest_ratio(width, height, spec.aspect_ratios)
 
-    async def _upscale(self, job: JobSpec) -> Outcome:
+    async def _upscale(self, job: JobSpec, inputs: list[RawInput], run: _Run) -> Outcome:
         """Upscale the first input (else the parent's image) with a capable provider, else locally."""
         spec = self.router.local.spec(None)
-        inputs = job.inputs[:1]
+        inputs = inputs[:1]
         if not inputs and job.parent is not None and self.threads is not None:
             inputs = [raw_image(await self.threads.output_image(job.parent, 0))]
+        if not inputs:
+            raise InputError("There is no image to upscale")
+        width, height = image_dims(inputs[0].data)  # the header only: the declared size may lie
+        check_upscale_size(width, height, job.factor, self.settings.max_output_pixels)
         [image] = await self.prepare(inputs, spec)
+        self._sending(run)
         result = await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
         return Outcome(result, [image])
 
@@ -423,6 +554,29 @@ class JobService:
             )
             prepared.append(InputImage(image.data, image.mime, raw.url, raw.name))
         return prepared
+
+    async def _settle(self, charge: Charge, outcome: str) -> None:
+        """Charge a job that will not be delivered (cancelled once the provider had it)."""
+        self._held.discard(charge.reservation_id or 0)
+        if self.admission is None:
+            return
+        try:
+            await self.admission.commit(charge, outcome=outcome)
+        except Exception as e:
+            log.warning("could not charge reservation %s (%s)", charge.reservation_id, type(e).__name__)
+        else:
+            self.metrics.spent(charge.cost_cents)
+
+    async def delete_result(self, turn: TurnRecord) -> None:
+        """A result is deleted: its turn can never be shown, used or continued again, and its image
+        files go unless another result still uses the same image."""
+        if self.turns is None or not await self.turns.mark_deleted(turn.id):
+            return
+        if self.blobs is None:
+            return
+        hashes = [ref.sha256 for ref in (*turn.input_images, *turn.output_images)]
+        used = await self.turns.blobs_in_use(hashes)
+        await self.blobs.discard([sha for sha in dict.fromkeys(hashes) if sha not in used])
 
     async def _failed(self, job: JobSpec, error: str) -> None:
         """Leave the failed job's turn (when conversations are stored)."""

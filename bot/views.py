@@ -72,9 +72,10 @@ CANCEL_TEMPLATE = re.compile(r"nb:cancel:(?P<job>[0-9a-z]{1,40})")
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
     """❌ Cancel on a queued or running job: `nb:cancel:<job id>`."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, *, charged: bool = False) -> None:
+        label = "Cancel (still charged)" if charged else "Cancel"
         button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary, custom_id=f"nb:cancel:{job_id}"
+            label=label, emoji="❌", style=discord.ButtonStyle.secondary, custom_id=f"nb:cancel:{job_id}"
         )
         super().__init__(button)
         self.job_id = job_id
@@ -93,8 +94,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANC
         await handler.on_cancel(interaction, self.job_id)  # type: ignore[attr-defined]
 
 
-def cancel_view(job_id: str) -> discord.ui.View:
-    """The Cancel button shown while a job waits or runs."""
+def cancel_view(job_id: str, *, charged: bool = False) -> discord.ui.View:
+    """The Cancel button shown while a job waits or runs (saying so once a cancel would be charged)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, charged=charged))
     return view

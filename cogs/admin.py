@@ -11,7 +11,7 @@ from bot.costs import credits, to_cents
 from bot.errors import InputError, Refused
 from bot.policy import discord_time
 from bot.quota_store import QuotaStore
-from bot.quotas import Rule, effective_user_rule, guild_rule, user_check, user_subject
+from bot.quotas import OPERATOR_GUILD, Rule, effective_user_rule, guild_rule, user_check, user_subject
 
 ADMIN = discord.Permissions(manage_guild=True)
 SCOPE_CHOICES = [
@@ -99,8 +99,13 @@ class Admin(commands.Cog):
     async def usage(
         self, interaction: discord.Interaction[NanoBot], user: discord.Member | None = None
     ) -> None:
-        """Ephemeral: used, reserved, limit and reset time, for you (or, for admins, anyone)."""
+        """Ephemeral: used, reserved, limit and reset time, for you (or, for admins, anyone).
+
+        In the bot's DMs it shows the DM allowance (DM_CREDITS per DM_WINDOW)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if interaction.guild_id is None:
+            await interaction.followup.send(embed=await self._dm_usage(interaction.user), ephemeral=True)
+            return
         guild_id = guild_id_of(interaction)
         target = user or interaction.user
         if target.id != interaction.user.id:
@@ -127,6 +132,20 @@ class Admin(commands.Cog):
                 inline=False,
             )
         await interaction.followup.send(embed=embed, ephemeral=True)
+
+    async def _dm_usage(self, user: discord.User | discord.Member) -> discord.Embed:
+        """The user's DM allowance: used, reserved, the limit and when it resets."""
+        settings = self.bot.settings
+        if not settings.allow_dms:
+            raise Refused("🚧 Not in DMs", "This bot makes images in servers only; use /usage in a server.")
+        mine = await quotas_of(self.bot).usage(OPERATOR_GUILD, user_subject(user.id), settings.dm_window)
+        embed = discord.Embed(title="Your usage in DMs", colour=discord.Colour.blurple())
+        embed.add_field(name="Used", value=f"{credits(mine.used_cents)} credits")
+        embed.add_field(name="Reserved", value=f"{credits(mine.reserved_cents)} credits")
+        embed.add_field(name="Limit", value=f"{settings.dm_credits:g} per {settings.dm_window}")
+        if mine.resets_at is not None:
+            embed.add_field(name="Resets", value=discord_time(mine.resets_at))
+        return embed
 
     @quota.command(name="set", description="Set a credit limit for the server, everyone, a role or a member")
     @app_commands.describe(

@@ -10,7 +10,7 @@ from discord.ext import commands
 from bot.app import NanoBot
 from bot.discord_io import acknowledge, deliver, job_context, send_error
 from bot.errors import InputError, Refused
-from bot.service import JobSpec, RawInput, raw_image
+from bot.service import JobInput, JobSpec, raw_image
 from bot.storage.turns import TurnRecord
 from bot.threads import Threads
 from bot.views import CancelButton, TurnButton
@@ -26,21 +26,23 @@ class EditTurnModal(discord.ui.Modal, title="Edit this image"):
         label="What should change?", style=discord.TextStyle.paragraph, max_length=2000
     )
 
-    def __init__(self, cog: Buttons, turn: TurnRecord) -> None:
+    def __init__(self, cog: Buttons, turn_id: int) -> None:
         super().__init__()
         self.cog = cog
-        self.turn = turn
+        self.turn_id = turn_id
 
     async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
-        """Run the refine through the same pipeline."""
+        """Defer, load the turn (only now: the modal had to open first), run the refine."""
+        loading = await acknowledge(interaction)
+        turn = await self.cog.live_turn(self.turn_id)
         job = JobSpec(
             kind="refine",
             prompt=self.instruction.value,
-            parent=self.turn,
+            parent=turn,
             use_history=True,
             **job_context(interaction),
         )
-        await self.cog.run(interaction, job, "✏️ Edit", "edit")
+        await self.cog.run(interaction, job, "✏️ Edit", "edit", loading=loading)
 
     async def on_error(  # type: ignore[override]
         self, interaction: discord.Interaction[NanoBot], error: Exception
@@ -67,10 +69,13 @@ class Buttons(commands.Cog):
         """❌ Cancel: the requester or a member with Manage Messages; the reservation is refunded."""
         moderator = interaction.permissions.manage_messages
         outcome = self.bot.service.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
-        if outcome == "cancelled":
-            await interaction.response.edit_message(
-                content="❌ Cancelled. Nothing was charged.", embed=None, attachments=[], view=None
+        if outcome in ("cancelled", "charged"):
+            text = (
+                "❌ Cancelled. The image service had already started on it, so this job is charged."
+                if outcome == "charged"
+                else "❌ Cancelled. Nothing was charged."
             )
+            await interaction.response.edit_message(content=text, embed=None, attachments=[], view=None)
             return
         if outcome == "not yours":
             error = Refused(
@@ -95,20 +100,32 @@ class Buttons(commands.Cog):
         except Exception as error:
             await send_error(self.bot, interaction, error)
 
-    async def _on_click(self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int) -> None:
-        """Load the turn and do what the button says."""
+    def asked_model(self, turn: TurnRecord) -> str | None:
+        """The model a result was asked of, when its provider still serves it (a provider may report
+        its own name for the model, as nano-banana-pro.net does: then the provider's default)."""
+        asked = turn.options.get("requested_model") or turn.model
+        served = any(p == turn.provider and m == asked for p, m in self.bot.service.router.models())
+        return str(asked) if served else None
+
+    async def live_turn(self, turn_id: int) -> TurnRecord:
+        """The result a button belongs to, unless it was deleted or never finished."""
         turns = self.bot.service.turns
         turn = await turns.get(turn_id) if turns is not None else None
         if turn is None or turn.status != "done":
             raise InputError("That image is no longer in my records")
-        if action == "del":
-            await self._delete(interaction, turn)
-        elif action == "edit":
-            await interaction.response.send_modal(EditTurnModal(self, turn))
+        return turn
+
+    async def _on_click(self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int) -> None:
+        """Answer Discord first (a modal, or a deferral), then load the turn and do what the button says."""
+        if action == "edit":
+            await interaction.response.send_modal(EditTurnModal(self, turn_id))
+        elif action == "del":
+            await interaction.response.defer()
+            await self._delete(interaction, await self.live_turn(turn_id))
         else:
-            await acknowledge(interaction)
-            job = await self._job(interaction, action, turn)
-            await self.run(interaction, job, TITLES[action], action)
+            loading = await acknowledge(interaction)
+            job = await self._job(interaction, action, await self.live_turn(turn_id))
+            await self.run(interaction, job, TITLES[action], action, loading=loading)
 
     async def _job(self, interaction: discord.Interaction[NanoBot], action: str, turn: TurnRecord) -> JobSpec:
         """The job a button asks for, built from the stored turn."""
@@ -122,7 +139,7 @@ class Buttons(commands.Cog):
                 prompt=VARY_PROMPT.format(prompt=turn.prompt).strip(),
                 parent=turn,
                 provider=turn.provider,
-                model=turn.model,
+                model=self.asked_model(turn),
                 aspect_ratio="auto",
                 **context,
             )
@@ -130,7 +147,7 @@ class Buttons(commands.Cog):
 
     async def _reroll(self, turn: TurnRecord, context: dict[str, Any], options: dict[str, Any]) -> JobSpec:
         """Same inputs, same options, a new image."""
-        inputs: list[RawInput] = [raw_image(i) for i in await self.threads.input_images(turn)]
+        inputs: list[JobInput] = [raw_image(i) for i in await self.threads.input_images(turn)]
         if turn.kind == "upscale":
             factor = int(str(options.get("factor", 2)))
             return JobSpec(kind="upscale", inputs=inputs, parent=turn, factor=factor, **context)
@@ -149,7 +166,7 @@ class Buttons(commands.Cog):
             use_history=use_history,
             parent_image=False,
             provider=turn.provider,
-            model=turn.model,
+            model=self.asked_model(turn),
             aspect_ratio=str(ratio) if ratio else None,
             resolution=str(resolution) if resolution else None,
             count=int(str(options.get("count", 1))),
@@ -157,21 +174,25 @@ class Buttons(commands.Cog):
         )
 
     async def run(
-        self, interaction: discord.Interaction[NanoBot], job: JobSpec, title: str, stem: str
+        self,
+        interaction: discord.Interaction[NanoBot],
+        job: JobSpec,
+        title: str,
+        stem: str,
+        *,
+        loading: int | None = None,
     ) -> None:
-        """Defer when not yet done, run the job, deliver the result (with its own buttons)."""
-        loading = None
-        if not interaction.response.is_done():
-            loading = await acknowledge(interaction)
+        """Run the job (the interaction is already answered), deliver the result (with its buttons)."""
         result = await self.bot.service.run(job)
         await deliver(self.bot, interaction, result, title=title, stem=stem, loading_message_id=loading)
 
     async def _delete(self, interaction: discord.Interaction[NanoBot], turn: TurnRecord) -> None:
-        """The requester or a member with Manage Messages may delete a result."""
+        """The requester or a member with Manage Messages may delete a result: its turn is marked
+        deleted and its image files removed (unless another result uses them), then the message goes."""
         allowed = interaction.user.id == turn.user_id or interaction.permissions.manage_messages
         if not allowed:
             raise Refused("🔒 Not yours", "Only the person who made this image or a moderator can delete it.")
-        await interaction.response.defer()
+        await self.bot.service.delete_result(turn)
         if interaction.message is not None:
             await interaction.message.delete()
 

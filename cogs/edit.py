@@ -8,18 +8,21 @@ from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.choices import AUTO, edit_ratio_choices, model_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, job_context, latest_bot_image, read_attachment
-from bot.service import JobSpec, RawInput
+from bot.discord_io import acknowledge, deliver, job_context, latest_bot_image, pending_attachment
+from bot.service import JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 
 
 async def input_or_latest(
     bot: NanoBot, interaction: discord.Interaction[NanoBot], image: discord.Attachment | None
-) -> tuple[list[RawInput], TurnRecord | None]:
-    """The attached image; else the latest image of this channel's most recent conversation."""
+) -> tuple[list[JobInput], TurnRecord | None]:
+    """The attached image; else the latest image of this channel's most recent conversation.
+
+    Nothing is downloaded here: the job fetches its input once every check has passed.
+    """
     cap = bot.settings.max_input_bytes
     if image is not None:
-        return [await read_attachment(image, cap)], None
+        return [pending_attachment(image, cap)], None
     turn = (
         await bot.service.threads.latest_in_channel(interaction.channel_id or 0)
         if bot.service.threads

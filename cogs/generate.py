@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.choices import model_choices, ratio_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, job_context, read_attachment
+from bot.discord_io import acknowledge, deliver, job_context, pending_attachment
 from bot.service import JobSpec
 
 
@@ -44,15 +42,14 @@ class Generate(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
     ) -> None:
-        """Defer, read the references, run the job, reply with the images."""
+        """Defer, run the job (references are downloaded once it is admitted), reply with the images."""
         loading = await acknowledge(interaction)
         cap = self.bot.settings.max_input_bytes
         attachments = [a for a in (image, image2, image3) if a is not None]
-        inputs = await asyncio.gather(*(read_attachment(a, cap) for a in attachments))
         job = JobSpec(
             kind="imagine",
             prompt=prompt,
-            inputs=list(inputs),
+            inputs=[pending_attachment(a, cap) for a in attachments],
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,

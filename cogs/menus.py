@@ -7,22 +7,36 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NanoBot
-from bot.discord_io import acknowledge, deliver, is_image_attachment, job_context, read_attachment, send_error
+from bot.discord_io import (
+    acknowledge,
+    deliver,
+    is_image_attachment,
+    job_context,
+    pending_attachment,
+    send_error,
+)
 from bot.errors import InputError
-from bot.service import JobSpec, RawInput
+from bot.service import JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 
 
-async def source_of(bot: NanoBot, message: discord.Message) -> tuple[list[RawInput], TurnRecord | None]:
-    """The message's image: our stored turn when it is one of ours, else its first image attachment."""
+async def source_of(bot: NanoBot, message: discord.Message) -> tuple[list[JobInput], TurnRecord | None]:
+    """The message's image: our stored turn when it is one of ours, else its first image attachment.
+
+    A result of ours that was deleted is never worked on again, even if its message is still there.
+    Nothing is downloaded here: the job fetches its input once every check has passed.
+    """
     turns = bot.service.turns
     turn = await turns.by_message(message.id) if turns is not None else None
-    if turn is not None and turn.status == "done" and turn.output_images:
-        return [], turn
+    if turn is not None:
+        if turn.status == "done" and turn.output_images:
+            return [], turn
+        if turn.status == "deleted":
+            raise InputError("That image was deleted, so it cannot be used again.")
     images = [a for a in message.attachments if is_image_attachment(a)]
     if not images:
         raise InputError("That message has no image to work on")
-    return [await read_attachment(images[0], bot.settings.max_input_bytes)], None
+    return [pending_attachment(images[0], bot.settings.max_input_bytes)], None
 
 
 class EditModal(discord.ui.Modal, title="Edit image"):
@@ -41,7 +55,7 @@ class EditModal(discord.ui.Modal, title="Edit image"):
         self.target = target
 
     async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
-        """Defer, then run the edit through the same pipeline as /edit."""
+        """Defer, find the image (only now: the modal had to open first), run it like /edit."""
         loading = await acknowledge(interaction)
         inputs, parent = await source_of(self.bot, self.target)
         job = JobSpec(
@@ -84,10 +98,11 @@ class Menus(commands.Cog):
             self.bot.tree.remove_command(menu.name, type=menu.type)
 
     async def edit_image(self, interaction: discord.Interaction[NanoBot], message: discord.Message) -> None:
-        """Ask for the instruction in a modal (a modal must be the first response)."""
-        ours = self.bot.service.turns and await self.bot.service.turns.by_message(message.id)
-        if not ours and not any(is_image_attachment(a) for a in message.attachments):
-            raise InputError("That message has no image to edit")
+        """Ask for the instruction in a modal at once (a modal must be the first response, and
+        Discord's 3 seconds must never wait on the database); the image is looked up on submit."""
+        mine = self.bot.user is not None and message.author.id == self.bot.user.id
+        if not mine and not any(is_image_attachment(a) for a in message.attachments):
+            raise InputError("That message has no image to edit")  # known without the database
         await interaction.response.send_modal(EditModal(self.bot, message))
 
     async def upscale_image(

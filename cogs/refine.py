@@ -10,7 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot.app import NanoBot
-from bot.discord_io import delivery_error, is_image_attachment, read_attachment, result_files
+from bot.discord_io import delivery_error, is_image_attachment, pending_attachment, result_files
 from bot.errors import NanoBotError
 from bot.replies import error_embed, result_embed
 from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
@@ -53,8 +53,6 @@ class Refine(commands.Cog):
             if self._mentions_me(message):
                 await self._say(message, "Reply with what to change, for example “make the sky purple”.")
             return
-        if not await self._may_continue(message, turn):
-            return
         await self._refine(message, turn, instruction, images)
 
     async def _turn_of(self, message: discord.Message, message_id: int) -> TurnRecord | None:
@@ -82,31 +80,22 @@ class Refine(commands.Cog):
             return message.content.strip()
         return re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
 
-    async def _may_continue(self, message: discord.Message, turn: TurnRecord) -> bool:
-        """Apply the continue policy: anyone in the channel, or only the conversation's starter."""
-        if self.bot.settings.continue_policy != "starter":
-            return True
-        turns = self.bot.service.turns
-        root = await turns.get(turn.root_id) if turns is not None and turn.root_id else turn
-        starter = (root or turn).user_id
-        if message.author.id == starter:
-            return True
-        await self._say(message, f"Only <@{starter}>, who started this conversation, can continue it.")
-        return False
-
     async def _refine(
         self, message: discord.Message, turn: TurnRecord, instruction: str, images: list[discord.Attachment]
     ) -> None:
-        """Run the refine job and reply with the result (or a specific error)."""
+        """Run the refine job and reply with the result (or a specific error).
+
+        The service applies every rule (the continue policy included) before the reply's images
+        are downloaded.
+        """
         limit = message.guild.filesize_limit if message.guild else DISCORD_FILE_LIMIT
         try:
             async with message.channel.typing():
                 cap = self.bot.settings.max_input_bytes
-                inputs = await asyncio.gather(*(read_attachment(a, cap) for a in images))
                 job = JobSpec(
                     kind="refine",
                     prompt=instruction or "Refine this image",
-                    inputs=list(inputs),
+                    inputs=[pending_attachment(a, cap) for a in images],
                     parent=turn,
                     use_history=True,
                     guild_id=message.guild.id if message.guild else None,

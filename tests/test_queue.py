@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import NanoBot
 from bot.quotas import user_subject
-from tests.botenv import running_bot, wait_result
+from tests.botenv import eventually, running_bot, wait_result
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini
 
@@ -100,22 +100,47 @@ async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
     assert not env.discord.files_of(second.original or {})
 
 
-async def test_cancel_while_running_discards_result(env: Env) -> None:
-    env.gemini.delay = 2.0
+async def test_cancel_after_the_provider_started_is_charged(env: Env) -> None:
+    """Once the provider has the request it bills us: a cancel stops the delivery, and is charged.
+
+    (It used to refund everything: 10 provider calls, 0 credits charged.)"""
+    env.gemini.delay = 30.0  # the provider is still working when the cancel arrives
     inter = await env.discord.send_slash("imagine", {"prompt": "slow"}, user="alice")
-    running = await wait_for_text(inter, "Working with")
+    await eventually(lambda: len(env.gemini.requests) == 1, 30, "the provider has the request")
+    running = await wait_for_text(inter, "cancelling now stops the result but is charged", 30)
+    [button] = [c for row in running["components"] for c in row["components"]]
+    assert button["label"] == "Cancel (still charged)"
     stranger = await env.discord.send_component(running, cancel_id(running), user="bob")
     refusal = await stranger.wait_done()
     assert "Not yours" in refusal["embeds"][0]["title"]
     click = await env.discord.send_component(running, cancel_id(running), user="alice")
     await click.wait_ack()
-    await asyncio.sleep(2.5)  # the provider would have answered by now
     final = inter.original or {}
-    assert "Cancelled" in final.get("content", "") and not env.discord.files_of(final)
-    assert await env.usage("alice") == (0, 0)
+    assert "Cancelled" in final.get("content", "") and "this job is charged" in final["content"]
+    assert not env.discord.files_of(final)
     assert env.bot.quotas is not None
-    [row] = await env.bot.quotas.audit(int(env.discord.guild_id))
-    assert row.status == "refunded" and "cancel" in (row.outcome or "").lower()
+    quotas = env.bot.quotas
+
+    async def settled() -> bool:
+        return (await quotas.audit(int(env.discord.guild_id)))[0].status != "reserved"
+
+    await eventually_async(settled, 30, "the cancelled job settled")
+    [row] = await quotas.audit(int(env.discord.guild_id))
+    assert row.status == "committed" and "cancelled" in (row.outcome or "")
+    assert await env.usage("alice") == (100, 0)
+    assert len(env.gemini.requests) == 1
+    env.gemini.delay = 0.0
+    after = await env.discord.send_slash("imagine", {"prompt": "next"}, user="alice")
+    assert env.discord.files_of(await wait_result(after, 30))  # the next command still works
+
+
+async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll an async condition until it holds (bounded only to end a hang)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 async def test_queue_cap_per_user(env: Env) -> None:

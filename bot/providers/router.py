@@ -8,7 +8,7 @@ from functools import partial
 from typing import NamedTuple
 
 from bot.config import ProviderConfig
-from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError
+from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError, Unavailable
 from bot.providers.base import GenerateRequest, GenerateResult, ImageProvider, UpscaleRequest
 from bot.providers.breaker import Breaker, State
 
@@ -102,9 +102,27 @@ class Router:
             raise InputError(f"No provider serves the model '{model}'. Available: {known}")
         return self._ready(serving)
 
-    async def generate(self, request: GenerateRequest, provider: str | None = None) -> GenerateResult:
-        """Try each candidate; move on only when the failure is the provider's, not the prompt's."""
-        candidates = self.candidates(provider, request.model)
+    async def generate(
+        self,
+        request: GenerateRequest,
+        provider: str | None = None,
+        *,
+        allow: Callable[[ImageProvider], bool] | None = None,
+    ) -> GenerateResult:
+        """Try each candidate; move on only when the failure is the provider's, not the prompt's.
+
+        `allow` leaves out candidates the job may not use (one that costs more than was reserved).
+        """
+        every = self.candidates(provider, request.model)
+        candidates = [c for c in every if allow is None or allow(c)]
+        if not candidates:
+            raise Unavailable(
+                f"{every[0].name} is unavailable and the other providers cost more than this job "
+                "reserved; nothing was charged, try again shortly",
+                provider=every[0].name,
+            )
+        if len(candidates) < len(every):
+            log.info("skipping %d dearer fallback provider(s)", len(every) - len(candidates))
         last: ProviderError | None = None
         for candidate in candidates:
             try:

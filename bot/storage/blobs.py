@@ -122,6 +122,15 @@ class BlobStore:
             log.info("pruned %d blobs unused since %s", removed, cutoff.isoformat())
         return removed
 
+    async def discard(self, sha256s: list[str]) -> int:
+        """Remove these blobs' rows and files (the caller checked nothing uses them); how many."""
+        if not sha256s:
+            return 0
+        query = delete(blobs).where(blobs.c.sha256.in_(sha256s))
+        await self.db.write(lambda conn: conn.execute(query))
+        await asyncio.to_thread(_delete_files, [blob_path(self.root, sha) for sha in sha256s])
+        return len(sha256s)
+
     async def _touch(self, sha256: str) -> None:
         """Mark a blob as used now, for retention."""
         query = update(blobs).where(blobs.c.sha256 == sha256).values(last_used_at=utcnow())

@@ -197,6 +197,17 @@ Index(
 )
 
 
+#: When each member last had a job admitted, per server (guild 0: DMs); the cooldown is checked and
+#: moved forward in the same transaction as the job's reservation, so concurrent commands race here.
+cooldowns = Table(
+    "cooldowns",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+)
+
+
 guild_settings = Table(
     "guild_settings",
     metadata,

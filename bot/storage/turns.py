@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import CTE, Integer, Row, and_, func, literal, select, update
+from sqlalchemy import CTE, Integer, Row, String, and_, cast, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import turn_messages, turns, utcnow
 
 TurnKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
-TurnStatus = Literal["done", "failed"]
+TurnStatus = Literal["done", "failed", "deleted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +221,32 @@ class TurnStore:
         """Record that a turn failed, and why."""
         query = update(turns).where(turns.c.id == turn_id).values(status="failed", error=error)
         await self.db.write(lambda conn: conn.execute(query))
+
+    async def mark_deleted(self, turn_id: int) -> bool:
+        """A delivered result was deleted: it is never shown, used or continued again (False if it
+        was not a finished turn). Its message links stay, so its message is known to be deleted."""
+        query = (
+            update(turns)
+            .where(and_(turns.c.id == turn_id, turns.c.status == "done"))
+            .values(status="deleted", updated_at=utcnow())
+        )
+        result = await self.db.write(lambda conn: conn.execute(query))
+        return bool(result.rowcount)
+
+    async def blobs_in_use(self, sha256s: Sequence[str]) -> set[str]:
+        """Which of these blobs a finished turn still uses (as an input or an output image)."""
+        used: set[str] = set()
+        async with self.db.connect() as conn:
+            for sha in dict.fromkeys(sha256s):
+                images = cast(turns.c.input_images, String) + cast(turns.c.output_images, String)
+                query = (
+                    select(turns.c.id)
+                    .where(and_(turns.c.status == "done", images.contains(sha, autoescape=True)))
+                    .limit(1)
+                )
+                if (await conn.execute(query)).first() is not None:
+                    used.add(sha)
+        return used
 
     async def get(self, turn_id: int) -> TurnRecord | None:
         """A turn by id."""
