@@ -71,6 +71,9 @@ class JobSpec:
     channel_nsfw: bool = False
     #: Told where the job stands while it waits and runs (edits the "thinking…" message).
     progress: ProgressHook | None = None
+    #: With no input and no parent: use the channel's latest result, else this finds an image of ours
+    #: in the channel (without downloading it). Resolved only after the rules have passed.
+    find_latest: Callable[[], Awaitable[PendingInput]] | None = None
 
 
 @dataclass(slots=True)

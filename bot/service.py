@@ -215,6 +215,7 @@ class JobService:
         self._apply_guild_defaults(job, config)
         if self.admission is not None and config is not None:
             self.admission.check_rules(self._who(job), config, job.prompt)
+        await self._resolve_latest(job)
         await self._precheck(job)
         run = _Run(job_id)
         charge = await self._admit(job, config, run)
@@ -296,6 +297,17 @@ class JobService:
     def _who(job: JobSpec) -> Who:
         """Where the job comes from, as admission sees it."""
         return Who(job.guild_id, job.channel_id, job.user_id, job.role_ids, job.channel_nsfw)
+
+    async def _resolve_latest(self, job: JobSpec) -> None:
+        """A job on "the latest image" (/edit, /upscale without one): the channel's newest result,
+        else an image of ours found in the channel (found, not downloaded)."""
+        if job.find_latest is None or job.inputs or job.parent is not None:
+            return
+        latest = await self.threads.latest_in_channel(job.channel_id) if self.threads is not None else None
+        if latest is not None:
+            job.parent = latest
+        else:
+            job.inputs = [await job.find_latest()]
 
     async def _precheck(self, job: JobSpec) -> None:
         """What can refuse a job before it is charged: the conversation it continues, input counts

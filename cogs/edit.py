@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -9,30 +11,24 @@ from discord.ext import commands
 from bot.app import NanoBot
 from bot.choices import AUTO, edit_ratio_choices, model_choices, resolution_choices
 from bot.discord_io import acknowledge, deliver, job_context, latest_bot_image, pending_attachment
-from bot.service import JobInput, JobSpec
-from bot.storage.turns import TurnRecord
+from bot.service import JobSpec
 
 
-async def input_or_latest(
+def input_or_latest(
     bot: NanoBot, interaction: discord.Interaction[NanoBot], image: discord.Attachment | None
-) -> tuple[list[JobInput], TurnRecord | None]:
-    """The attached image; else the latest image of this channel's most recent conversation.
+) -> dict[str, Any]:
+    """JobSpec arguments for the attached image; else for the latest image of this channel (the newest
+    result of its conversations, else an image of mine in its history).
 
-    Nothing is downloaded here: the job fetches its input once every check has passed.
+    Nothing is looked up or downloaded here: the job does that once the rules have passed.
     """
     cap = bot.settings.max_input_bytes
     if image is not None:
-        return [pending_attachment(image, cap)], None
-    turn = (
-        await bot.service.threads.latest_in_channel(interaction.channel_id or 0)
-        if bot.service.threads
-        else None
-    )
-    if turn is not None:
-        return [], turn
+        return {"inputs": [pending_attachment(image, cap)]}
     channel = interaction.channel
-    assert bot.user is not None and isinstance(channel, discord.abc.Messageable)
-    return [await latest_bot_image(channel, bot.user, cap)], None
+    me = bot.user
+    assert me is not None and isinstance(channel, discord.abc.Messageable)
+    return {"find_latest": lambda: latest_bot_image(channel, me, cap)}
 
 
 class Edit(commands.Cog):
@@ -63,12 +59,10 @@ class Edit(commands.Cog):
     ) -> None:
         """Defer, fetch the input, run the job, reply with the result."""
         loading = await acknowledge(interaction)
-        inputs, parent = await input_or_latest(self.bot, interaction, image)
         job = JobSpec(
             kind="edit",
             prompt=prompt,
-            inputs=inputs,
-            parent=parent,
+            **input_or_latest(self.bot, interaction, image),
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,

@@ -34,8 +34,12 @@ class Upscale(commands.Cog):
     ) -> None:
         """Defer, fetch the input, upscale, reply with the result."""
         loading = await acknowledge(interaction)
-        inputs, parent = await input_or_latest(self.bot, interaction, image)
-        job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=factor, **job_context(interaction))
+        job = JobSpec(
+            kind="upscale",
+            factor=factor,
+            **input_or_latest(self.bot, interaction, image),
+            **job_context(interaction),
+        )
         result = await self.bot.service.run(job)
         await deliver(
             self.bot,

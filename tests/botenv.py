@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,18 @@ async def eventually(check: Callable[[], bool], timeout: float = 10, what: str =
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[bool]], timeout: float = 30, what: str = "condition"
+) -> None:
+    """Poll an async condition (a database read) until it holds; the timeout only ends a hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import NanoBot
 from bot.quotas import user_subject
-from tests.botenv import eventually, running_bot, wait_result
+from tests.botenv import eventually, eventually_async, running_bot, wait_result
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini
 
@@ -132,15 +132,6 @@ async def test_cancel_after_the_provider_started_is_charged(env: Env) -> None:
     env.gemini.delay = 0.0
     after = await env.discord.send_slash("imagine", {"prompt": "next"}, user="alice")
     assert env.discord.files_of(await wait_result(after, 30))  # the next command still works
-
-
-async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Poll an async condition until it holds (bounded only to end a hang)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 async def test_queue_cap_per_user(env: Env) -> None:

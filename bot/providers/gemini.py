@@ -22,6 +22,7 @@ from bot.errors import (
 from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.http import ErrorMapper
+from bot.providers.sanitize import reason
 
 SAFETY_REASONS = frozenset(
     {
@@ -110,30 +111,30 @@ def _reasons(error: JsonDict) -> set[str]:
     }
 
 
-def map_error(provider: str) -> Any:
+def map_error(provider: str) -> ErrorMapper:
     """The error mapper for this provider's non-2xx answers."""
 
-    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
+    def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
         if isinstance(body, list) and body:
             body = body[0]
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
-        message = str(error.get("message") or text[:300] or f"HTTP {status}")
-        return _classify(provider, status, error, message)
+        return _classify(provider, status, error, str(error.get("message") or ""))
 
     return mapper
 
 
 def _classify(provider: str, status: int, error: JsonDict, message: str) -> ProviderError:
-    """Turn one Gemini error envelope into the matching typed error."""
+    """Turn one Gemini error envelope into the matching typed error (the raw message only classifies)."""
+    why = reason(status, error.get("message"), error.get("status"))
     reasons = _reasons(error)
     if "API_KEY_INVALID" in reasons or (status == 400 and "API key" in message):
         return AuthFailed(
-            f"{provider}: the API key was refused ({message}); the operator must fix the key",
+            f"{provider}: the API key was refused ({why}); the operator must fix the key",
             provider=provider,
         )
     if status in (401, 403):
-        return AuthFailed(f"{provider}: access denied ({message})", provider=provider)
+        return AuthFailed(f"{provider}: access denied ({why})", provider=provider)
     if status == 429:
         delay = _retry_delay(error)
         if "PerDay" in str(error.get("details", "")):
@@ -145,10 +146,10 @@ def _classify(provider: str, status: int, error: JsonDict, message: str) -> Prov
     if status == 504:
         return Timeout(f"{provider} gave up on the request (deadline exceeded)", provider=provider)
     if status >= 500:
-        return Unavailable(f"{provider} is unavailable: {message}", provider=provider)
+        return Unavailable(f"{provider} is unavailable ({why})", provider=provider)
     if status == 404:
-        return BadRequest(f"{provider}: model not found ({message})", provider=provider)
-    return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+        return BadRequest(f"{provider}: model not found ({why})", provider=provider)
+    return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
 
 class GeminiProvider(ProviderBase):

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from bot.errors import ProviderError, RateLimited, Timeout, Unavailable
+from bot.errors import InputError, ProviderError, RateLimited, Timeout, Unavailable
 from bot.imaging import sniff_mime
 from bot.netguard import check_url
 from bot.providers.base import ImageData
@@ -29,8 +29,9 @@ MAX_REDIRECTS = 3
 BIG_BODY = 256 * 1024
 #: Errors worth another attempt when they come with a retryable status.
 TRANSIENT = (RateLimited, Unavailable, Timeout)
-#: Maps a non-2xx answer (status, parsed JSON or None, raw text, headers) to a typed error.
-ErrorMapper = Callable[[int, Any, str, Mapping[str, str]], ProviderError]
+#: Maps a non-2xx answer (status, parsed JSON or None, headers) to a typed error. The raw body is
+#: not passed on: whatever answered (an internal page, a proxy) must never reach a user verbatim.
+ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
 FormFactory = Callable[[], aiohttp.FormData]
 
 
@@ -154,21 +155,35 @@ class HttpClient:
         json_body: Any,
         form: FormFactory | None,
     ) -> Any:
-        """One attempt: transport failures and retryable statuses become _Retryable."""
+        """One attempt, following same-origin redirects: retryable failures become _Retryable."""
+        call = _Call(method, url, json_body, form)
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = await self._send(call, provider=provider, limits=limits, headers=headers)
+            if answer.status not in REDIRECTS or not answer.headers.get("Location"):
+                return await self._answer(answer, provider=provider, mapper=mapper)
+            call = await _next_hop(call, answer, provider)
+        raise Unavailable(f"{provider} redirected the request too many times; refused", provider=provider)
+
+    async def _send(
+        self, call: _Call, *, provider: str, limits: Limits, headers: Mapping[str, str] | None
+    ) -> _Answer:
+        """One HTTP exchange, redirects not followed (each hop is judged by _next_hop)."""
         timeout = aiohttp.ClientTimeout(total=limits.request_timeout, sock_connect=limits.connect_timeout)
-        data = form() if form is not None else None
+        data = call.form() if call.form is not None else None
         try:
             async with self.session.request(
-                method,
-                url,
+                call.method,
+                call.url,
                 headers=headers,
-                json=json_body if data is None else None,
+                json=call.json_body if data is None else None,
                 data=data,
                 timeout=timeout,
+                allow_redirects=False,
             ) as resp:
+                if resp.status in REDIRECTS:  # the body of a redirect is never read or shown
+                    return _Answer(resp.status, resp.headers, b"")
                 body = await _read_capped(resp, limits.max_response_bytes, provider)
-                content_type = resp.headers.get("Content-Type", "")
-                status, resp_headers = resp.status, resp.headers
+                return _Answer(resp.status, resp.headers, body)
         except TimeoutError as e:
             raise Timeout(
                 f"{provider} did not answer within {limits.request_timeout:.0f} s",
@@ -180,11 +195,18 @@ class HttpClient:
                 provider=provider,
             )
             raise _Retryable(unreachable, e) from e
+
+    async def _answer(self, answer: _Answer, *, provider: str, mapper: ErrorMapper) -> Any:
+        """The parsed JSON of a final answer, or its typed error (retryable ones as _Retryable)."""
+        status, body = answer.status, answer.body
         if status >= 400:
-            error = mapper(status, _try_json(body), body[:2000].decode("utf-8", "replace"), resp_headers)
+            error = mapper(status, _try_json(body), answer.headers)
             if status in RETRY_STATUSES and isinstance(error, TRANSIENT):
                 raise _Retryable(error, None)
             raise error
+        if status >= 300:
+            raise Unavailable(f"{provider} sent an unexpected answer (HTTP {status})", provider=provider)
+        content_type = answer.headers.get("Content-Type", "")
         if len(body) > BIG_BODY:  # megabytes of base64 would stall the event loop
             return await asyncio.to_thread(_decode_json, body, content_type, provider)
         return _decode_json(body, content_type, provider)
@@ -220,6 +242,7 @@ class HttpClient:
             raise Unavailable(f"{provider} returned an unusable image address", provider=provider)
         timeout = aiohttp.ClientTimeout(total=limits.download_timeout, sock_connect=limits.connect_timeout)
         try:
+            # No headers: a result URL may be anywhere public, and a provider key goes only to its API.
             async with self.session.get(url, timeout=timeout, allow_redirects=False) as resp:
                 if resp.status in REDIRECTS and resp.headers.get("Location"):
                     raise _Redirect(str(resp.url.join(yarl.URL(resp.headers["Location"]))))
@@ -285,6 +308,55 @@ def _try_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port: what must stay the same for a call to keep its key and its body."""
+    return url.scheme, url.host, url.port
+
+
+async def _next_hop(call: _Call, answer: _Answer, provider: str) -> _Call:
+    """The request a redirect asks for, when it stays on the configured origin; else Unavailable.
+
+    A redirect to another origin is refused rather than followed without the key: a 307/308 would
+    still carry the user's prompt and images there, each wire format names its key differently
+    (Authorization, x-goog-api-key, ?key=), and no real image API moves its calls to another host.
+    The message names no address: it is shown to users.
+    """
+    refused = Unavailable(f"{provider} redirected the request to another host; refused", provider=provider)
+    current = yarl.URL(call.url)
+    try:
+        target = current.join(yarl.URL(answer.headers.get("Location", "")))
+    except ValueError:
+        raise refused from None
+    if _origin(target) != _origin(current):
+        raise refused
+    try:  # the same guard as downloads: a no-op on the trusted provider host, kept as a second lock
+        await check_url(str(target), trusted_hosts={current.host or ""})
+    except InputError:
+        raise refused from None
+    if answer.status == 303 or (answer.status in (301, 302) and call.method == "POST"):
+        return _Call("HEAD" if call.method == "HEAD" else "GET", str(target), None, None)
+    return _Call(call.method, str(target), call.json_body, call.form)  # 307/308: same method and body
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One API request as sent; a redirect may change its method, URL and body."""
+
+    method: str
+    url: str
+    json_body: Any
+    form: FormFactory | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What came back from one HTTP exchange."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class _Redirect(Exception):

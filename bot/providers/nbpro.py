@@ -19,38 +19,40 @@ from bot.errors import (
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out, multipart
 from bot.providers.http import ErrorMapper, parse_retry_after
+from bot.providers.sanitize import clean_message, reason
 
 PATH = "/api/ai/nano-banana/generate"
 _SAFETY_WORDS = ("safety", "content policy", "inappropriate", "nsfw", "prohibited")
 
 
-def map_error(provider: str) -> Any:
+def map_error(provider: str) -> ErrorMapper:
     """Errors here are {"error": "text"}; the status says what kind."""
 
-    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
+    def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
         error = body.get("error") if isinstance(body, dict) else None
-        message = str(error if isinstance(error, str) else text.strip()[:300] or f"HTTP {status}")
+        message = error if isinstance(error, str) else ""
+        why = reason(status, message)
         if status == 401:
             return AuthFailed(
                 f"{provider}: the API key was refused; the operator must fix it", provider=provider
             )
         if status == 402:
-            return OutOfCredits(f"{provider}: the account is out of credits ({message})", provider=provider)
+            return OutOfCredits(f"{provider}: the account is out of credits ({why})", provider=provider)
         if status == 403:
-            return AuthFailed(f"{provider}: access denied ({message})", provider=provider)
+            return AuthFailed(f"{provider}: access denied ({why})", provider=provider)
         if status == 429:
             delay = parse_retry_after(headers.get("Retry-After"))
             return RateLimited(f"{provider} is busy; try again shortly", retry_after=delay, provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed to make the image: {message}", provider=provider)
+            return Unavailable(f"{provider} failed to make the image ({why})", provider=provider)
         if any(word in message.lower() for word in _SAFETY_WORDS):
             return SafetyBlocked(
-                f"Your request was blocked by {provider}: {message}",
+                f"Your request was blocked by {provider} ({why})",
                 reason="policy",
-                model_text=message,
+                model_text=clean_message(message),
                 provider=provider,
             )
-        return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+        return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
     return mapper
 

@@ -28,23 +28,20 @@ from bot.providers.base import (
 )
 from bot.providers.common import ProviderBase, multipart
 from bot.providers.http import ErrorMapper, parse_retry_after
+from bot.providers.sanitize import clean_message, reason
 
 _SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _TRY_AGAIN = re.compile(r"try again in ([\d.]+)\s*s", re.IGNORECASE)
 
 
-def _envelope(body: Any, text: str, status: int) -> tuple[str, str, str]:
-    """(message, type, code) from {"error": {...}}, {"error": "..."} or raw text."""
+def _envelope(body: Any) -> tuple[str, str, str]:
+    """(message, type, code) from {"error": {...}} or {"error": "..."}; empty strings when absent."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return (
-            str(error.get("message") or f"HTTP {status}"),
-            str(error.get("type") or ""),
-            str(error.get("code") or ""),
-        )
+        return str(error.get("message") or ""), str(error.get("type") or ""), str(error.get("code") or "")
     if isinstance(error, str):
         return error, "", ""
-    return (text.strip()[:300] or f"HTTP {status}"), "", ""
+    return "", "", ""
 
 
 def _retry_after(headers: Mapping[str, str], message: str) -> float | None:
@@ -62,16 +59,17 @@ def _retry_after(headers: Mapping[str, str], message: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def map_error(provider: str) -> Any:
+def map_error(provider: str) -> ErrorMapper:
     """The error mapper for OpenAI-style error envelopes."""
 
-    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
-        message, kind, code = _envelope(body, text, status)
+    def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
+        message, kind, code = _envelope(body)
+        why = reason(status, message, code)
         if code in _SAFETY_CODES or kind == "image_generation_user_error" or "safety system" in message:
             return SafetyBlocked(
                 f"Your request was blocked by {provider}'s safety system",
-                reason=code or kind,
-                model_text=message,
+                reason=clean_message(code or kind),
+                model_text=clean_message(message),
                 provider=provider,
             )
         if status == 401:
@@ -82,7 +80,7 @@ def map_error(provider: str) -> Any:
         if status == 402 or code in {"insufficient_quota", "insufficient_user_quota"}:
             return OutOfCredits(f"{provider}: the account is out of credits or quota", provider=provider)
         if status == 403:
-            return AuthFailed(f"{provider}: access denied ({message})", provider=provider)
+            return AuthFailed(f"{provider}: access denied ({why})", provider=provider)
         if status == 429:
             delay = _retry_after(headers, message)
             wait = f"; try again in {delay:.0f} s" if delay is not None else "; try again shortly"
@@ -90,10 +88,10 @@ def map_error(provider: str) -> Any:
                 f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
             )
         if status == 504:
-            return Timeout(f"{provider} timed out making the image ({message})", provider=provider)
+            return Timeout(f"{provider} timed out making the image ({why})", provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed: {message}", provider=provider)
-        return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+            return Unavailable(f"{provider} failed ({why})", provider=provider)
+        return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
     return mapper
 

@@ -22,6 +22,7 @@ from bot.errors import (
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.http import ErrorMapper, parse_retry_after
+from bot.providers.sanitize import clean_message, reason
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
 _SAFETY_WORDS = ("safety", "moderation", "sensitive", "nsfw", "prohibited")
 
 
-def _message(body: Any, text: str, status: int) -> tuple[str, int | None]:
-    """The message and error_code from the several error shapes this API uses."""
+def _message(body: Any) -> tuple[str, int | None]:
+    """The message and error_code from the several error shapes this API uses ("" when none)."""
     if isinstance(body, dict):
         status_block = body.get("status")
         inner: dict[str, Any] = status_block if isinstance(status_block, dict) else body
@@ -45,19 +46,20 @@ def _message(body: Any, text: str, status: int) -> tuple[str, int | None]:
         code = inner.get("error_code")
         if message:
             return str(message), code if isinstance(code, int) else None
-    return text.strip()[:300] or f"HTTP {status}", None
+    return "", None
 
 
-def map_error(provider: str) -> Any:
+def map_error(provider: str) -> ErrorMapper:
     """The error mapper for HTTP-level failures."""
 
-    def mapper(status: int, body: Any, text: str, headers: Mapping[str, str]) -> ProviderError:
-        message, code = _message(body, text, status)
+    def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
+        message, code = _message(body)
+        why = reason(status, message)
         credits = (code is not None and 40201 <= code <= 40208) or "insufficient" in message.lower()
         if status == 402 or (status == 403 and credits):
-            return OutOfCredits(f"{provider}: the account is out of credits ({message})", provider=provider)
+            return OutOfCredits(f"{provider}: the account is out of credits ({why})", provider=provider)
         if status in (401, 403):
-            return AuthFailed(f"{provider}: the API key was refused ({message})", provider=provider)
+            return AuthFailed(f"{provider}: the API key was refused ({why})", provider=provider)
         if status == 429:
             delay = parse_retry_after(headers.get("Retry-After"))
             return RateLimited(
@@ -66,10 +68,10 @@ def map_error(provider: str) -> Any:
                 provider=provider,
             )
         if status == 404:
-            return Unavailable(f"{provider}: the task was not found ({message})", provider=provider)
+            return Unavailable(f"{provider}: the task was not found ({why})", provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed: {message}", provider=provider)
-        return BadRequest(f"{provider} rejected the request: {message}", provider=provider)
+            return Unavailable(f"{provider} failed ({why})", provider=provider)
+        return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
     return mapper
 
@@ -80,18 +82,21 @@ def task_error(task: JsonDict, provider: str) -> ProviderError:
     code: Any = None
     if isinstance(error, dict):
         code = error.get("code")
-        message = str(error.get("error_message") or error.get("message") or "unknown error")
+        raw = error.get("error_message") or error.get("message")
     else:
-        message = str(error or task.get("message") or "unknown error")
-    suffix = f" (code {code})" if code not in (None, "") else ""
+        raw = error or task.get("message")
+    message = str(raw or "")
+    shown = clean_message(message) or "unknown error"
+    tag = clean_message(code, limit=40)
+    suffix = f" (code {tag})" if tag else ""
     if any(word in message.lower() for word in _SAFETY_WORDS):
         return SafetyBlocked(
-            f"{provider} refused the image: {message}{suffix}",
-            reason=str(code or "policy"),
-            model_text=message,
+            f"{provider} refused the image: {shown}{suffix}",
+            reason=tag or "policy",
+            model_text=clean_message(message),
             provider=provider,
         )
-    return Unavailable(f"{provider}: the generation failed: {message}{suffix}", provider=provider)
+    return Unavailable(f"{provider}: the generation failed: {shown}{suffix}", provider=provider)
 
 
 class TaskProvider(ProviderBase):

@@ -36,6 +36,7 @@ COMMON_FAULTS: frozenset[str] = frozenset(
         "bad_key",
         "url_private",
         "url_hostile",
+        "redirect",
     }
 )
 HTML_ERROR_PAGE = (
@@ -337,6 +338,11 @@ class FakeProvider:
             return web.Response(status=fault.status or 200, text=text, content_type="application/json")
         if fault.name == "html":
             return web.Response(status=fault.status or 200, text=HTML_ERROR_PAGE, content_type="text/html")
+        if fault.name == "redirect":  # a hostile or misconfigured API pointing the call elsewhere
+            location = (fault.message or "{path}").format(
+                port=self._port, base=self.base_url, path=request.path_qs
+            )
+            return web.Response(status=fault.status or 307, headers={"Location": location})
         return None
 
     # -- images and hosted files ----------------------------------------------------------
