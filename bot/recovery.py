@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "refunded: interrupted by a restart"
 SHUT_DOWN = "refunded: interrupted by a shutdown"
 LOST = "refunded: never settled (database error)"
+#: Characters of the host name kept in an instance key (the owner column holds 40 in all).
+HOST_CHARS = 20
 
 
 def instance_key(shard_ids: Sequence[int] | None, host: str | None = None) -> str:
@@ -31,7 +33,16 @@ def instance_key(shard_ids: Sequence[int] | None, host: str | None = None) -> st
     """
     shards = "all" if shard_ids is None else ",".join(str(s) for s in sorted(shard_ids))
     digest = hashlib.blake2s(shards.encode(), digest_size=3).hexdigest()
-    return f"{(host or socket.gethostname())[:20]}.{digest}"
+    return f"{_short_host(host or socket.gethostname())}.{digest}"
+
+
+def _short_host(host: str) -> str:
+    """The host name in at most HOST_CHARS characters, still unique: a long one (Kubernetes pods share
+    long prefixes and differ at the end) keeps its start and gains a hash of the whole name."""
+    if len(host) <= HOST_CHARS:
+        return host
+    digest = hashlib.blake2s(host.encode(), digest_size=4).hexdigest()
+    return f"{host[: HOST_CHARS - len(digest) - 1]}~{digest}"
 
 
 def new_owner(shard_ids: Sequence[int] | None = None, host: str | None = None) -> str:
