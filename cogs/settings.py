@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.app import NanoBot
 from bot.choices import model_choices
 from bot.errors import InputError
+from bot.policy import normalize, same_phrase
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 from cogs.admin import ADMIN, guild_id_of, require_manager
 
@@ -126,7 +127,10 @@ class Settings(commands.Cog):
         await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
 
     @group.command(name="blocklist", description="Add or remove a blocked prompt phrase")
-    @app_commands.describe(action="Add or remove", phrase="Word or phrase (matched case-insensitively)")
+    @app_commands.describe(
+        action="Add or remove",
+        phrase="Word or phrase (matched ignoring case, accents, look-alike letters and invisible characters)",
+    )
     @app_commands.choices(
         action=[
             app_commands.Choice(name="add", value="add"),
@@ -136,10 +140,13 @@ class Settings(commands.Cog):
     async def blocklist(
         self, interaction: discord.Interaction[NanoBot], action: str, phrase: app_commands.Range[str, 1, 100]
     ) -> None:
-        """Edit the blocklist."""
+        """Edit the blocklist; a phrase matching the same prompts as a listed one replaces or removes it."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        require_manager(interaction)
+        if action == "add" and not normalize(phrase):
+            raise InputError("That phrase is empty once invisible characters are removed")
         current = await store_of(self.bot).get(guild_id_of(interaction))
-        phrases = [p for p in current.blocklist if p.casefold() != phrase.casefold()]
+        phrases = [p for p in current.blocklist if not same_phrase(p, phrase)]
         if action == "add":
             if len(phrases) >= MAX_BLOCKLIST:
                 raise InputError(f"The blocklist holds at most {MAX_BLOCKLIST} phrases")

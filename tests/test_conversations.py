@@ -143,7 +143,7 @@ async def test_reply_from_another_user(world: World, policy: str) -> None:
         if policy == "anyone":
             assert world.discord.files_of(answer) and world.gemini.calls == 2
         else:
-            assert "who started this conversation" in answer["content"]
+            assert "who started this conversation" in answer["embeds"][0]["description"]
             assert world.gemini.calls == 1
 
 

@@ -98,6 +98,8 @@ class Cluster:
             SHARD_COUNT=str(SHARD_COUNT),
             SHARD_IDS=str(shard_ids),
             OPERATOR_DAILY_BUDGET=str(BUDGET),
+            ALLOW_DMS="true",  # DMs are off unless the operator allows them
+            DM_CREDITS="100",  # here the operator's budget is what runs out
             MAX_CONCURRENT_JOBS="4",
             PROGRESS_INTERVAL="60",
             RETRY_BASE_DELAY="0.01",
