@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from bot.config import Settings
 from bot.costs import credits, to_cents
 from bot.errors import Refused
-from bot.policy import blocked_phrase, check_place, check_prompt, discord_time
+from bot.policy import check_blocklist, check_place, check_prompt, discord_time
 from bot.quota_store import QuotaStore
 from bot.quotas import Check, Cooldown, Refusal, dm_checks, effective_user_rule, job_checks
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
@@ -100,11 +100,7 @@ class Admission:
         if who.guild_id:
             check_place(config, who.channel_id, who.channel_nsfw)
             check_prompt(config, prompt)
-        phrase = blocked_phrase(prompt, self.settings.blocklist)
-        if phrase is not None:
-            raise Refused(
-                "🚫 Prompt not allowed", f"Your prompt contains “{phrase}”, which this bot does not allow."
-            )
+        check_blocklist(self.settings.blocklist, prompt, owner="this bot")
 
     async def _checks(self, who: Who, config: GuildConfig, *, base_cents: int) -> list[Check]:
         """The counters this job is charged against (the operator's budget: base_cents, unscaled)."""

@@ -6,7 +6,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from confusable_homoglyphs import categories, confusables
 
@@ -215,13 +215,3 @@ def check_blocklist(phrases: list[str], prompt: str, *, owner: str = "this serve
 def check_prompt(config: GuildConfig, prompt: str) -> None:
     """Refuse prompts containing a phrase on the server's blocklist."""
     check_blocklist(config.blocklist, prompt, owner="this server")
-
-
-def check_cooldown(config: GuildConfig, last_job: datetime | None, now: datetime) -> None:
-    """Refuse a job that comes sooner than the cooldown allows."""
-    if not config.cooldown_seconds or last_job is None:
-        return
-    ready = last_job + timedelta(seconds=config.cooldown_seconds)
-    if ready > now:
-        wait = max(1, int((ready - now).total_seconds() + 0.999))
-        raise Refused("⏱️ Cooldown", f"Please wait {wait} s between images; try again {discord_time(ready)}.")

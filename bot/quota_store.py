@@ -370,18 +370,6 @@ class QuotaStore:
         async with self.db.connect() as conn:
             return [_rule(row) for row in await conn.execute(query)]
 
-    async def last_job_at(self, guild_id: int, user_id: int) -> datetime | None:
-        """When the member's newest non-refunded reservation was made (for the cooldown)."""
-        t = quota_reservations
-        query = (
-            select(t.c.created_at)
-            .where(and_(t.c.guild_id == guild_id, t.c.user_id == user_id, t.c.status != "refunded"))
-            .order_by(t.c.id.desc())
-            .limit(1)
-        )
-        async with self.db.connect() as conn:
-            return (await conn.execute(query)).scalar_one_or_none()
-
     async def audit(
         self, guild_id: int, *, user_id: int | None = None, text: str | None = None, limit: int = 20
     ) -> list[AuditRow]:

@@ -21,6 +21,7 @@ from bot.quota_store import QuotaStore
 from bot.quotas import (
     EPOCH,
     Check,
+    Cooldown,
     Refusal,
     Reservation,
     Rule,
@@ -314,18 +315,6 @@ async def test_reset_zeroes_the_current_windows_only(store: QuotaStore) -> None:
 # --- audit, cooldown, recovery ----------------------------------------------------------------------
 
 
-async def test_last_job_at_ignores_refunded_jobs(store: QuotaStore) -> None:
-    assert await store.last_job_at(G, U) is None
-    first = await held(store, 100, daily(None), now=NOW)
-    second = await held(store, 100, daily(None), now=NOW + timedelta(minutes=5))
-    assert await store.last_job_at(G, U) == NOW + timedelta(minutes=5)
-    await store.refund(second.id, outcome="refunded: NoImageReturned")
-    await store.commit(first.id)
-    assert await store.last_job_at(G, U) == NOW
-    assert await store.last_job_at(G, U + 1) is None
-    assert await store.last_job_at(G + 1, U) is None
-
-
 async def test_audit_filters_by_user_and_literal_text(store: QuotaStore) -> None:
     prompts = [
         (U, "100% Cat"),
@@ -476,3 +465,35 @@ async def test_two_processes_share_one_limit_exactly(
     assert await counter_row(db, "shared", 4242) == (5000, 0)
     with capsys.disabled():
         print(f"\n  [{db.dialect}] 2 processes x 100 reserves + commits: {results}", end="")
+
+
+async def test_cooldown_is_checked_and_started_atomically(store: QuotaStore) -> None:
+    """Twenty reservations at once with a cooldown: exactly one passes, on SQLite and PostgreSQL."""
+    pace = Cooldown(G, U, 60)
+
+    async def one(now: datetime) -> Reservation | Refusal:
+        return await store.reserve(
+            guild_id=G, user_id=U, cost_cents=1, checks=[], kind="imagine", prompt="p", now=now, cooldown=pace
+        )
+
+    outcomes = await asyncio.gather(*(one(NOW) for _ in range(20)))
+    passed = [o for o in outcomes if isinstance(o, Reservation)]
+    cooling = [o for o in outcomes if isinstance(o, Refusal)]
+    assert len(passed) == 1 and len(cooling) == 19
+    assert {o.ready_at for o in cooling} == {NOW + timedelta(seconds=60)}
+    await store.refund(passed[0].id, outcome="refunded: failed")  # a failed job still set the pace
+    assert isinstance(await one(NOW + timedelta(seconds=59)), Refusal)
+    assert isinstance(await one(NOW + timedelta(seconds=60)), Reservation)
+
+
+async def test_a_refused_reservation_does_not_start_the_cooldown(store: QuotaStore) -> None:
+    pace = Cooldown(G, U, 60)
+    full = Check(G, "user:7", "day", 0, "your daily limit")
+    refused = await store.reserve(
+        guild_id=G, user_id=U, cost_cents=1, checks=[full], kind="imagine", prompt="p", now=NOW, cooldown=pace
+    )
+    assert isinstance(refused, Refusal) and refused.label == "your daily limit"
+    again = await store.reserve(
+        guild_id=G, user_id=U, cost_cents=1, checks=[], kind="imagine", prompt="p", now=NOW, cooldown=pace
+    )
+    assert isinstance(again, Reservation)  # the refusal rolled the cooldown back with it
