@@ -371,12 +371,12 @@ class JobService:
         resolution = job.resolution or spec.default_resolution
         return self.settings.costs.generation(spec.name, resolution, job.count, references, replayed)
 
-    def _affordable(self, job: JobSpec, run: _Run) -> Callable[[ImageProvider], bool]:
-        """Whether a fallback provider costs no more than the job reserved (a dearer one is skipped:
-        the difference was never reserved, and it is not given away)."""
+    def _affordable(self, job: JobSpec, run: _Run, model: str | None) -> Callable[[ImageProvider], bool]:
+        """Whether a fallback provider (asked for `model`) costs no more than the job reserved (a
+        dearer one is skipped: the difference was never reserved, and it is not given away)."""
 
         def allow(candidate: ImageProvider) -> bool:
-            return self._price(job, candidate.spec(job.model), run.replayed) <= run.base_cents
+            return self._price(job, candidate.spec(model), run.replayed) <= run.base_cents
 
         return allow
 
@@ -522,7 +522,9 @@ class JobService:
             history=history,
         )
         self._sending(run)
-        result = await self.router.generate(request, provider, allow=self._affordable(job, run))
+        result = await self.router.generate(
+            request, provider, allow=self._affordable(job, run, model) if self.admission else None
+        )
         return Outcome(result, images, ratio, cut, requested_model=spec.name)
 
     @staticmethod
@@ -581,10 +583,12 @@ class JobService:
 
     async def delete_result(self, turn: TurnRecord) -> None:
         """A result is deleted: its turn can never be shown, used or continued again, and its image
-        files go unless another result still uses the same image."""
-        if self.turns is None or not await self.turns.mark_deleted(turn.id):
+        files go unless another result still uses the same image. Deleting a deleted result again
+        (its message outlived the first try) only finishes removing its files."""
+        if self.turns is None:
             return
-        if self.blobs is None:
+        marked = await self.turns.mark_deleted(turn.id)
+        if self.blobs is None or not (marked or turn.status == "deleted"):
             return
         hashes = [ref.sha256 for ref in (*turn.input_images, *turn.output_images)]
         used = await self.turns.blobs_in_use(hashes)
