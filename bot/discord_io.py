@@ -11,7 +11,7 @@ import discord
 from bot.errors import DeliveryFailed, ImageTooLarge, InputError
 from bot.replies import error_embed, result_embed
 from bot.service import JobResult, PendingInput, RawInput
-from bot.storage.turns import TurnRecord
+from bot.storage.turns import TurnRecord, TurnStore
 from bot.supervisor import Progress, ProgressHook
 from bot.views import cancel_view, result_view
 
@@ -78,12 +78,15 @@ def is_image_attachment(attachment: discord.Attachment) -> bool:
 
 
 async def latest_bot_image(
-    channel: discord.abc.Messageable, bot_user: discord.abc.User, max_bytes: int
+    channel: discord.abc.Messageable, bot_user: discord.abc.User, max_bytes: int, turns: TurnStore | None
 ) -> PendingInput:
-    """The newest image the bot posted in this channel (fresh URLs: the history was just fetched)."""
+    """The newest image the bot posted in this channel (fresh URLs: the history was just fetched),
+    passing over results that were deleted (Discord may have kept a message whose deletion failed)."""
     try:
         async for message in channel.history(limit=HISTORY_SCAN):
             if message.author.id != bot_user.id:
+                continue
+            if turns is not None and (turn := await turns.by_message(message.id)) and turn.status != "done":
                 continue
             for attachment in message.attachments:
                 if is_image_attachment(attachment):

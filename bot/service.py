@@ -56,7 +56,7 @@ from bot.storage.blobs import BlobStore
 from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnRecord, TurnStore
 from bot.supervisor import Supervisor
-from bot.threads import Threads
+from bot.threads import Threads, replayable
 
 log = logging.getLogger(__name__)
 #: Seconds between checks, at shutdown, for results still being delivered.
@@ -300,7 +300,7 @@ class JobService:
 
     async def _resolve_latest(self, job: JobSpec) -> None:
         """A job on "the latest image" (/edit, /upscale without one): the channel's newest result,
-        else an image of ours found in the channel (found, not downloaded)."""
+        else an image of ours found in the channel (found, not downloaded; deleted results skipped)."""
         if job.find_latest is None or job.inputs or job.parent is not None:
             return
         latest = await self.threads.latest_in_channel(job.channel_id) if self.threads is not None else None
@@ -356,7 +356,7 @@ class JobService:
             replayed = 0
             if job.parent is not None and job.use_history and self.turns is not None:
                 chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
-                replayed = len(chain)
+                replayed = sum(1 for turn in chain if replayable(turn))
             if run is not None:
                 run.replayed = replayed
             cost = self._price(job, self.router.candidates(provider, model)[0].spec(model), replayed)

@@ -72,7 +72,7 @@ class Threads:
         chain, cut = await self.turns.lineage(turn.id, self.depth)
         turns: list[Turn] = []
         for record in chain:
-            if record.status != "done" or record.kind not in CONVERSATIONAL or not record.output_images:
+            if not replayable(record):
                 continue
             turns.append(Turn("user", record.prompt or None, await self.input_images(record)))
             output = await self.output_image(record, 0)
@@ -82,6 +82,11 @@ class Threads:
     async def latest_in_channel(self, channel_id: int) -> TurnRecord | None:
         """The newest turn with an image in this channel (the channel's current conversation)."""
         return await self.turns.latest_in_channel(channel_id)
+
+
+def replayable(record: TurnRecord) -> bool:
+    """Whether a turn is replayed as conversation history (finished, conversational, with an image)."""
+    return record.status == "done" and record.kind in CONVERSATIONAL and bool(record.output_images)
 
 
 def _first_variant(record: TurnRecord) -> dict[str, object]:

@@ -107,11 +107,18 @@ class Buttons(commands.Cog):
         served = any(p == turn.provider and m == asked for p, m in self.bot.service.router.models())
         return str(asked) if served else None
 
-    async def live_turn(self, turn_id: int) -> TurnRecord:
-        """The result a button belongs to, unless it was deleted or never finished."""
+    async def stored_turn(self, turn_id: int) -> TurnRecord:
+        """The turn a button belongs to, whatever its status."""
         turns = self.bot.service.turns
         turn = await turns.get(turn_id) if turns is not None else None
-        if turn is None or turn.status != "done":
+        if turn is None:
+            raise InputError("That image is no longer in my records")
+        return turn
+
+    async def live_turn(self, turn_id: int) -> TurnRecord:
+        """The result a button belongs to, unless it was deleted or never finished."""
+        turn = await self.stored_turn(turn_id)
+        if turn.status != "done":
             raise InputError("That image is no longer in my records")
         return turn
 
@@ -121,7 +128,8 @@ class Buttons(commands.Cog):
             await interaction.response.send_modal(EditTurnModal(self, turn_id))
         elif action == "del":
             await interaction.response.defer()
-            await self._delete(interaction, await self.live_turn(turn_id))
+            # A deleted turn too: a click again finishes a deletion whose message Discord kept.
+            await self._delete(interaction, await self.stored_turn(turn_id))
         else:
             loading = await acknowledge(interaction)
             job = await self._job(interaction, action, await self.live_turn(turn_id))
@@ -193,8 +201,18 @@ class Buttons(commands.Cog):
         if not allowed:
             raise Refused("🔒 Not yours", "Only the person who made this image or a moderator can delete it.")
         await self.bot.service.delete_result(turn)
-        if interaction.message is not None:
+        if interaction.message is None:
+            return
+        try:
             await interaction.message.delete()
+        except discord.NotFound:
+            pass  # already gone (a second click on a stale copy)
+        except discord.HTTPException as e:
+            raise Refused(
+                "🗑️ Message not removed",
+                f"The image is deleted from my records, but Discord would not remove its message "
+                f"(HTTP {e.status}). Click 🗑️ again, or remove the message yourself.",
+            ) from e
 
 
 async def setup(bot: NanoBot) -> None:

@@ -28,7 +28,8 @@ def input_or_latest(
     channel = interaction.channel
     me = bot.user
     assert me is not None and isinstance(channel, discord.abc.Messageable)
-    return {"find_latest": lambda: latest_bot_image(channel, me, cap)}
+    turns = bot.service.turns
+    return {"find_latest": lambda: latest_bot_image(channel, me, cap, turns)}
 
 
 class Edit(commands.Cog):

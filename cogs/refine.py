@@ -11,7 +11,8 @@ from discord.ext import commands
 
 from bot.app import NanoBot
 from bot.discord_io import delivery_error, is_image_attachment, pending_attachment, result_files
-from bot.errors import NanoBotError
+from bot.errors import InputError, NanoBotError
+from bot.prechecks import GONE
 from bot.replies import error_embed, result_embed
 from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
 from bot.storage.turns import TurnRecord
@@ -45,8 +46,13 @@ class Refine(commands.Cog):
         if message.author.bot or reference is None or reference.message_id is None:
             return
         turn = await self._turn_of(message, reference.message_id)
-        if turn is None or turn.status != "done" or not turn.output_images:
+        if turn is None or not turn.output_images:
             return  # not one of our images
+        if turn.status == "deleted":  # a stale view of a result its owner deleted: say so, use nothing
+            await self._reply(message, embed=error_embed(InputError(GONE)))
+            return
+        if turn.status != "done":
+            return
         instruction = self._instruction(message)
         images = [a for a in message.attachments if is_image_attachment(a)]
         if not instruction and not images:
