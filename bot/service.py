@@ -54,6 +54,7 @@ from bot.queue import JobQueue
 from bot.recorder import TurnRecorder, failure_text
 from bot.storage.blobs import BlobStore
 from bot.storage.guilds import GuildConfig
+from bot.storage.tables import utcnow
 from bot.storage.turns import TurnRecord, TurnStore
 from bot.supervisor import Supervisor
 from bot.threads import Threads, replayable
@@ -587,12 +588,14 @@ class JobService:
         (its message outlived the first try) only finishes removing its files."""
         if self.turns is None:
             return
+        started = utcnow()
         marked = await self.turns.mark_deleted(turn.id)
         if self.blobs is None or not (marked or turn.status == "deleted"):
             return
         hashes = [ref.sha256 for ref in (*turn.input_images, *turn.output_images)]
         used = await self.turns.blobs_in_use(hashes)
-        await self.blobs.discard([sha for sha in dict.fromkeys(hashes) if sha not in used])
+        unused = [sha for sha in dict.fromkeys(hashes) if sha not in used]
+        await self.blobs.discard(unused, unused_since=started)
 
     async def _failed(self, job: JobSpec, error: str) -> None:
         """Leave the failed job's turn (when conversations are stored)."""

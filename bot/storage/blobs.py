@@ -122,14 +122,25 @@ class BlobStore:
             log.info("pruned %d blobs unused since %s", removed, cutoff.isoformat())
         return removed
 
-    async def discard(self, sha256s: list[str]) -> int:
-        """Remove these blobs' rows and files (the caller checked nothing uses them); how many."""
+    async def discard(self, sha256s: list[str], *, unused_since: datetime) -> int:
+        """Remove these blobs' rows and files (the caller checked no result uses them); how many.
+
+        A blob stored again since `unused_since` (a job writing the same image right now) is kept.
+        """
         if not sha256s:
             return 0
-        query = delete(blobs).where(blobs.c.sha256.in_(sha256s))
-        await self.db.write(lambda conn: conn.execute(query))
-        await asyncio.to_thread(_delete_files, [blob_path(self.root, sha) for sha in sha256s])
-        return len(sha256s)
+        query = (
+            delete(blobs)
+            .where(blobs.c.sha256.in_(sha256s), blobs.c.last_used_at < unused_since)
+            .returning(blobs.c.sha256)
+        )
+
+        async def work(conn: AsyncConnection) -> list[str]:
+            return list((await conn.execute(query)).scalars())
+
+        gone = await self.db.write(work)
+        await asyncio.to_thread(_delete_files, [blob_path(self.root, sha) for sha in gone])
+        return len(gone)
 
     async def _touch(self, sha256: str) -> None:
         """Mark a blob as used now, for retention."""
