@@ -13,8 +13,13 @@ from PIL import Image
 
 from bot.app import NanoBot, apply_endpoints, start_bot
 from bot.quotas import user_subject
+from bot.storage.turns import TurnRecord
 from tests.conftest import make_settings
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
+
+#: Seconds after which a wait for the bot's state is taken for a hang. It only bounds a failing test:
+#: a passing one never waits for it, however busy the machine is.
+HANG = 60.0
 
 
 def bot_settings(fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], **overrides: Any) -> Any:
@@ -40,15 +45,15 @@ async def running_bot(
         bot = NanoBot(settings, guild_ready_timeout=0.1)
         task = asyncio.create_task(start_bot(bot, fake.token))
         try:
-            await fake.wait_until_ready(timeout=15)
-            await asyncio.wait_for(bot.wait_until_ready(), 15)
+            await fake.wait_until_ready(timeout=HANG)
+            await asyncio.wait_for(bot.wait_until_ready(), HANG)
             yield bot
         finally:
             await bot.close()
-            await asyncio.wait_for(task, 15)
+            await asyncio.wait_for(task, HANG)
 
 
-async def wait_result(inter: InteractionHandle, timeout: float = 60) -> dict[str, Any]:
+async def wait_result(inter: InteractionHandle, timeout: float = HANG) -> dict[str, Any]:
     """The interaction's final answer: the original once it carries an embed, or an error followup.
 
     Queue and progress updates only change the original's text, so they are skipped.
@@ -70,15 +75,16 @@ async def settled_usage(fake: FakeDiscord, bot: NanoBot, user: str = "alice") ->
     (a charge is committed just after the user sees the result)."""
     assert bot.quotas is not None
     subject = user_subject(int(fake.users[user]["id"]))
-    for _ in range(50):
-        found = await bot.quotas.usage(int(fake.guild_id), subject, "day")
-        if not found.reserved_cents:
-            break
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANG
+    while (found := await bot.quotas.usage(int(fake.guild_id), subject, "day")).reserved_cents:
+        if loop.time() > deadline:
+            break  # the caller's assertion shows what is still held
         await asyncio.sleep(0.05)
     return found.used_cents, found.reserved_cents
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+async def eventually(check: Callable[[], bool], timeout: float = HANG, what: str = "condition") -> None:
     """Poll until check() holds (for state outside the fake Discord, whose own waits are evented)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -98,6 +104,19 @@ async def eventually_async(
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.05)
+
+
+async def linked_turn(bot: NanoBot, message: dict[str, Any]) -> TurnRecord:
+    """The turn a result message shows, once linked to it (just after the message is posted)."""
+    turns = bot.service.turns
+    assert turns is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANG
+    while (turn := await turns.by_message(int(message["id"]))) is None:
+        if loop.time() > deadline:
+            raise TimeoutError(f"message {message['id']} was never linked to its turn")
+        await asyncio.sleep(0.02)
+    return turn
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_SERVER = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}"
 ADMIN_URL = f"{PG_SERVER}/postgres"
-PROBE_TIMEOUT = 1.0
+PROBE_TIMEOUT = 5.0
 
 pg_stat_activity = table("pg_stat_activity", column("pid"), column("datname"))
 

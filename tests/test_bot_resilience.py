@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.botenv import running_bot, settled_usage, wait_result
+from tests.botenv import eventually, running_bot, settled_usage, wait_result
+from tests.conftest import manual_clock
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider, Fault
 
@@ -147,6 +148,7 @@ async def test_open_breakers_everywhere_fail_fast_without_charge(tmp_path: Path)
         providers = (entry(first, "gemini", "first"), entry(second, "gemini", "second"))
         settings = {"breaker_failures": 1, "breaker_cooldown": 3.0, "retry_attempts": 1}
         async with running_bot(fake, tmp_path, *providers, **settings) as bot:
+            clock = manual_clock(bot.router)  # the cooldown ends when the test says, not sooner
             first.script("unavailable")
             second.script("unavailable")
             message = await imagine(fake)  # both fail: both breakers open
@@ -159,10 +161,8 @@ async def test_open_breakers_everywhere_fail_fast_without_charge(tmp_path: Path)
             assert "temporarily unavailable; try again in" in embed["description"]
             assert (len(first.requests), len(second.requests)) == sent  # no request at all
             assert await settled_usage(fake, bot) == (0, 0)
-            for _ in range(100):  # the cooldown passes; the probe finds the first provider well
-                if bot.router.status()[0].state == "half-open":
-                    break
-                await asyncio.sleep(0.05)
+            clock.advance(3.0)  # the cooldown passes; the probe finds the first provider well
+            assert bot.router.status()[0].state == "half-open"
             assert delivered_from(fake, await imagine(fake), first)
             assert bot.router.status()[0].state == "closed"
             assert await settled_usage(fake, bot) == (100, 0)
@@ -240,7 +240,9 @@ async def test_a_429_storm_is_told_apart_cut_short_and_survived(tmp_path: Path) 
             rows = await bot.quotas.audit(int(fake.guild_id), limit=50)
             assert len(rows) == len(members) and {r.status for r in rows} == {"refunded"}
             gemini.clear_script()  # the storm passes
-            await asyncio.sleep(1.1)  # the breaker's cooldown; its probe goes through
+            await eventually(  # the breaker's cooldown; its probe goes through
+                lambda: bot.router.status()[0].state == "half-open", what="the breaker's cooldown"
+            )
             assert fake.files_of(await imagine(fake))
             assert await settled_usage(fake, bot) == (100, 0)
         assert fake.violations == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.botenv import image_size, running_bot
+from tests.botenv import eventually, image_size, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 
@@ -122,11 +121,8 @@ async def test_delete_by_owner_stranger_and_moderator(world: World) -> None:
 
 async def gone(world: World, message: dict[str, Any]) -> None:
     """Wait until the message has been deleted in the fake Discord."""
-    for _ in range(100):
-        if all(m["id"] != message["id"] for m in world.discord.messages[message["channel_id"]]):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"message {message['id']} was not deleted")
+    channel = world.discord.messages[message["channel_id"]]
+    await eventually(lambda: all(m["id"] != message["id"] for m in channel), what=f"{message['id']} deleted")
 
 
 async def test_buttons_work_after_a_restart(world: World) -> None:

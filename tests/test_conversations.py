@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.app import NanoBot
-from tests.botenv import image_size, running_bot
+from tests.botenv import image_size, linked_turn, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages
@@ -204,8 +204,9 @@ async def test_edit_menu_on_a_user_image(world: World) -> None:
 
 
 async def test_edit_menu_on_a_bot_image_continues_the_conversation(world: World) -> None:
-    async with world.bot():
+    async with world.bot() as bot:
         m1 = await imagine(world, "a castle")
+        await linked_turn(bot, m1)  # as a person sees it: the result is known as ours a moment later
         menu = await world.discord.send_message_command("Edit image", m1)
         await menu.wait_ack()
         assert menu.modal is not None

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import NanoBot
 from bot.storage.db import Database
 from bot.storage.tables import quota_reservations
-from tests.botenv import eventually, running_bot, wait_result
+from tests.botenv import HANG, eventually, running_bot, wait_result
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 from tests.fakes.tcp_proxy import TcpProxy
@@ -50,7 +52,7 @@ class World:
 
     async def imagine(self, prompt: str) -> dict[str, Any]:
         inter = await self.discord.send_slash("imagine", {"prompt": prompt})
-        return await wait_result(inter, timeout=30)
+        return await wait_result(inter)
 
     async def ledger(self) -> dict[str, int]:
         """Reservations by status."""
@@ -63,7 +65,7 @@ class World:
         finally:
             await db.close()
 
-    async def settles_to(self, expected: dict[str, int], timeout: float = 15) -> None:
+    async def settles_to(self, expected: dict[str, int], timeout: float = HANG) -> None:
         """Wait until the ledger reads `expected` (a commit lands just after the user sees the image)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -92,17 +94,26 @@ def description(message: dict[str, Any]) -> str:
     return str((message.get("embeds") or [{}])[0].get("description") or "")
 
 
-async def test_a_blip_during_a_job_is_waited_out(tmp_path: Path) -> None:
+def unreachable_since(caplog: pytest.LogCaptureFixture, seen: int) -> bool:
+    """Whether the bot has logged an unreachable database since the first `seen` records."""
+    return any("database unreachable" in r.getMessage() for r in caplog.records[seen:])
+
+
+async def test_a_blip_during_a_job_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.storage.db")
     async with world(tmp_path) as w, w.bot():
         assert w.discord.files_of(await w.imagine("a warm-up"))
         await w.settles_to({"committed": 1})  # its delivery is recorded before the database goes
-        w.gemini.delay = 1.0
+        answer = w.gemini.hold_next()
         inter = await w.discord.send_slash("imagine", {"prompt": "a storm"})
-        await eventually(lambda: len(w.gemini.requests) == 2, 10, "the provider call")
-        await w.proxy.cut()  # the provider answers while the database is gone…
-        await asyncio.sleep(1.5)
+        await eventually(lambda: w.gemini.calls == 2, what="the provider call")
+        await w.proxy.cut()
+        answer.set()  # the provider answers while the database is gone…
+        await eventually(lambda: len(w.gemini.outputs) == 2, what="the provider's answer")
+        seen = len(caplog.records)
+        await eventually(lambda: unreachable_since(caplog, seen), what="the bot finding the database gone")
         await w.proxy.restore()  # …and it is back within the outage budget
-        message = await wait_result(inter, timeout=30)
+        message = await wait_result(inter)
         assert w.discord.files_of(message), f"{title(message)}: {description(message)}"
         await w.settles_to({"committed": 2})  # charged once each, nothing left reserved
 
@@ -122,11 +133,12 @@ async def test_an_outage_is_a_clear_message_and_costs_nothing(tmp_path: Path) ->
 
 async def test_a_refund_lost_to_an_outage_is_made_when_the_database_is_back(tmp_path: Path) -> None:
     async with world(tmp_path) as w, w.bot():
-        w.gemini.delay = 1.0
+        answer = w.gemini.hold_next()
         inter = await w.discord.send_slash("imagine", {"prompt": "a storm"})
-        await eventually(lambda: len(w.gemini.requests) == 1, 10, "the provider call")
+        await eventually(lambda: w.gemini.calls == 1, what="the provider call")
         await w.proxy.cut()  # down for longer than the bot waits: the job fails, its refund too
-        message = await wait_result(inter, timeout=30)
+        answer.set()
+        message = await wait_result(inter)
         assert "Database unavailable" in title(message) and "Nothing was charged" in description(message)
         assert await w.ledger() == {"reserved": 1}  # what the outage left behind…
         await w.proxy.restore()

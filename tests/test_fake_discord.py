@@ -23,6 +23,7 @@ from tests.fakes.discord import (
     InteractionFailed,
     discord_overrides,
 )
+from tests.fakes.discord_interactions import WAIT_TIMEOUT
 
 MIB = 1024 * 1024
 EVERYONE = 2248473465835073
@@ -241,12 +242,12 @@ async def running(fake: FakeDiscord, bot: TinyBot | None = None) -> AsyncIterato
             ready.cancel()
             task.result()
         await ready
-        await asyncio.wait_for(bot.wait_until_ready(), 5)
+        await asyncio.wait_for(bot.wait_until_ready(), WAIT_TIMEOUT)
         yield bot
     finally:
         await bot.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, WAIT_TIMEOUT)
 
 
 @pytest.fixture
@@ -313,7 +314,7 @@ async def test_missing_the_three_second_deadline_is_refused(fake: FakeDiscord) -
     async with running(fake) as bot:
         inter = await fake.send_slash("slow")
         with pytest.raises(InteractionFailed, match="10062"):
-            await inter.wait_ack(timeout=6)
+            await inter.wait_ack()
         await eventually(lambda: bool(bot.failures))
     assert isinstance(bot.failures[0], discord.NotFound) and bot.failures[0].code == 10062
     assert len(fake.violations) == 1 and "10062" in fake.violations[0]
@@ -381,7 +382,7 @@ async def test_gateway_close_4014_raises_privileged_intents_required(fake: FakeD
         await fake.wait_until_ready()
         await fake.close_gateway(4014)
         with pytest.raises(discord.PrivilegedIntentsRequired):
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, WAIT_TIMEOUT)
     finally:
         await bot.close()
 
@@ -392,7 +393,7 @@ async def test_disabled_privileged_intent_is_refused_at_identify() -> None:
             bot = TinyBot()
             try:
                 with pytest.raises(discord.PrivilegedIntentsRequired):
-                    await asyncio.wait_for(bot.start(fake.token), 5)
+                    await asyncio.wait_for(bot.start(fake.token), WAIT_TIMEOUT)
             finally:
                 await bot.close()
 
@@ -539,7 +540,7 @@ async def test_auto_sharded_client_gets_events_on_the_owning_shard() -> None:
             finally:
                 await bot.close()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(task, 5)
+                    await asyncio.wait_for(task, WAIT_TIMEOUT)
         assert fake.violations == []
 
 

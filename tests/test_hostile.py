@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import struct
@@ -19,7 +18,7 @@ from PIL import Image
 
 from bot.app import NanoBot
 from bot.netguard import guarded_connector
-from tests.botenv import running_bot, settled_usage
+from tests.botenv import linked_turn, running_bot, settled_usage
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
@@ -133,12 +132,8 @@ async def test_odd_prompts_pass_through_faithfully(env: Env, prompt: str) -> Non
     assert env.discord.files_of(message)
     body = env.gemini.requests[-1].json
     assert body is not None and body["contents"][-1]["parts"][0]["text"] == prompt
-    assert env.bot.service.turns is not None
-    for _ in range(100):  # the message is linked to its turn just after it is posted
-        if (turn := await env.bot.service.turns.by_message(int(message["id"]))) is not None:
-            break
-        await asyncio.sleep(0.02)
-    assert turn is not None and turn.prompt == prompt
+    turn = await linked_turn(env.bot, message)  # linked just after the message is posted
+    assert turn.prompt == prompt
     await env.still_serving()
 
 

@@ -559,10 +559,12 @@ async def test_reencodes_run_in_the_image_pool_a_few_at_a_time(monkeypatch: pyte
 
 async def test_a_result_that_fits_is_not_queued_behind_reencodes() -> None:
     release = threading.Event()
-    busy = [asyncio.ensure_future(run_image(release.wait, 10)) for _ in range(image_workers())]
+    # The pool stays busy until released (the wait only bounds a hang): queued behind it, the fit
+    # below would never finish, whatever the machine's speed.
+    busy = [asyncio.ensure_future(run_image(release.wait, 600)) for _ in range(image_workers())]
     try:
         data = encode(solid(RED, (300, 200)))
-        [fitted] = await asyncio.wait_for(fit_for_upload_async([(data, "image/png")]), 5)
+        [fitted] = await asyncio.wait_for(fit_for_upload_async([(data, "image/png")]), 60)
         assert fitted.data is data
     finally:
         release.set()

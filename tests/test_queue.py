@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import NanoBot
 from bot.quotas import user_subject
-from tests.botenv import eventually, eventually_async, running_bot, wait_result
+from tests.botenv import HANG, eventually, eventually_async, running_bot, wait_result
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini
 
@@ -37,7 +37,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
         for name in ("bob", "erin", "frank"):
             fake.add_user(name)
-        gemini.delay = 1.0
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
         async with running_bot(
             fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3, max_queued_per_user=1
@@ -55,8 +54,11 @@ def contents(env: Env, inter: InteractionHandle) -> list[str]:
     ]
 
 
-async def wait_for_text(inter: InteractionHandle, needle: str, timeout: float = 10) -> dict[str, Any]:
-    for _ in range(int(timeout / 0.05)):
+async def wait_for_text(inter: InteractionHandle, needle: str, timeout: float = HANG) -> dict[str, Any]:
+    """The "thinking…" message once it shows the needle (the timeout only ends a hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
         original = inter.original
         if original is not None and needle in (original.get("content") or ""):
             return original
@@ -71,11 +73,16 @@ def cancel_id(message: dict[str, Any]) -> str:
 
 
 async def test_positions_move_and_running_shows_elapsed(env: Env) -> None:
+    first_call, second_call = env.gemini.hold_next(), env.gemini.hold_next()  # each runs until released
     first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
     await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
     await wait_for_text(second, "Queued: position 1")
     third = await env.discord.send_slash("imagine", {"prompt": "three"}, user="erin")
+    await wait_for_text(third, "Queued: position 2")
+    first_call.set()
+    await wait_for_text(third, "Queued: position 1")
+    second_call.set()
     for inter in (first, second, third):
         assert env.discord.files_of(await wait_result(inter, 30))
     shown = contents(env, third)
@@ -86,6 +93,7 @@ async def test_positions_move_and_running_shows_elapsed(env: Env) -> None:
 
 
 async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
+    first_call = env.gemini.hold_next()  # the first job runs until the second is cancelled
     first = await env.discord.send_slash("imagine", {"prompt": "one"}, user="alice")
     await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "two"}, user="bob")
@@ -93,8 +101,9 @@ async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
     click = await env.discord.send_component(queued, cancel_id(queued), user="bob")
     await click.wait_ack()
     assert "Cancelled" in (second.original or {}).get("content", "")
-    await wait_result(first, 30)
-    await asyncio.sleep(0.3)
+    first_call.set()
+    await wait_result(first)
+    assert await env.bot.service.wait_idle(HANG)  # nothing left that could still reach the provider
     assert env.gemini.calls == 1  # the cancelled job never reached the provider
     assert await env.usage("bob") == (0, 0)
     assert not env.discord.files_of(second.original or {})
@@ -141,6 +150,7 @@ async def test_queue_cap_per_user(env: Env) -> None:
             update={"max_concurrent": 5}
         ),
     )
+    first_call = env.gemini.hold_next()  # the first job runs until the third is refused
     first = await env.discord.send_slash("imagine", {"prompt": "a"}, user="alice")
     await wait_for_text(first, "Working with")
     second = await env.discord.send_slash("imagine", {"prompt": "b"}, user="alice")
@@ -148,5 +158,6 @@ async def test_queue_cap_per_user(env: Env) -> None:
     third = await env.discord.send_slash("imagine", {"prompt": "c"}, user="alice")
     refused = await wait_result(third)
     assert "Queue full" in refused["embeds"][0]["title"]
+    first_call.set()
     for inter in (first, second):
         assert env.discord.files_of(await wait_result(inter, 30))

@@ -23,11 +23,12 @@ from bot.errors import (
 from bot.providers.base import GenerateRequest
 from bot.providers.breaker import CircuitOpen
 from bot.providers.router import ProviderStatus, Router
+from tests.conftest import manual_clock
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider, FakeTask, Fault
 
 KEYS = ["key-alpha-0001", "key-bravo-0002"]
 PROMPT = GenerateRequest("a lighthouse at dusk")
-#: Short breaker settings: two failed calls open it, for a fifth of a second.
+#: Short breaker settings: two failed calls open it, for a fifth of a second (of a ManualClock).
 BREAKER = {"breaker_failures": 2, "breaker_cooldown": 0.2, "retry_attempts": 2}
 
 
@@ -81,10 +82,11 @@ async def test_rate_limited_key_rotates_and_rests(
 async def test_rested_key_is_preferred_again(router_for: Callable[..., Router]) -> None:
     async with FakeGemini(api_keys=KEYS) as fake:
         router = router_for(entry(fake, "gemini", api_keys=KEYS), retry_attempts=1)
+        clock = manual_clock(router)
         fake.script_for_key(KEYS[0], Fault("rate_limited", retry_after=0.2))
         await router.generate(PROMPT)
         await router.generate(PROMPT)
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         await router.generate(PROMPT)
         assert keys_seen(fake) == [KEYS[0], KEYS[1], KEYS[1], KEYS[0]]
 
@@ -229,6 +231,7 @@ async def _fail(router: Router, fake: FakeGemini, error: type[Exception] = Unava
 async def test_breaker_opens_fails_fast_and_a_probe_closes_it(router_for: Callable[..., Router]) -> None:
     async with FakeGemini() as fake:
         router = router_for(entry(fake, "gemini", name="google"), **BREAKER)
+        clock = manual_clock(router)
         await _fail(router, fake)
         assert router.status() == [ProviderStatus("google", "gemini", "closed", 1)]
         await _fail(router, fake)
@@ -238,7 +241,7 @@ async def test_breaker_opens_fails_fast_and_a_probe_closes_it(router_for: Callab
             await router.generate(PROMPT)
         assert caught.value.message == "google is temporarily unavailable; try again in 1 s"
         assert isinstance(caught.value, Unavailable) and len(fake.requests) == sent  # no HTTP
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         assert router.status()[0].state == "half-open"
         assert (await router.generate(PROMPT)).images
         assert router.status() == [("google", "gemini", "closed", 0)]
@@ -247,9 +250,10 @@ async def test_breaker_opens_fails_fast_and_a_probe_closes_it(router_for: Callab
 async def test_failed_probe_reopens(router_for: Callable[..., Router]) -> None:
     async with FakeGemini() as fake:
         router = router_for(entry(fake, "gemini", name="google"), **BREAKER)
+        clock = manual_clock(router)
         await _fail(router, fake)
         await _fail(router, fake)
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         await _fail(router, fake)  # the probe reaches the fake and fails
         assert router.status()[0].state == "open"
         sent = len(fake.requests)
@@ -261,9 +265,10 @@ async def test_failed_probe_reopens(router_for: Callable[..., Router]) -> None:
 async def test_half_open_lets_one_probe_through(router_for: Callable[..., Router]) -> None:
     async with FakeGemini() as fake:
         router = router_for(entry(fake, "gemini", name="google"), **BREAKER)
+        clock = manual_clock(router)
         await _fail(router, fake)
         await _fail(router, fake)
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         fake.delay = 0.2
         sent = len(fake.requests)
         outcomes = await asyncio.gather(*(router.generate(PROMPT) for _ in range(3)), return_exceptions=True)
@@ -301,6 +306,7 @@ async def test_router_falls_back_past_an_open_provider(router_for: Callable[...,
             entry(second, "gemini", name="second"),
             **{**BREAKER, "breaker_failures": 1},
         )
+        clock = manual_clock(router)
         first.script("unavailable", "unavailable")
         assert (await router.generate(PROMPT)).provider == "second"  # first failed and opened
         assert [s.state for s in router.status()] == ["open", "closed"]
@@ -310,7 +316,7 @@ async def test_router_falls_back_past_an_open_provider(router_for: Callable[...,
         assert len(first.requests) == sent  # skipped, not tried
         with pytest.raises(CircuitOpen, match="first is temporarily unavailable"):
             await router.generate(PROMPT, provider="first")  # named explicitly: fail fast
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         assert (await router.generate(PROMPT)).provider == "first"  # the probe
         assert router.status() == [("first", "gemini", "closed", 0), ("second", "gemini", "closed", 0)]
 
@@ -322,6 +328,7 @@ async def test_all_providers_open_fails_fast_with_the_soonest(router_for: Callab
             entry(second, "gemini", name="second"),
             **{**BREAKER, "breaker_failures": 1, "breaker_cooldown": 30.0},
         )
+        manual_clock(router)  # no time passes between the two calls, however busy the machine
         first.script("unavailable", "unavailable")
         second.script("unavailable", "unavailable")
         with pytest.raises(Unavailable):

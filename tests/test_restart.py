@@ -65,9 +65,7 @@ async def test_interrupted_jobs_are_refunded_and_users_told(tmp_path: Path) -> N
         reservation = await leave_a_dead_job(db_url, guild, channel, alice)
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
         async with running_bot(fake, tmp_path, entry) as bot:
-            notice = await fake.wait_for_message(
-                lambda m: "interrupted" in (m.get("content") or ""), timeout=10
-            )
+            notice = await fake.wait_for_message(lambda m: "interrupted" in (m.get("content") or ""))
             assert notice["content"].startswith(f"<@{alice}>")
             assert "Nothing was charged" in notice["content"]
             assert bot.quotas is not None
@@ -111,7 +109,7 @@ async def test_a_predecessor_restarted_at_once_is_settled_at_start(
         )
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
         async with running_bot(fake, tmp_path, entry, instance_id=instance_id) as bot:
-            notice = await fake.wait_for_message(lambda m: "interrupted" in (m.get("content") or ""), 5)
+            notice = await fake.wait_for_message(lambda m: "interrupted" in (m.get("content") or ""))
             assert notice["content"].startswith(f"<@{alice}>") and "restarted" in notice["content"]
             assert bot.quotas is not None
             status = {row.id: row.status for row in await bot.quotas.audit(guild)}
@@ -131,9 +129,9 @@ async def test_shutdown_refunds_and_tells_the_jobs_it_cannot_finish(tmp_path: Pa
         async with running_bot(fake, tmp_path, entry, shutdown_grace=0.5, max_running_jobs=1) as bot:
             gemini.delay = 30.0
             await fake.send_slash("imagine", {"prompt": "a very slow cathedral"})
-            await eventually(lambda: len(gemini.requests) == 1, 10, "the provider call")
+            await eventually(lambda: len(gemini.requests) == 1, what="the provider call")
             queued = await fake.send_slash("imagine", {"prompt": "a waiting cathedral"}, user="admin")
-            await fake.wait_for_message(lambda m: "Queued" in (m.get("content") or ""), 10)
+            await fake.wait_for_message(lambda m: "Queued" in (m.get("content") or ""))
             assert queued.original_id is not None
             db_url = bot.settings.effective_database_url
         running, waiting = sorted(notices(fake), key=lambda text: not text.startswith(f"<@{alice}>"))
@@ -170,7 +168,7 @@ async def test_shutdown_lets_a_result_being_uploaded_arrive(tmp_path: Path) -> N
             fake.fail_next("PATCH", r"/webhooks/.*/messages/@original", 429, via=True, retry_after=1.5)
             inter = await fake.send_slash("imagine", {"prompt": "a patient lighthouse"})
             await eventually(
-                lambda: any(r.status == 429 and r.files for r in fake.requests), 10, "the refused upload"
+                lambda: any(r.status == 429 and r.files for r in fake.requests), what="the refused upload"
             )
             db_url = bot.settings.effective_database_url
         # Closed only now: the retried upload went through first.

@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 
 from bot.storage.db import Database
 from bot.storage.tables import quota_reservations, turns
-from tests.botenv import eventually, wait_result
-from tests.fakes.discord import FakeDiscord
+from tests.botenv import HANG, eventually, wait_result
+from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini
 from tests.pg import temp_pg_database
 
@@ -121,11 +121,14 @@ class Cluster:
             assert time.monotonic() < deadline, f"{connections} shards never became ready"
             await asyncio.sleep(0.05)
 
+    async def send(self, user: str, prompt: str, *, dm: bool = False) -> InteractionHandle:
+        """A /imagine in the guild or in the user's DMs."""
+        channel = self.discord.dm_channel(user) if dm else None
+        return await self.discord.send_slash("imagine", {"prompt": prompt}, user=user, channel_id=channel)
+
     async def imagine(self, user: str, prompt: str, *, dm: bool = False) -> dict[str, Any]:
         """A /imagine in the guild or in the user's DMs; the message the user finally sees."""
-        channel = self.discord.dm_channel(user) if dm else None
-        inter = await self.discord.send_slash("imagine", {"prompt": prompt}, user=user, channel_id=channel)
-        return await wait_result(inter, timeout=40)
+        return await wait_result(await self.send(user, prompt, dm=dm))
 
     async def reply(self, to: dict[str, Any], text: str, user: str) -> dict[str, Any]:
         """A user replies to a bot image; the bot's answer to that reply."""
@@ -174,6 +177,17 @@ async def ledger(db_url: str) -> dict[str, tuple[int, int]]:
         await db.close()
 
 
+async def settled_ledger(db_url: str) -> dict[str, tuple[int, int]]:
+    """The ledger once no reservation is held (a charge is committed just after the user sees it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANG
+    while "reserved" in (found := await ledger(db_url)):
+        if loop.time() > deadline:
+            break  # the caller's assertion shows what is still held
+        await asyncio.sleep(0.1)
+    return found
+
+
 async def turn_count(db_url: str) -> int:
     """Conversation turns stored, by every process together."""
     db = await Database.open(db_url, migrate=False)
@@ -200,10 +214,9 @@ async def test_two_processes_share_quotas_and_conversations(tmp_path: Path) -> N
 
             # Rolling restart: the guild's shards move to a new process on another machine while
             # the DM process is busy with a slow job; the newcomer must not take it for an orphan.
-            c.gemini.delay = 12.0
-            slow = asyncio.create_task(c.imagine("carol", "a slow owl", dm=True))
-            await eventually(lambda: len(c.gemini.requests) == 3, 10, "the slow job's request")
-            c.gemini.delay = 0.0
+            owl_call = c.gemini.hold_next()  # the owl's job runs until the conversation has moved
+            slow = await c.send("carol", "a slow owl", dm=True)
+            await eventually(lambda: c.gemini.calls == 3, what="the slow job's request")
             assert await guild.stop() == 0
             await c.ready(len(DM_SHARDS), dms)
             successor = await c.start("successor", GUILD_SHARDS)
@@ -220,7 +233,8 @@ async def test_two_processes_share_quotas_and_conversations(tmp_path: Path) -> N
             [model_part] = [part for part in contents[1]["parts"] if "inlineData" in part]
             assert base64.b64decode(model_part["inlineData"]["data"]) == image_of(c.discord, first)
 
-            owl = await slow
+            owl_call.set()
+            owl = await wait_result(slow)
             assert image_of(c.discord, owl), title(owl)  # delivered and charged, not refunded
             notices = [
                 m for m in c.discord.messages[owl["channel_id"]] if "interrupted" in str(m.get("content"))
@@ -236,7 +250,7 @@ async def test_two_processes_share_quotas_and_conversations(tmp_path: Path) -> N
             assert len(made) == 3 and len(refused) == 3
             assert all("Quota reached" in title(a) for a in refused)
             assert all("the bot's daily budget" in str(a["embeds"][0]["description"]) for a in refused)
-            assert await ledger(c.db_url) == {"committed": (7, 710)}
+            assert await settled_ledger(c.db_url) == {"committed": (7, 710)}
             assert await turn_count(c.db_url) == 7
         finally:
             codes = [await p.stop() for p in procs]

@@ -46,8 +46,9 @@ async def test_secrets_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixtu
                 "models": ["nano-banana-2"],
             },
         ]
+        # request_timeout: far above a local answer on a busy machine, far below a hang.
         async with running_bot(
-            fake, tmp_path, *providers, health_port=0, health_host="127.0.0.1", request_timeout=1.0
+            fake, tmp_path, *providers, health_port=0, health_host="127.0.0.1", request_timeout=5.0
         ) as bot:
             ok = await (await fake.send_slash("imagine", {"prompt": "a key on a table"})).wait_done()
             gemini.script("prompt_blocked")

@@ -17,6 +17,8 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages, FakeTask, Fault
 
 KEY = "upstream-key"
+#: The provider's request timeout: far above a local answer on a busy machine, below a hang.
+TIMEOUT = 5.0
 
 
 @dataclass
@@ -40,7 +42,7 @@ async def gemini_env(tmp_path: Path) -> AsyncIterator[tuple[Env, FakeGemini]]:
             "kind": "gemini",
             "base_url": gemini.base_url,
             "api_key": KEY,
-            "timeout": 1.0,
+            "timeout": TIMEOUT,
         }
         async with running_bot(fake, tmp_path, entry) as bot:
             yield Env(fake, bot), gemini
@@ -55,7 +57,7 @@ async def gemini_env(tmp_path: Path) -> AsyncIterator[tuple[Env, FakeGemini]]:
         (["bad_gateway"] * 3, "Provider unavailable"),
         (["unavailable"] * 3, "Provider unavailable"),
         (["gateway_timeout"] * 3, "Timed out"),
-        ([Fault("hang", hang=5)], "Timed out"),
+        ([Fault("hang")], "Timed out"),  # hangs far past TIMEOUT
         (["malformed"], "Provider unavailable"),
         (["html"], "Provider unavailable"),
         (["truncated_base64"], "Provider unavailable"),
@@ -86,7 +88,7 @@ async def test_result_url_that_404s(tmp_path: Path) -> None:
 async def test_task_that_never_completes(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeTask(api_key="k") as task:
         entry = {"name": "vtrix", "kind": "task", "base_url": task.base_url, "api_key": "k"}
-        async with running_bot(fake, tmp_path, entry, task_deadline=0.5) as bot:
+        async with running_bot(fake, tmp_path, entry, task_deadline=2.0) as bot:  # ample for 3 polls
             env = Env(fake, bot)
             task.script("never_completes")
             message = await env.imagine()
@@ -134,7 +136,7 @@ async def test_discord_refusing_the_upload_refunds(
 
 async def test_database_briefly_locked(gemini_env: tuple[Env, FakeGemini], tmp_path: Path) -> None:
     env, _ = gemini_env
-    locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=1)
+    locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=30)
     locker.execute("BEGIN IMMEDIATE")
     inter = await env.discord.send_slash("imagine", {"prompt": "a lamp"})
     await inter.wait_ack()
@@ -152,7 +154,7 @@ async def test_database_locked_for_too_long(tmp_path: Path) -> None:
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
         async with running_bot(fake, tmp_path, entry, database_outage_seconds=1.0) as bot:
             env = Env(fake, bot)
-            locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=1)
+            locker = sqlite3.connect(tmp_path / "nanobot.db", timeout=30)
             locker.execute("BEGIN IMMEDIATE")  # the write lock, held for longer than the bot waits
             try:
                 message = await env.imagine()

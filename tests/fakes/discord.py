@@ -42,6 +42,7 @@ from aiohttp import web
 from tests.fakes.discord_actions import ActionsMixin
 from tests.fakes.discord_gateway import Gateway, GatewayConnection
 from tests.fakes.discord_interactions import (
+    WAIT_TIMEOUT,
     CommandUnavailable,
     InteractionFailed,
     InteractionHandle,
@@ -223,7 +224,7 @@ class FakeDiscord(WorldMixin, ActionsMixin):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
-    async def wait_until_ready(self, timeout: float = 10, *, connections: int = 1) -> None:
+    async def wait_until_ready(self, timeout: float = WAIT_TIMEOUT, *, connections: int = 1) -> None:
         """Wait until `connections` gateway sessions got READY (+ GUILD_CREATE)."""
         await self._wait(
             lambda: len(self.gateway.ready_connections) >= connections,
@@ -231,14 +232,14 @@ class FakeDiscord(WorldMixin, ActionsMixin):
             f"{connections} ready gateway connection(s)",
         )
 
-    async def wait_disconnected(self, timeout: float = 10) -> None:
+    async def wait_disconnected(self, timeout: float = WAIT_TIMEOUT) -> None:
         """Wait until no gateway connection is open."""
         await self._wait(lambda: not self.gateway.connections, timeout, "gateway disconnects")
 
     async def wait_for_message(
         self,
         predicate: Callable[[JSON], bool],
-        timeout: float = 10,
+        timeout: float = WAIT_TIMEOUT,
         *,
         channel_id: str | None = None,
     ) -> JSON:

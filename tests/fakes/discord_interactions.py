@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
 
 RESOLVED_TYPES = {OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_ATTACHMENT}
+#: Default seconds a test waits for the bot before calling it a hang. Waits end as soon as what they
+#: wait for happens, so this only bounds a failing test, however busy the machine is.
+WAIT_TIMEOUT = 60.0
 
 
 class InteractionFailed(AssertionError):
@@ -87,7 +90,7 @@ class InteractionHandle:
         """(filename, bytes) of a message's attachments."""
         return self._fake.files_of(message)
 
-    async def wait_ack(self, timeout: float = 5) -> JSON:
+    async def wait_ack(self, timeout: float = WAIT_TIMEOUT) -> JSON:
         """Wait for the initial callback and return its body; raises if it never (validly) came."""
         await self._wait(
             lambda: self.ack is not None or self.ack_error is not None, timeout, "acknowledgement"
@@ -96,7 +99,7 @@ class InteractionHandle:
             raise InteractionFailed(f"interaction {self.id} was not acknowledged: {self.ack_error}")
         return self.ack
 
-    async def wait_done(self, timeout: float = 30) -> JSON:
+    async def wait_done(self, timeout: float = WAIT_TIMEOUT) -> JSON:
         """Wait until a response is visible to the user and return that message."""
         await self._wait(
             lambda: self.done_message_id is not None or self._dead_reason() is not None,

@@ -215,6 +215,7 @@ class FakeProvider:
         self.calls: int = 0
         self.outputs: list[bytes] = []
         self._queue: deque[Fault] = deque()
+        self._holds: deque[asyncio.Event] = deque()
         self._files: dict[str, tuple[bytes, str]] = {}
         self._counter = 0
         self._runner: web.AppRunner | None = None
@@ -278,6 +279,16 @@ class FakeProvider:
                 raise ValueError(f"{type(self).__name__} has no fault named {fault.name!r}")
         return faults
 
+    def hold_next(self, count: int = 1) -> asyncio.Event:
+        """Make the next `count` generation calls wait (recorded, unanswered) until the event is set.
+
+        A test holds a call to keep a job running for exactly as long as it needs, instead of a
+        delay that the machine's speed may outrun.
+        """
+        gate = asyncio.Event()
+        self._holds.extend([gate] * count)
+        return gate
+
     def accepts(self, key: str | None) -> bool:
         """Whether a key is one of the fake's valid keys."""
         return key is not None and key in self.valid_keys
@@ -321,7 +332,10 @@ class FakeProvider:
         return request[REC_KEY]
 
     async def _pause(self, fault: Fault) -> None:
-        """Sleep for the configured delay, plus the hang time for a "hang" fault."""
+        """Wait for a held call's release, sleep for the configured delay, plus the hang time for a
+        "hang" fault."""
+        if self._holds:
+            await self._holds.popleft().wait()
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         if fault.name == "hang":
