@@ -68,7 +68,11 @@ class Supervisor:
         assert task is not None
         self._active[job_id] = _Active(user_id, task)
         try:
-            waited = await self._wait_turn(ticket, report)
+            try:
+                waited = await self._wait_turn(ticket, report)
+            except BaseException:  # cancelled while waiting: give the place (or a slot just granted) back
+                self.queue.release(ticket, finished=False)
+                raise
             async with self.queue.slot(ticket):
                 ticker = asyncio.create_task(self._tick(ticket, report, now=waited)) if report else None
                 try:

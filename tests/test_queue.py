@@ -107,6 +107,10 @@ async def test_cancel_while_queued_refunds_and_never_runs(env: Env) -> None:
     assert env.gemini.calls == 1  # the cancelled job never reached the provider
     assert await env.usage("bob") == (0, 0)
     assert not env.discord.files_of(second.original or {})
+    queue = env.bot.service.supervisor.queue
+    assert (queue.running, queue.depth) == (0, 0)  # the cancelled place took no slot with it
+    third = await env.discord.send_slash("imagine", {"prompt": "three"}, user="bob")
+    assert env.discord.files_of(await wait_result(third))  # the one slot is free for the next job
 
 
 async def test_cancel_after_the_provider_started_is_charged(env: Env) -> None:
