@@ -22,13 +22,13 @@ from PIL import Image
 from bench.base import Config, Outcome
 from bench.fakes import Assets
 from bench.stats import Metrics, ms, percentile
+from bot.billing.rules import Check, Refusal, Rule, effective_user_rule, job_checks
+from bot.billing.store import QuotaStore
 from bot.config import Settings
-from bot.quota_store import QuotaStore
-from bot.quotas import Check, Refusal, Rule, effective_user_rule, job_checks
+from bot.jobs.conversations import Threads
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.turns import NewTurn, TurnRecord, TurnStore
-from bot.threads import Threads
 from tests.pg import pg_probe, temp_pg_database
 
 GUILD, CHANNEL = 1, 10

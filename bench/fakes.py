@@ -23,13 +23,13 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_interactions import InteractionFailed, InteractionHandle
-from tests.fakes.discord_limits import MAX_REQUEST_BYTES, DiscordError, too_large
-from tests.fakes.discord_payloads import JSON
-from tests.fakes.discord_rest import BODY_KEY, Body, Recorder
+from tests.fakes.discord.interactions import InteractionFailed, InteractionHandle
+from tests.fakes.discord.limits import MAX_REQUEST_BYTES, DiscordError, too_large
+from tests.fakes.discord.payloads import JSON
+from tests.fakes.discord.rest import BODY_KEY, Body, Recorder
 from tests.fakes.imagegen import make_image
-from tests.fakes.provider_base import REC_KEY, FakeProvider, Handler
 from tests.fakes.providers import FakeGemini, FakeOpenAIImages
+from tests.fakes.providers.base import REC_KEY, FakeProvider, Handler
 
 #: A job's tag travels in its prompt as "#tag#", so provider-side timings can be matched to jobs.
 TAG = re.compile(r"#(\w+)#")

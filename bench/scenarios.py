@@ -21,9 +21,9 @@ from bench.fakes import MIB, Assets, BenchDiscord, BenchGemini, BenchRelay, Time
 from bench.stats import LoopMonitor, Metrics, ms, percentile, reset_peak_rss, rss_mib
 from bot.config import Settings
 from tests.botenv import running_bot
-from tests.conftest import FAST
-from tests.fakes.discord_interactions import InteractionHandle
-from tests.fakes.discord_payloads import JSON
+from tests.fakes.discord.interactions import InteractionHandle
+from tests.fakes.discord.payloads import JSON
+from tests.fakes.settings import FAST
 
 KEY = "bench-gemini-key"
 DISCORD_FILE_LIMIT = 10 * MIB

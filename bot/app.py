@@ -9,36 +9,32 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import signal
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.admission import Admission
+from bot.billing.server_rules import normalize
+from bot.billing.store import QuotaStore
 from bot.config import Settings
-from bot.discord_io import refetch_output, send_error
-from bot.errors import ConfigError, NanoBotError
-from bot.health import HealthServer
-from bot.metrics import Metrics
-from bot.netguard import guarded_connector
-from bot.policy import normalize
-from bot.providers.registry import build_router
+from bot.errors import ConfigError
+from bot.jobs.recovery import Orphan
+from bot.jobs.service import JobService
+from bot.ops.health import HealthServer
+from bot.ops.metrics import Metrics
 from bot.providers.router import Router
-from bot.quota_store import QuotaStore
-from bot.recovery import Orphan, Recovery, new_owner
-from bot.service import JobService
-from bot.storage.blobs import BlobStore
 from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
-from bot.storage.turns import TurnStore
-from bot.threads import Threads
+from bot.ui.delivery import refetch_output
+from bot.ui.tree import NanoTree
+from bot.wiring import Services, build_services, open_session
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +53,6 @@ DM_CAPABLE = frozenset({"imagine", "edit", "upscale", "usage", "Edit image", "Up
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.
 STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
-#: A process silent for this many heartbeat intervals is dead: its jobs are settled by the others.
-STALE_BEATS = 3
 #: Blob retention is applied every this many heartbeats.
 PRUNE_EVERY = 120
 
@@ -101,105 +95,114 @@ class NanoBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             shard_ids=settings.shard_ids,  # type: ignore[arg-type]  # None = all shards
             allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=NanoTree,
             **options,
         )
         self.settings = settings
         self.force_sync = force_sync
-        self.session: aiohttp.ClientSession | None = None
-        self.db: Database | None = None
-        self.quotas: QuotaStore | None = None
-        self.guild_settings: GuildSettingsStore | None = None
-        self._router: Router | None = None
-        self._service: JobService | None = None
         self.metrics = Metrics()
-        self.recovery: Recovery | None = None
+        #: Every service, built once in setup_hook by bot.wiring (cogs reach them through services_of).
+        self.services: Services
         self._maintenance: list[asyncio.Task[None]] = []
         self.health: HealthServer | None = None
         #: Tasks started outside any cog (a signal's shutdown), kept referenced until done.
         self.background_tasks: set[asyncio.Task[None]] = set()
         self._gc_frozen = False
         self._closing: asyncio.Future[None] | None = None
+        #: Whether maintenance may still run (cleared first thing when the bot closes).
+        self._maintaining = False
+        self._db_open = False
 
     @property
     def router(self) -> Router:
-        """The provider router (exists once setup_hook ran)."""
-        assert self._router is not None, "setup_hook has not run"
-        return self._router
+        """The provider router."""
+        return self.services.router
 
     @property
     def service(self) -> JobService:
-        """The job pipeline (exists once setup_hook ran)."""
-        assert self._service is not None, "setup_hook has not run"
-        return self._service
+        """The job service."""
+        return self.services.jobs
+
+    @property
+    def quotas(self) -> QuotaStore:
+        """The quota store."""
+        return self.services.quotas
+
+    @property
+    def guild_settings(self) -> GuildSettingsStore:
+        """The servers' settings."""
+        return self.services.guild_settings
+
+    @property
+    def db(self) -> Database | None:
+        """The database while it is open (None once the bot has closed it)."""
+        return self.services.db if self._db_open else None
 
     async def setup_hook(self) -> None:
-        """Open the session and providers, load every cog, sync commands if they changed."""
+        """Build the services, load every cog, sync commands if they changed, start maintenance."""
         # The blocklist's confusables tables take ~0.1 s to build: never on the event loop mid-burst.
         warming = asyncio.ensure_future(asyncio.to_thread(normalize, "é"))
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout)
-        self.session = aiohttp.ClientSession(
-            timeout=timeout, connector=guarded_connector(self.settings.provider_hosts)
-        )
-        self.db = await Database.open(
-            self.settings.effective_database_url, outage_seconds=self.settings.database_outage_seconds
-        )
-        turns = TurnStore(self.db)
-        blobs = BlobStore(
-            self.settings.data_dir / "blobs", self.db, retention_days=self.settings.blob_retention_days
-        )
-        threads = Threads(
-            turns, blobs, depth=self.settings.history_depth, refetch=partial(refetch_output, self)
-        )
-        self._router = build_router(self.settings, self.session)
-        self.quotas = QuotaStore(self.db)
-        self.guild_settings = GuildSettingsStore(self.db)
-        self.recovery = Recovery(
-            self.db,
-            self.quotas,
-            new_owner(self.settings.shard_ids, self.settings.instance_id),
-            stale_after=STALE_BEATS * self.settings.heartbeat_interval,
-        )
-        await self.recovery.heartbeat()
-        admission = Admission(self.settings, self.quotas, self.guild_settings, owner=self.recovery.owner)
-        self._service = JobService(
-            self.settings, self._router, turns, blobs, threads, admission, metrics=self.metrics
-        )
+        session = open_session(self.settings)
+        try:
+            self.services = await build_services(
+                self.settings, session, refetch=partial(refetch_output, self), metrics=self.metrics
+            )
+        except BaseException:
+            await session.close()
+            raise
+        self._db_open = self._maintaining = True
         self._maintenance = [
             asyncio.create_task(self._beat(), name="nanobot-heartbeat"),
-            asyncio.create_task(self._maintain(blobs), name="nanobot-maintenance"),
+            asyncio.create_task(self._maintain(), name="nanobot-maintenance"),
         ]
-        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         declare_contexts(self.tree, self.settings)
         await warming
         await self.sync_commands(force=self.force_sync)
-        if not self._router.providers:
+        if not self.router.providers:
             log.warning("no image provider configured: only /upscale (local) will work")
         if self.settings.health_port is not None:
-            self.health = HealthServer(self, self.settings.health_host, self.settings.health_port)
+            self.health = HealthServer(
+                self.settings.health_host,
+                self.settings.health_port,
+                gateway=self.gateway_status,
+                database=lambda: self.db,
+                queue=self.service.supervisor.queue,
+                metrics=self.metrics,
+            )
             await self.health.start()
+
+    def gateway_status(self) -> tuple[int, int, float | None]:
+        """(shards with an open gateway connection, shards in this process, mean latency in ms)."""
+        shards = self.shards
+        ready = sum(1 for shard in shards.values() if not shard.is_closed()) if self.is_ready() else 0
+        if self.is_closed():
+            ready = 0
+        latency = self.latency
+        return ready, len(shards), round(latency * 1000, 1) if math.isfinite(latency) else None
 
     async def _beat(self) -> None:
         """Every interval, on its own: this process is alive (slow maintenance never delays it)."""
-        while self.recovery is not None:
+        while self._maintaining:
             try:
-                await self.recovery.heartbeat()
+                await self.services.recovery.heartbeat()
             except Exception as e:  # the database is down: the maintenance round says so too
                 log.warning("heartbeat failed (%s)", type(e).__name__)
             await asyncio.sleep(self.settings.heartbeat_interval)
 
-    async def _maintain(self, blobs: BlobStore) -> None:
+    async def _maintain(self) -> None:
         """Every interval: settle jobs of dead processes (telling their users), sweep, prune old blobs."""
         rounds = 0
-        while self.recovery is not None:
+        recovery = self.services.recovery
+        while self._maintaining:
             try:
-                await self._tell_interrupted(await self.recovery.recover())
+                await self._tell_interrupted(await recovery.recover())
                 # Own reservations no job holds, once old enough that their job had time to settle.
                 age = timedelta(seconds=self.settings.heartbeat_interval)
-                await self.recovery.sweep(self.service.held(), older_than=age)
+                await recovery.sweep(self.service.held(), older_than=age)
                 if rounds % PRUNE_EVERY == 0:
-                    await blobs.prune()
+                    await self.services.blobs.prune()
             except Exception:
                 log.exception("maintenance round failed")
             rounds += 1
@@ -232,6 +235,7 @@ class NanoBot(commands.AutoShardedBot):
 
     async def _close_once(self) -> None:
         """The steps of close(), run once."""
+        self._maintaining = False
         for task in self._maintenance:
             task.cancel()
         # Unwind their database work before the engine closes (a cancelled query must finish first).
@@ -240,26 +244,26 @@ class NanoBot(commands.AutoShardedBot):
         if self.health is not None:
             await self.health.stop()
             self.health = None
-        idle = self._service is None or await self._service.wait_idle(self.settings.shutdown_grace)
-        await self._retire()
-        if not idle and self._service is not None:
+        built = hasattr(self, "services")
+        idle = not built or await self.service.wait_idle(self.settings.shutdown_grace)
+        if built:
+            await self._retire()
+        if not idle:
             log.warning("closing with jobs still running: refunded and cancelled")
-            await self._service.abandon()
+            await self.service.abandon()
         await super().close()
-        if self.session is not None and not self.session.closed:
-            await self.session.close()
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
+        if built:
+            if not self.services.session.closed:
+                await self.services.session.close()
+            self._db_open = False
+            await self.services.db.close()
         if self._gc_frozen:  # what start-up built may be garbage now: let the collector see it
             self._gc_frozen = False
             gc.unfreeze()
 
     async def _retire(self) -> None:
         """Refund (and tell) the jobs still held, then leave the instances table: nothing waits."""
-        if self.recovery is None or self.db is None:
-            return
-        recovery, self.recovery = self.recovery, None
+        recovery = self.services.recovery
         try:
             await self._tell_interrupted(await recovery.release(), "the bot shut down")
             await recovery.retire()
@@ -307,21 +311,6 @@ class NanoBot(commands.AutoShardedBot):
         await asyncio.to_thread(_write_text, path, digest)
         log.info("slash commands synced")
         return True
-
-    async def on_app_command_error(
-        self, interaction: discord.Interaction[NanoBot], error: app_commands.AppCommandError
-    ) -> None:
-        """The one error handler: a specific ephemeral message for the user, the traceback in the log."""
-        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        if isinstance(cause, NanoBotError):
-            log.info(
-                "command %s failed: %s",
-                interaction.command and interaction.command.name,
-                cause.message,
-            )
-        else:
-            log.error("command failed", exc_info=cause)
-        await send_error(self, interaction, cause)
 
 
 def _read_text(path: Path) -> str | None:

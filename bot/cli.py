@@ -10,12 +10,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import aiohttp
-
 from bot.config import Settings, load_settings
-from bot.errors import BadRequest, ConfigError, InputError, NanoBotError, SafetyBlocked
-from bot.logs import configure
-from bot.netguard import check_url, guarded_connector, has_scheme
+from bot.errors import EXIT_INPUT, EXIT_PROVIDER, InputError, NanoBotError, SafetyBlocked
+from bot.jobs.inputs import prepare_inputs
+from bot.jobs.spec import RawInput
+from bot.ops.logs import configure
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -24,11 +23,11 @@ from bot.providers.base import (
     UpscaleRequest,
 )
 from bot.providers.http import HttpClient, Limits
-from bot.providers.registry import build_router
+from bot.providers.netguard import check_url, has_scheme
 from bot.providers.router import Router
-from bot.service import JobService, RawInput
+from bot.wiring import build_providers, open_session
 
-EXIT_OK, EXIT_INPUT, EXIT_PROVIDER = 0, 2, 3
+EXIT_OK = 0  # the failures' codes are facts of their errors (bot/errors.py)
 RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
 log = logging.getLogger(__name__)
 
@@ -86,16 +85,15 @@ async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[b
 
 
 async def _inputs(
-    sources: Sequence[str], spec: ModelSpec, http: HttpClient, service: JobService
+    sources: Sequence[str], spec: ModelSpec, http: HttpClient, settings: Settings
 ) -> list[InputImage]:
     """Load the reference images, then check and shrink them as the bot does."""
-    settings = service.settings
     limits = Limits(max_download_bytes=settings.max_input_bytes, download_timeout=settings.download_timeout)
     raws = []
     for source in sources:
         data, url = await _read_source(source, http, limits)
         raws.append(RawInput(data, Path(source).name or "image", url))
-    return await service.prepare(raws, spec)
+    return await prepare_inputs(settings, raws, spec)
 
 
 def _write(result: GenerateResult, out: str, stem: str) -> list[Path]:
@@ -115,7 +113,7 @@ async def _generate(args: argparse.Namespace, settings: Settings, router: Router
     """generate / edit: build the request, call the router, save the images."""
     candidates = router.candidates(args.provider, args.model)
     spec = candidates[0].spec(args.model)
-    images = await _inputs(args.image, spec, http, JobService(settings, router))
+    images = await _inputs(args.image, spec, http, settings)
     request = GenerateRequest(
         prompt=args.prompt,
         model=args.model,
@@ -131,7 +129,7 @@ async def _generate(args: argparse.Namespace, settings: Settings, router: Router
 async def _upscale(args: argparse.Namespace, settings: Settings, router: Router, http: HttpClient) -> int:
     """upscale: the first upscale-capable provider, else the local upscaler."""
     spec = router.local.spec(None)
-    [image] = await _inputs([args.image], spec, http, JobService(settings, router))
+    [image] = await _inputs([args.image], spec, http, settings)
     result = await router.upscale(UpscaleRequest(image, int(args.factor[1:])), args.provider)
     return _report(result, args.out, "upscale")
 
@@ -162,11 +160,8 @@ async def _check(router: Router) -> int:
 
 async def _offline(args: argparse.Namespace, settings: Settings) -> int:
     """Run one provider command on its own HTTP session."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout)
-    async with aiohttp.ClientSession(
-        timeout=timeout, connector=guarded_connector(settings.provider_hosts)
-    ) as session:
-        router = build_router(settings, session)
+    async with open_session(settings) as session:
+        router = build_providers(settings, session)
         http = HttpClient(session)
         if args.command == "check":
             return await _check(router)
@@ -177,11 +172,9 @@ async def _offline(args: argparse.Namespace, settings: Settings) -> int:
 
 def _fail(error: NanoBotError) -> int:
     """One line on stderr and the exit code for this kind of failure."""
-    if isinstance(error, SafetyBlocked):
-        print(f"error: blocked by safety filters: {error.user_message}", file=sys.stderr)
-        return EXIT_PROVIDER
-    print(f"error: {error.user_message}", file=sys.stderr)
-    return EXIT_INPUT if isinstance(error, ConfigError | InputError | BadRequest) else EXIT_PROVIDER
+    blocked = "blocked by safety filters: " if isinstance(error, SafetyBlocked) else ""
+    print(f"error: {blocked}{error.user_message}", file=sys.stderr)
+    return error.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

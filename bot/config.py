@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.costs import CostRules
+from bot.billing.costs import CostRules
 from bot.errors import ConfigError
 
 ProviderKind = Literal["gemini", "openai-images", "nbpro", "task", "local"]

@@ -6,12 +6,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.costs import credits, to_cents
+from bot.billing.costs import credits, to_cents
+from bot.billing.rules import OPERATOR_GUILD, Rule, effective_user_rule, guild_rule, user_check, user_subject
+from bot.billing.server_rules import discord_time
+from bot.billing.store import QuotaStore
 from bot.errors import InputError, Refused
-from bot.policy import discord_time
-from bot.quota_store import QuotaStore
-from bot.quotas import OPERATOR_GUILD, Rule, effective_user_rule, guild_rule, user_check, user_subject
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 
 ADMIN = discord.Permissions(manage_guild=True)
 SCOPE_CHOICES = [
@@ -23,23 +24,22 @@ SCOPE_CHOICES = [
 WINDOW_CHOICES = [app_commands.Choice(name=w, value=w) for w in ("day", "week", "month")]
 
 
-def require_manager(interaction: discord.Interaction[NanoBot]) -> None:
+def require_manager(interaction: Interaction) -> None:
     """Check the permission again at run time (command permissions can be changed by admins)."""
     if not interaction.permissions.manage_guild:
         raise Refused("🔒 Admins only", "You need the Manage Server permission to do that.")
 
 
-def guild_id_of(interaction: discord.Interaction[NanoBot]) -> int:
+def guild_id_of(interaction: Interaction) -> int:
     """The server the command came from (these commands are server-only)."""
     if interaction.guild_id is None:
         raise InputError("This command only works in a server")
     return interaction.guild_id
 
 
-def quotas_of(bot: NanoBot) -> QuotaStore:
+def quotas_of(bot: Client) -> QuotaStore:
     """The quota store (exists once the bot is set up)."""
-    assert bot.quotas is not None
-    return bot.quotas
+    return services_of(bot).quotas
 
 
 def parse_limit(text: str) -> tuple[int | None, bool]:
@@ -90,15 +90,14 @@ class Admin(commands.Cog):
         name="quota", description="Server credit limits (admins)", default_permissions=ADMIN, guild_only=True
     )
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     @app_commands.command(name="usage", description="Credits used, your limit, and when it resets")
     @app_commands.describe(user="Someone else's usage (admins only)")
     @app_commands.guild_only()
-    async def usage(
-        self, interaction: discord.Interaction[NanoBot], user: discord.Member | None = None
-    ) -> None:
+    async def usage(self, interaction: Interaction, user: discord.Member | None = None) -> None:
         """Ephemeral: used, reserved, limit and reset time, for you (or, for admins, anyone).
 
         In the bot's DMs it shows the DM allowance (DM_CREDITS per DM_WINDOW)."""
@@ -135,7 +134,7 @@ class Admin(commands.Cog):
 
     async def _dm_usage(self, user: discord.User | discord.Member) -> discord.Embed:
         """The user's DM allowance: used, reserved, the limit and when it resets."""
-        settings = self.bot.settings
+        settings = self.services.settings
         if not settings.allow_dms:
             raise Refused("🚧 Not in DMs", "This bot makes images in servers only; use /usage in a server.")
         mine = await quotas_of(self.bot).usage(OPERATOR_GUILD, user_subject(user.id), settings.dm_window)
@@ -158,7 +157,7 @@ class Admin(commands.Cog):
     @app_commands.choices(scope=SCOPE_CHOICES, window=WINDOW_CHOICES)
     async def quota_set(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         scope: str,
         limit: str,
         window: str = "day",
@@ -174,7 +173,7 @@ class Admin(commands.Cog):
         await interaction.followup.send(f"✅ {describe_rule(rule)}", ephemeral=True)
 
     @quota.command(name="show", description="Every credit limit on this server")
-    async def quota_show(self, interaction: discord.Interaction[NanoBot]) -> None:
+    async def quota_show(self, interaction: Interaction) -> None:
         """List the rules and the server pool's usage."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
@@ -185,9 +184,7 @@ class Admin(commands.Cog):
 
     @quota.command(name="reset", description="Forget the credits used in the current window")
     @app_commands.describe(user="Only this member (default: everyone on the server)")
-    async def quota_reset(
-        self, interaction: discord.Interaction[NanoBot], user: discord.Member | None = None
-    ) -> None:
+    async def quota_reset(self, interaction: Interaction, user: discord.Member | None = None) -> None:
         """Zero the current usage of a member, or of the whole server."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
@@ -203,7 +200,7 @@ class Admin(commands.Cog):
     @app_commands.choices(scope=SCOPE_CHOICES)
     async def quota_clear(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         scope: str,
         role: discord.Role | None = None,
         user: discord.Member | None = None,
@@ -224,7 +221,7 @@ class Admin(commands.Cog):
     @app_commands.guild_only()
     async def audit(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         user: discord.Member | None = None,
         text: str | None = None,
     ) -> None:
@@ -243,6 +240,6 @@ class Admin(commands.Cog):
         await interaction.followup.send(embed=embed, ephemeral=True)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Admin(bot))

@@ -7,13 +7,14 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.discord_io import acknowledge, deliver, job_context, send_error
 from bot.errors import InputError, Refused
-from bot.service import JobInput, JobSpec, raw_image
+from bot.jobs.conversations import Threads
+from bot.jobs.service import JobInput, JobSpec, raw_image
 from bot.storage.turns import TurnRecord
-from bot.threads import Threads
-from bot.views import CancelButton, TurnButton
+from bot.ui.buttons import CancelButton, TurnButton
+from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 
 VARY_PROMPT = "Create a variation of this image with the same subject and style. {prompt}"
 TITLES = {"reroll": "🔁 Reroll", "vary": "🔀 Variation", "up2": "⬆️ Upscale x2", "up4": "⬆️ Upscale x4"}
@@ -31,7 +32,7 @@ class EditTurnModal(discord.ui.Modal, title="Edit this image"):
         self.cog = cog
         self.turn_id = turn_id
 
-    async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Defer, load the turn (only now: the modal had to open first), run the refine."""
         loading = await acknowledge(interaction)
         turn = await self.cog.live_turn(self.turn_id)
@@ -45,17 +46,18 @@ class EditTurnModal(discord.ui.Modal, title="Edit this image"):
         await self.cog.run(interaction, job, "✏️ Edit", "edit", loading=loading)
 
     async def on_error(  # type: ignore[override]
-        self, interaction: discord.Interaction[NanoBot], error: Exception
+        self, interaction: Interaction, error: Exception
     ) -> None:
         """Same error messages as commands."""
-        await send_error(self.cog.bot, interaction, error)
+        await send_error(interaction, error, lifetime=self.cog.services.settings.interaction_token_lifetime)
 
 
 class Buttons(commands.Cog):
     """Registers the dynamic buttons and handles their clicks."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     async def cog_load(self) -> None:
         """Clicks on results from any earlier run are dispatched to TurnButton (and CancelButton)."""
@@ -65,10 +67,10 @@ class Buttons(commands.Cog):
         """Stop dispatching clicks here."""
         self.bot.remove_dynamic_items(TurnButton, CancelButton)
 
-    async def on_cancel(self, interaction: discord.Interaction[NanoBot], job_id: str) -> None:
+    async def on_cancel(self, interaction: Interaction, job_id: str) -> None:
         """❌ Cancel: the requester or a member with Manage Messages; the reservation is refunded."""
         moderator = interaction.permissions.manage_messages
-        outcome = self.bot.service.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
+        outcome = self.services.jobs.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
         if outcome in ("cancelled", "charged"):
             text = (
                 "❌ Cancelled. The image service had already started on it, so this job is charged."
@@ -83,33 +85,31 @@ class Buttons(commands.Cog):
             )
         else:
             error = Refused("Already finished", "That job is no longer queued or running.")
-        await send_error(self.bot, interaction, error)
+        await send_error(interaction, error, lifetime=self.services.settings.interaction_token_lifetime)
 
     @property
     def threads(self) -> Threads:
         """The conversation reader."""
-        assert self.bot.service.threads is not None
-        return self.bot.service.threads
+        assert self.services.jobs.threads is not None
+        return self.services.jobs.threads
 
-    async def on_turn_button(
-        self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int
-    ) -> None:
+    async def on_turn_button(self, interaction: Interaction, action: str, turn_id: int) -> None:
         """Dispatch a click; every failure gets the usual specific message."""
         try:
             await self._on_click(interaction, action, turn_id)
         except Exception as error:
-            await send_error(self.bot, interaction, error)
+            await send_error(interaction, error, lifetime=self.services.settings.interaction_token_lifetime)
 
     def asked_model(self, turn: TurnRecord) -> str | None:
         """The model a result was asked of, when its provider still serves it (a provider may report
         its own name for the model, as nano-banana-pro.net does: then the provider's default)."""
         asked = turn.options.get("requested_model") or turn.model
-        served = any(p == turn.provider and m == asked for p, m in self.bot.service.router.models())
+        served = any(p == turn.provider and m == asked for p, m in self.services.jobs.router.models())
         return str(asked) if served else None
 
     async def stored_turn(self, turn_id: int) -> TurnRecord:
         """The turn a button belongs to, whatever its status."""
-        turns = self.bot.service.turns
+        turns = self.services.jobs.turns
         turn = await turns.get(turn_id) if turns is not None else None
         if turn is None:
             raise InputError("That image is no longer in my records")
@@ -122,7 +122,7 @@ class Buttons(commands.Cog):
             raise InputError("That image is no longer in my records")
         return turn
 
-    async def _on_click(self, interaction: discord.Interaction[NanoBot], action: str, turn_id: int) -> None:
+    async def _on_click(self, interaction: Interaction, action: str, turn_id: int) -> None:
         """Answer Discord first (a modal, or a deferral), then load the turn and do what the button says."""
         if action == "edit":
             await interaction.response.send_modal(EditTurnModal(self, turn_id))
@@ -135,7 +135,7 @@ class Buttons(commands.Cog):
             job = await self._job(interaction, action, await self.live_turn(turn_id))
             await self.run(interaction, job, TITLES[action], action, loading=loading)
 
-    async def _job(self, interaction: discord.Interaction[NanoBot], action: str, turn: TurnRecord) -> JobSpec:
+    async def _job(self, interaction: Interaction, action: str, turn: TurnRecord) -> JobSpec:
         """The job a button asks for, built from the stored turn."""
         context = job_context(interaction)
         options = turn.options
@@ -161,8 +161,8 @@ class Buttons(commands.Cog):
             return JobSpec(kind="upscale", inputs=inputs, parent=turn, factor=factor, **context)
         parent = turn
         use_history = False
-        if turn.kind == "refine" and turn.parent_id is not None and self.bot.service.turns is not None:
-            parent = await self.bot.service.turns.get(turn.parent_id) or turn
+        if turn.kind == "refine" and turn.parent_id is not None and self.services.jobs.turns is not None:
+            parent = await self.services.jobs.turns.get(turn.parent_id) or turn
             use_history = parent is not turn
         ratio = options.get("aspect_ratio")
         resolution = options.get("resolution")
@@ -183,7 +183,7 @@ class Buttons(commands.Cog):
 
     async def run(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         job: JobSpec,
         title: str,
         stem: str,
@@ -191,16 +191,16 @@ class Buttons(commands.Cog):
         loading: int | None = None,
     ) -> None:
         """Run the job (the interaction is already answered), deliver the result (with its buttons)."""
-        result = await self.bot.service.run(job)
-        await deliver(self.bot, interaction, result, title=title, stem=stem, loading_message_id=loading)
+        delivery = to_interaction(interaction, title=title, stem=stem, loading_message_id=loading)
+        await self.services.jobs.submit(job, delivery)
 
-    async def _delete(self, interaction: discord.Interaction[NanoBot], turn: TurnRecord) -> None:
+    async def _delete(self, interaction: Interaction, turn: TurnRecord) -> None:
         """The requester or a member with Manage Messages may delete a result: its turn is marked
         deleted and its image files removed (unless another result uses them), then the message goes."""
         allowed = interaction.user.id == turn.user_id or interaction.permissions.manage_messages
         if not allowed:
             raise Refused("🔒 Not yours", "Only the person who made this image or a moderator can delete it.")
-        await self.bot.service.delete_result(turn)
+        await self.services.jobs.delete_result(turn)
         if interaction.message is None:
             return
         try:
@@ -215,6 +215,6 @@ class Buttons(commands.Cog):
             ) from e
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Buttons(bot))

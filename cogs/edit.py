@@ -8,35 +8,37 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.choices import AUTO, edit_ratio_choices, model_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, job_context, latest_bot_image, pending_attachment
-from bot.service import JobSpec
+from bot.jobs.service import JobSpec
+from bot.ui.autocomplete import AUTO, edit_ratio_choices, model_choices, resolution_choices
+from bot.ui.delivery import acknowledge, job_context, latest_bot_image, pending_attachment, to_interaction
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 
 
 def input_or_latest(
-    bot: NanoBot, interaction: discord.Interaction[NanoBot], image: discord.Attachment | None
+    bot: Client, interaction: Interaction, image: discord.Attachment | None
 ) -> dict[str, Any]:
     """JobSpec arguments for the attached image; else for the latest image of this channel (the newest
     result of its conversations, else an image of mine in its history).
 
     Nothing is looked up or downloaded here: the job does that once the rules have passed.
     """
-    cap = bot.settings.max_input_bytes
+    cap = services_of(bot).settings.max_input_bytes
     if image is not None:
         return {"inputs": [pending_attachment(image, cap)]}
     channel = interaction.channel
     me = bot.user
     assert me is not None and isinstance(channel, discord.abc.Messageable)
-    turns = bot.service.turns
+    turns = services_of(bot).jobs.turns
     return {"find_latest": lambda: latest_bot_image(channel, me, cap, turns)}
 
 
 class Edit(commands.Cog):
     """The /edit command."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     @app_commands.command(name="edit", description="Edit an image with an instruction")
     @app_commands.describe(
@@ -51,7 +53,7 @@ class Edit(commands.Cog):
     )
     async def edit(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         prompt: app_commands.Range[str, 1, 4000],
         image: discord.Attachment | None = None,
         aspect_ratio: str = AUTO,
@@ -69,10 +71,10 @@ class Edit(commands.Cog):
             resolution=resolution,
             **job_context(interaction),
         )
-        result = await self.bot.service.run(job)
-        await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        await self.services.jobs.submit(job, delivery)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Edit(bot))

@@ -6,17 +6,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.choices import model_choices, ratio_choices, resolution_choices
-from bot.discord_io import acknowledge, deliver, job_context, pending_attachment
-from bot.service import JobSpec
+from bot.jobs.service import JobSpec
+from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices
+from bot.ui.delivery import acknowledge, job_context, pending_attachment, to_interaction
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 
 
 class Generate(commands.Cog):
     """The /imagine command."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     @app_commands.command(name="imagine", description="Make images from a prompt")
     @app_commands.describe(
@@ -32,7 +34,7 @@ class Generate(commands.Cog):
     @app_commands.autocomplete(model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices)
     async def imagine(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         prompt: app_commands.Range[str, 1, 4000],
         aspect_ratio: str = "1:1",
         resolution: str | None = None,
@@ -44,7 +46,7 @@ class Generate(commands.Cog):
     ) -> None:
         """Defer, run the job (references are downloaded once it is admitted), reply with the images."""
         loading = await acknowledge(interaction)
-        cap = self.bot.settings.max_input_bytes
+        cap = self.services.settings.max_input_bytes
         attachments = [a for a in (image, image2, image3) if a is not None]
         job = JobSpec(
             kind="imagine",
@@ -56,17 +58,10 @@ class Generate(commands.Cog):
             count=count,
             **job_context(interaction),
         )
-        result = await self.bot.service.run(job)
-        await deliver(
-            self.bot,
-            interaction,
-            result,
-            title="🍌 Imagine",
-            stem="imagine",
-            loading_message_id=loading,
-        )
+        delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
+        await self.services.jobs.submit(job, delivery)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Generate(bot))

@@ -6,27 +6,28 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.discord_io import (
+from bot.errors import InputError
+from bot.jobs.service import JobInput, JobSpec
+from bot.storage.turns import TurnRecord
+from bot.ui.delivery import (
     acknowledge,
-    deliver,
     is_image_attachment,
     job_context,
     pending_attachment,
     send_error,
+    to_interaction,
 )
-from bot.errors import InputError
-from bot.service import JobInput, JobSpec
-from bot.storage.turns import TurnRecord
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 
 
-async def source_of(bot: NanoBot, message: discord.Message) -> tuple[list[JobInput], TurnRecord | None]:
+async def source_of(bot: Client, message: discord.Message) -> tuple[list[JobInput], TurnRecord | None]:
     """The message's image: our stored turn when it is one of ours, else its first image attachment.
 
     A result of ours that was deleted is never worked on again, even if its message is still there.
     Nothing is downloaded here: the job fetches its input once every check has passed.
     """
-    turns = bot.service.turns
+    turns = services_of(bot).jobs.turns
     turn = await turns.by_message(message.id) if turns is not None else None
     if turn is not None:
         if turn.status == "done" and turn.output_images:
@@ -36,7 +37,7 @@ async def source_of(bot: NanoBot, message: discord.Message) -> tuple[list[JobInp
     images = [a for a in message.attachments if is_image_attachment(a)]
     if not images:
         raise InputError("That message has no image to work on")
-    return [pending_attachment(images[0], bot.settings.max_input_bytes)], None
+    return [pending_attachment(images[0], services_of(bot).settings.max_input_bytes)], None
 
 
 class EditModal(discord.ui.Modal, title="Edit image"):
@@ -49,12 +50,13 @@ class EditModal(discord.ui.Modal, title="Edit image"):
         max_length=2000,
     )
 
-    def __init__(self, bot: NanoBot, target: discord.Message) -> None:
+    def __init__(self, bot: Client, target: discord.Message) -> None:
         super().__init__()
         self.bot = bot
+        self.services = services_of(bot)
         self.target = target
 
-    async def on_submit(self, interaction: discord.Interaction[NanoBot]) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Defer, find the image (only now: the modal had to open first), run it like /edit."""
         loading = await acknowledge(interaction)
         inputs, parent = await source_of(self.bot, self.target)
@@ -67,21 +69,22 @@ class EditModal(discord.ui.Modal, title="Edit image"):
             aspect_ratio="auto" if parent is None else None,
             **job_context(interaction),
         )
-        result = await self.bot.service.run(job)
-        await deliver(self.bot, interaction, result, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        await self.services.jobs.submit(job, delivery)
 
     async def on_error(  # type: ignore[override]
-        self, interaction: discord.Interaction[NanoBot], error: Exception
+        self, interaction: Interaction, error: Exception
     ) -> None:
         """Errors get the same specific message as commands."""
-        await send_error(self.bot, interaction, error)
+        await send_error(interaction, error, lifetime=self.services.settings.interaction_token_lifetime)
 
 
 class Menus(commands.Cog):
     """Registers the two message context menus."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
         self.menus = [
             app_commands.ContextMenu(name="Edit image", callback=self.edit_image),
             app_commands.ContextMenu(name="Upscale image", callback=self.upscale_image),
@@ -97,7 +100,7 @@ class Menus(commands.Cog):
         for menu in self.menus:
             self.bot.tree.remove_command(menu.name, type=menu.type)
 
-    async def edit_image(self, interaction: discord.Interaction[NanoBot], message: discord.Message) -> None:
+    async def edit_image(self, interaction: Interaction, message: discord.Message) -> None:
         """Ask for the instruction in a modal at once (a modal must be the first response, and
         Discord's 3 seconds must never wait on the database); the image is looked up on submit."""
         mine = self.bot.user is not None and message.author.id == self.bot.user.id
@@ -105,19 +108,17 @@ class Menus(commands.Cog):
             raise InputError("That message has no image to edit")  # known without the database
         await interaction.response.send_modal(EditModal(self.bot, message))
 
-    async def upscale_image(
-        self, interaction: discord.Interaction[NanoBot], message: discord.Message
-    ) -> None:
+    async def upscale_image(self, interaction: Interaction, message: discord.Message) -> None:
         """Upscale the message's image x2."""
         loading = await acknowledge(interaction)
         inputs, parent = await source_of(self.bot, message)
         job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=2, **job_context(interaction))
-        result = await self.bot.service.run(job)
-        await deliver(
-            self.bot, interaction, result, title="⬆️ Upscale x2", stem="upscale", loading_message_id=loading
+        delivery = to_interaction(
+            interaction, title="⬆️ Upscale x2", stem="upscale", loading_message_id=loading
         )
+        await self.services.jobs.submit(job, delivery)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Menus(bot))

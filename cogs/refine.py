@@ -9,18 +9,21 @@ import re
 import discord
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.discord_io import delivery_error, is_image_attachment, pending_attachment, result_files
 from bot.errors import InputError, NanoBotError
-from bot.prechecks import GONE
-from bot.replies import error_embed, result_embed
-from bot.service import DISCORD_FILE_LIMIT, JobResult, JobSpec
+from bot.jobs.checks import GONE
+from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
-from bot.views import result_view
+from bot.ui.delivery import (
+    ReplyDelivery,
+    is_image_attachment,
+    pending_attachment,
+)
+from bot.ui.embeds import error_embed
+from bot.ui.types import Client
+from bot.wiring import services_of
 
 log = logging.getLogger(__name__)
 
-HISTORY_NOTE = "Earlier turns were left out (history depth {depth})."
 #: How long to wait for a just-posted result to be linked to its turn (steps × seconds).
 LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 
@@ -28,12 +31,13 @@ LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 class Refine(commands.Cog):
     """Listens for replies to the bot's images."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     async def cog_load(self) -> None:
         """Say at start what users must do when the bot cannot read replies."""
-        if not self.bot.settings.message_content_intent:
+        if not self.services.settings.message_content_intent:
             log.warning(
                 "MESSAGE_CONTENT_INTENT is off: to refine an image, users must mention the bot in "
                 "their reply (or leave the reply ping on); plain replies are invisible to the bot"
@@ -63,7 +67,7 @@ class Refine(commands.Cog):
 
     async def _turn_of(self, message: discord.Message, message_id: int) -> TurnRecord | None:
         """The turn shown by the replied-to message; a reply can race the linking of a fresh result."""
-        turns = self.bot.service.turns
+        turns = self.services.jobs.turns
         if turns is None:
             return None
         turn = await turns.by_message(message_id)
@@ -95,53 +99,30 @@ class Refine(commands.Cog):
         are downloaded.
         """
         limit = message.guild.filesize_limit if message.guild else DISCORD_FILE_LIMIT
+        settings = self.services.settings
+        delivery = ReplyDelivery(
+            message, title="🔁 Refine", stem="refine", history_depth=settings.history_depth
+        )
         try:
-            async with message.channel.typing():
-                cap = self.bot.settings.max_input_bytes
-                job = JobSpec(
-                    kind="refine",
-                    prompt=instruction or "Refine this image",
-                    inputs=[pending_attachment(a, cap) for a in images],
-                    parent=turn,
-                    use_history=True,
-                    guild_id=message.guild.id if message.guild else None,
-                    channel_id=message.channel.id,
-                    user_id=message.author.id,
-                    role_ids=tuple(r.id for r in getattr(message.author, "roles", ())),
-                    channel_nsfw=bool(getattr(message.channel, "nsfw", False)),
-                    upload_limit=limit,
-                )
-                result = await self.bot.service.run(job)
+            inputs: list[JobInput] = [pending_attachment(a, settings.max_input_bytes) for a in images]
         except NanoBotError as e:
-            await self._reply(message, embed=error_embed(e))
+            await delivery.fail(e)
             return
-        except Exception as e:
-            log.exception("refine failed")
-            await self._reply(message, embed=error_embed(e))
-            return
-        await self._deliver(message, result)
-
-    async def _deliver(self, message: discord.Message, result: JobResult) -> None:
-        """Reply with the images; link the reply to the new turn."""
-        embed = result_embed(result, "🔁 Refine")
-        if result.history_cut:
-            embed.set_footer(text=HISTORY_NOTE.format(depth=self.bot.settings.history_depth))
-        try:
-            files = result_files(result, "refine")
-            view = result_view(result.turn_id)
-            if view is None:
-                sent = await message.reply(embed=embed, files=files, mention_author=False)
-            else:
-                sent = await message.reply(embed=embed, files=files, view=view, mention_author=False)
-        except discord.HTTPException as e:
-            await self.bot.service.delivery_failed(result, f"delivery failed: {e.status}")
-            log.warning("could not post a refine result: %s", e)
-            await self._reply(message, embed=error_embed(delivery_error(e)))  # a short text may still go
-            return
-        except BaseException as e:  # a network error, a timeout, a cancel: never leave it reserved
-            await self.bot.service.delivery_failed(result, f"delivery failed: {type(e).__name__}")
-            raise
-        await self.bot.service.delivered(result, sent.channel.id, [sent.id])
+        job = JobSpec(
+            kind="refine",
+            prompt=instruction or "Refine this image",
+            inputs=inputs,
+            parent=turn,
+            use_history=True,
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=message.channel.id,
+            user_id=message.author.id,
+            role_ids=tuple(r.id for r in getattr(message.author, "roles", ())),
+            channel_nsfw=bool(getattr(message.channel, "nsfw", False)),
+            upload_limit=limit,
+        )
+        async with message.channel.typing():
+            await self.services.jobs.submit(job, delivery)
 
     async def _say(self, message: discord.Message, text: str) -> None:
         """A short plain reply."""
@@ -160,6 +141,6 @@ class Refine(commands.Cog):
             log.warning("could not reply to message %s", message.id)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Refine(bot))

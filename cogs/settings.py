@@ -6,23 +6,23 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.choices import model_choices
+from bot.billing.server_rules import normalize, same_phrase
 from bot.errors import InputError
-from bot.policy import normalize, same_phrase
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
+from bot.ui.autocomplete import model_choices
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 from cogs.admin import ADMIN, guild_id_of, require_manager
 
 MAX_BLOCKLIST = 200
 
 
-def store_of(bot: NanoBot) -> GuildSettingsStore:
+def store_of(bot: Client) -> GuildSettingsStore:
     """The settings store (exists once the bot is set up)."""
-    assert bot.guild_settings is not None
-    return bot.guild_settings
+    return services_of(bot).guild_settings
 
 
-def settings_embed(bot: NanoBot, config: GuildConfig) -> discord.Embed:
+def settings_embed(bot: Client, config: GuildConfig) -> discord.Embed:
     """Everything the server has set, and the cost rules in force."""
     embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
     default = config.default_model or "the bot's default"
@@ -33,13 +33,15 @@ def settings_embed(bot: NanoBot, config: GuildConfig) -> discord.Embed:
     embed.add_field(name="Allowed channels", value=channels[:1024])
     embed.add_field(name="Age-restricted channels only", value="yes" if config.age_restricted_only else "no")
     embed.add_field(name="Cooldown", value=f"{config.cooldown_seconds} s")
-    jobs = config.max_concurrent or bot.settings.max_concurrent_jobs
+    jobs = config.max_concurrent or services_of(bot).settings.max_concurrent_jobs
     embed.add_field(name="Jobs at once per member", value=str(jobs))
     embed.add_field(name="Cost multiplier", value=f"×{config.cost_multiplier:g}")
     blocked = ", ".join(f"“{p}”" for p in config.blocklist) or "none"
     embed.add_field(name="Blocked phrases", value=blocked[:1024], inline=False)
     embed.add_field(
-        name="Cost rules (credits)", value="\n".join(bot.settings.costs.describe())[:1024], inline=False
+        name="Cost rules (credits)",
+        value="\n".join(services_of(bot).settings.costs.describe())[:1024],
+        inline=False,
     )
     return embed
 
@@ -54,10 +56,11 @@ class Settings(commands.Cog):
         guild_only=True,
     )
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
-    async def _update(self, interaction: discord.Interaction[NanoBot], **changes: object) -> GuildConfig:
+    async def _update(self, interaction: Interaction, **changes: object) -> GuildConfig:
         """Apply changes to the server's settings and save them."""
         require_manager(interaction)
         store = store_of(self.bot)
@@ -68,7 +71,7 @@ class Settings(commands.Cog):
         return config
 
     @group.command(name="show", description="Show this server's settings and cost rules")
-    async def show(self, interaction: discord.Interaction[NanoBot]) -> None:
+    async def show(self, interaction: Interaction) -> None:
         """Ephemeral summary."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
@@ -86,7 +89,7 @@ class Settings(commands.Cog):
     @app_commands.autocomplete(model=model_choices)
     async def set_(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         model: str | None = None,
         cooldown: app_commands.Range[int, 0, 86_400] | None = None,
         jobs_at_once: app_commands.Range[int, 1, 50] | None = None,
@@ -97,7 +100,7 @@ class Settings(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         changes: dict[str, object] = {}
         if model is not None:
-            provider = self.bot.service.router.candidates(None, model)[0].name
+            provider = self.services.jobs.router.candidates(None, model)[0].name
             changes.update(default_model=model, default_provider=provider)
         for key, value in (
             ("cooldown_seconds", cooldown),
@@ -114,9 +117,7 @@ class Settings(commands.Cog):
     @app_commands.describe(
         channel="The channel", allowed="Allowed (once any channel is allowed, only those are)"
     )
-    async def channel(
-        self, interaction: discord.Interaction[NanoBot], channel: discord.TextChannel, allowed: bool
-    ) -> None:
+    async def channel(self, interaction: Interaction, channel: discord.TextChannel, allowed: bool) -> None:
         """Edit the allowed-channel list."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         current = await store_of(self.bot).get(guild_id_of(interaction))
@@ -138,7 +139,7 @@ class Settings(commands.Cog):
         ]
     )
     async def blocklist(
-        self, interaction: discord.Interaction[NanoBot], action: str, phrase: app_commands.Range[str, 1, 100]
+        self, interaction: Interaction, action: str, phrase: app_commands.Range[str, 1, 100]
     ) -> None:
         """Edit the blocklist; a phrase matching the same prompts as a listed one replaces or removes it."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -155,6 +156,6 @@ class Settings(commands.Cog):
         await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Settings(bot))

@@ -6,17 +6,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NanoBot
-from bot.discord_io import acknowledge, deliver, job_context
-from bot.service import JobSpec
+from bot.jobs.service import JobSpec
+from bot.ui.delivery import acknowledge, job_context, to_interaction
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
 from cogs.edit import input_or_latest
 
 
 class Upscale(commands.Cog):
     """The /upscale command."""
 
-    def __init__(self, bot: NanoBot) -> None:
+    def __init__(self, bot: Client) -> None:
         self.bot = bot
+        self.services = services_of(bot)
 
     @app_commands.command(name="upscale", description="Enlarge an image")
     @app_commands.describe(
@@ -28,7 +30,7 @@ class Upscale(commands.Cog):
     )
     async def upscale(
         self,
-        interaction: discord.Interaction[NanoBot],
+        interaction: Interaction,
         image: discord.Attachment | None = None,
         factor: int = 2,
     ) -> None:
@@ -40,17 +42,12 @@ class Upscale(commands.Cog):
             **input_or_latest(self.bot, interaction, image),
             **job_context(interaction),
         )
-        result = await self.bot.service.run(job)
-        await deliver(
-            self.bot,
-            interaction,
-            result,
-            title=f"⬆️ Upscale x{factor}",
-            stem="upscale",
-            loading_message_id=loading,
+        delivery = to_interaction(
+            interaction, title=f"⬆️ Upscale x{factor}", stem="upscale", loading_message_id=loading
         )
+        await self.services.jobs.submit(job, delivery)
 
 
-async def setup(bot: NanoBot) -> None:
+async def setup(bot: Client) -> None:
     """Extension entry point."""
     await bot.add_cog(Upscale(bot))

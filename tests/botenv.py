@@ -12,10 +12,10 @@ from typing import Any
 from PIL import Image
 
 from bot.app import NanoBot, apply_endpoints, start_bot
-from bot.quotas import user_subject
+from bot.billing.rules import user_subject
 from bot.storage.turns import TurnRecord
-from tests.conftest import make_settings
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
+from tests.fakes.settings import make_settings
 
 #: Seconds after which a wait for the bot's state is taken for a hang. It only bounds a failing test:
 #: a passing one never waits for it, however busy the machine is.

@@ -8,29 +8,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.config import Settings, load_settings
 from bot.providers.breaker import Breaker
 from bot.providers.common import ProviderBase
 from bot.providers.keys import KeyRing
 from bot.providers.registry import build_router
 from bot.providers.router import Router
-
-#: Settings that keep retries and timeouts short enough for tests.
-FAST = {
-    "retry_base_delay": 0.01,
-    "retry_attempts": 3,
-    "retry_total_seconds": 10.0,
-    "request_timeout": 10.0,
-    "task_poll_interval": 0.01,
-    "task_deadline": 5.0,
-    # Running-time updates would replace "thinking…" in slow tests; tests that want them set it.
-    "progress_interval": 60.0,
-}
-
-
-def make_settings(*providers: dict[str, Any], **overrides: Any) -> Settings:
-    """Real settings (validated as from a TOML file) with the given provider entries."""
-    return load_settings(env_file=None, providers=list(providers), **{**FAST, **overrides})
+from tests.fakes.settings import make_settings
 
 
 @pytest.fixture

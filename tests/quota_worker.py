@@ -1,4 +1,4 @@
-"""Run as a process by tests/test_quotas.py: fire many concurrent reservations at one shared limit.
+"""Run as a process by tests/storage/test_quotas.py: fire many concurrent reservations at one shared limit.
 
 usage: python tests/quota_worker.py URL COUNT LIMIT_CENTS
 Opens the (already migrated) database, warms the pool, prints "ready" and waits for a line on stdin
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.quota_store import QuotaStore
-from bot.quotas import Check, Reservation
+from bot.billing.rules import Check, Reservation
+from bot.billing.store import QuotaStore
 from bot.storage.db import Database
 
 GUILD, USER, COST = 4242, 7, 100
@@ -62,7 +62,7 @@ async def _burst(store: QuotaStore, count: int, limit_cents: int) -> int:
 async def run(url: str, count: int, limit_cents: int) -> dict[str, float]:
     """Warm up, say ready, wait for the go line, then fire the burst."""
     retries = Counter()
-    logging.getLogger("bot.quota_store").addHandler(retries)
+    logging.getLogger("bot.billing.store").addHandler(retries)
     db = await Database.open(url, migrate=False)
     try:
         store = QuotaStore(db)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from bot.errors import AuthFailed, OutOfCredits, RateLimited, Timeout, Unavailable
+from bot.errors import AuthFailed, OutOfCredits, ProviderTimeout, ProviderUnavailable, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +18,13 @@ Clock = Callable[[], float]
 
 #: Failures that are the provider's fault. Safety blocks, image-less answers and bad requests are
 #: the user's outcome: they say the provider is up, so they neither count nor reset the count.
-PROVIDER_FAULTS = (Unavailable, Timeout, RateLimited, AuthFailed, OutOfCredits)
+PROVIDER_FAULTS = (ProviderUnavailable, ProviderTimeout, RateLimited, AuthFailed, OutOfCredits)
 
 
-class CircuitOpen(Unavailable):
+class CircuitOpen(ProviderUnavailable):
     """Raised without calling the provider while its breaker is open (no request is sent)."""
+
+    metric_label = "circuit_open"
 
 
 class Breaker:

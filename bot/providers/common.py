@@ -12,7 +12,7 @@ import aiohttp
 import yarl
 
 from bot.config import ProviderConfig
-from bot.errors import BadRequest, InputError, SafetyBlocked, Unavailable
+from bot.errors import BadRequest, InputError, ProviderUnavailable, SafetyBlocked
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -202,7 +202,7 @@ class ProviderBase:
                 trusted_hosts={yarl.URL(self.base_url).host or ""},
             )
         except InputError as e:
-            raise Unavailable(
+            raise ProviderUnavailable(
                 f"{self.name} returned an unsafe image address ({e.message})", provider=self.name
             ) from None
 
@@ -213,7 +213,7 @@ class ProviderBase:
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise Unavailable(
+            raise ProviderUnavailable(
                 f"{self.name} returned damaged image data (bad base64); try again",
                 provider=self.name,
             ) from None

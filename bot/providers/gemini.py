@@ -1,4 +1,4 @@
-"""Google's Gemini generateContent wire format (seed 001), multi-turn with thought signatures."""
+"""Google's Gemini API generateContent, multi-turn with thought signatures."""
 
 from __future__ import annotations
 
@@ -8,21 +8,25 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from pydantic import AliasChoices, AliasGenerator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
 from bot.errors import (
     AuthFailed,
     BadRequest,
     NoImageReturned,
     OutOfCredits,
     ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
     RateLimited,
     SafetyBlocked,
-    Timeout,
-    Unavailable,
 )
 from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.http import ErrorMapper
 from bot.providers.sanitize import reason
+from bot.providers.wire import Loose, WireModel, parse, parse_error_body
 
 SAFETY_REASONS = frozenset(
     {
@@ -39,6 +43,130 @@ SAFETY_REASONS = frozenset(
 _RESOLUTION_WIRE = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
 _DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
 _RETRY_IN = re.compile(r"retry in ([\d.]+)\s*s", re.IGNORECASE)
+
+
+# --- the wire format ---------------------------------------------------------------------------------
+
+
+class _Google(WireModel):
+    """Google's JSON is camelCase; proxies that re-serialise the SDK's objects send snake_case."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(
+            validation_alias=lambda name: AliasChoices(to_camel(name), name), serialization_alias=to_camel
+        )
+    )
+
+
+class _InlineData(_Google):
+    """A blob: base64 image bytes (the MIME type is sniffed from the bytes, not trusted)."""
+
+    data: str
+    mime_type: Loose[str] = None
+
+
+class _Part(_Google):
+    """One part of a candidate: text or an image, maybe a thought, maybe signed."""
+
+    text: str | None = None
+    inline_data: _InlineData | None = None
+    thought: Loose[bool] = None
+    thought_signature: str | None = None
+
+
+class _Content(_Google):
+    """A candidate's content; `parts` is absent or null when the output was filtered."""
+
+    parts: list[_Part] | None = None
+    role: Loose[str] = None
+
+
+class _SafetyRating(_Google):
+    """How a candidate scored on one harm category (kept so a refusal can name what tripped it)."""
+
+    category: Loose[str] = None
+    probability: Loose[str] = None
+    blocked: Loose[bool] = None
+
+
+class _Candidate(_Google):
+    """One candidate answer; groundingMetadata and citations are ignored for now."""
+
+    content: _Content | None = None
+    finish_reason: Loose[str] = None
+    finish_message: Loose[str] = None
+    safety_ratings: Loose[list[_SafetyRating]] = None
+
+
+class _PromptFeedback(_Google):
+    """Why the prompt itself was blocked (then there are no candidates)."""
+
+    block_reason: Loose[str] = None
+    block_reason_message: Loose[str] = None
+
+
+class _UsageMetadata(_Google):
+    """Token counts, passed on as the result's usage."""
+
+    prompt_token_count: Loose[int] = None
+    candidates_token_count: Loose[int] = None
+    thoughts_token_count: Loose[int] = None
+    total_token_count: Loose[int] = None
+
+
+class _GenerateContentResponse(_Google):
+    """The answer to models/{model}:generateContent."""
+
+    candidates: list[_Candidate] | None = None
+    prompt_feedback: Loose[_PromptFeedback] = None
+    usage_metadata: Loose[_UsageMetadata] = None
+    model_version: Loose[str] = None
+
+
+class _ModelInfo(_Google):
+    """The answer to GET models/{model}."""
+
+    name: Loose[str] = None
+    display_name: Loose[str] = None
+
+
+class _QuotaViolation(_Google):
+    """One quota a 429 went over."""
+
+    quota_id: Loose[str] = None
+    quota_metric: Loose[str] = None
+
+
+class _ErrorDetail(_Google):
+    """One google.rpc detail: ErrorInfo (reason), RetryInfo (retryDelay) or QuotaFailure (violations)."""
+
+    kind: Loose[str] = Field(None, alias="@type")
+    reason: Loose[str] = None
+    retry_delay: Loose[str] = None
+    violations: Loose[list[Loose[_QuotaViolation]]] = None
+
+
+class _Error(_Google):
+    """The google.rpc.Status of a failed call."""
+
+    code: Loose[int] = None
+    message: Loose[str] = None
+    status: Loose[str] = None
+    details: Loose[list[Loose[_ErrorDetail]]] = None
+
+    @property
+    def known_details(self) -> list[_ErrorDetail]:
+        """The details that are objects."""
+        return [d for d in self.details or [] if d is not None]
+
+
+class _ErrorBody(_Google):
+    """{"error": {...}}."""
+
+    error: Loose[_Error] = None
+
+
+# --- requests ------------------------------------------------------------------------------------------
 
 
 def _inline(image: ImageData, signature: str | None = None) -> JsonDict:
@@ -89,45 +217,50 @@ def build_body(request: GenerateRequest, spec: ModelSpec) -> JsonDict:
     return {"contents": contents, "generationConfig": config}
 
 
+# --- errors --------------------------------------------------------------------------------------------
+
+
 def _seconds(value: str | None) -> float | None:
     """A proto Duration string such as "36s" or "45.8s" in seconds."""
     match = _DURATION.match(value or "")
     return float(match.group(1)) if match else None
 
 
-def _retry_delay(error: JsonDict) -> float | None:
+def _retry_delay(error: _Error) -> float | None:
     """RetryInfo.retryDelay from the details, else the "Please retry in Xs" text."""
-    for detail in error.get("details") or []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
-            return _seconds(detail.get("retryDelay"))
-    match = _RETRY_IN.search(str(error.get("message", "")))
+    for detail in error.known_details:
+        if (detail.kind or "").endswith("RetryInfo"):
+            return _seconds(detail.retry_delay)
+    match = _RETRY_IN.search(error.message or "")
     return float(match.group(1)) if match else None
 
 
-def _reasons(error: JsonDict) -> set[str]:
-    """The ErrorInfo reasons in an error's details."""
-    return {
-        str(d.get("reason")) for d in error.get("details") or [] if isinstance(d, dict) and d.get("reason")
-    }
+def _per_day(error: _Error) -> bool:
+    """Whether a quota the call went over is a daily one (retrying today is pointless)."""
+    return any(
+        "PerDay" in f"{violation.quota_id or ''} {violation.quota_metric or ''}"
+        for detail in error.known_details
+        for violation in detail.violations or []
+        if violation is not None
+    )
 
 
 def map_error(provider: str) -> ErrorMapper:
     """The error mapper for this provider's non-2xx answers."""
 
     def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
-        if isinstance(body, list) and body:
+        if isinstance(body, list) and body:  # streamed errors arrive as a one-element list
             body = body[0]
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        return _classify(provider, status, error, str(error.get("message") or ""))
+        return _classify(provider, status, parse_error_body(_ErrorBody, body).error or _Error())
 
     return mapper
 
 
-def _classify(provider: str, status: int, error: JsonDict, message: str) -> ProviderError:
+def _classify(provider: str, status: int, error: _Error) -> ProviderError:
     """Turn one Gemini error envelope into the matching typed error (the raw message only classifies)."""
-    why = reason(status, error.get("message"), error.get("status"))
-    reasons = _reasons(error)
+    message = error.message or ""
+    why = reason(status, error.message, error.status)
+    reasons = {detail.reason for detail in error.known_details if detail.reason}
     if "API_KEY_INVALID" in reasons or (status == 400 and "API key" in message):
         return AuthFailed(
             f"{provider}: the API key was refused ({why}); the operator must fix the key",
@@ -137,19 +270,22 @@ def _classify(provider: str, status: int, error: JsonDict, message: str) -> Prov
         return AuthFailed(f"{provider}: access denied ({why})", provider=provider)
     if status == 429:
         delay = _retry_delay(error)
-        if "PerDay" in str(error.get("details", "")):
+        if _per_day(error):
             return OutOfCredits(f"{provider}: the daily quota is used up", provider=provider)
         wait = f"; try again in {delay:.0f} s" if delay is not None else "; try again shortly"
         return RateLimited(
             f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
         )
     if status == 504:
-        return Timeout(f"{provider} gave up on the request (deadline exceeded)", provider=provider)
+        return ProviderTimeout(f"{provider} gave up on the request (deadline exceeded)", provider=provider)
     if status >= 500:
-        return Unavailable(f"{provider} is unavailable ({why})", provider=provider)
+        return ProviderUnavailable(f"{provider} is unavailable ({why})", provider=provider)
     if status == 404:
         return BadRequest(f"{provider}: model not found ({why})", provider=provider)
     return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
+
+
+# --- the interface -------------------------------------------------------------------------------------
 
 
 class GeminiProvider(ProviderBase):
@@ -176,74 +312,71 @@ class GeminiProvider(ProviderBase):
         return await fan_out(lambda: self._call(spec.name, body), request.count)
 
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
-        """Send one generateContent request and parse its answer."""
+        """Send one generateContent request and read its answer."""
         data = await self.send("POST", self._url(model), json_body=body)
-        return await asyncio.to_thread(self.parse, data, model)  # base64 decoding is heavy
+        return await asyncio.to_thread(self.read_answer, data, model)  # base64 decoding is heavy
 
-    def parse(self, data: Any, model: str) -> GenerateResult:
+    def read_answer(self, data: Any, model: str) -> GenerateResult:
         """Read images, text and signatures; turn image-less answers into typed errors."""
-        if not isinstance(data, dict):
-            raise Unavailable(f"{self.name} sent an unexpected answer", provider=self.name)
-        candidates = data.get("candidates") or []
-        if not candidates:
-            raise self._blocked_prompt(data.get("promptFeedback") or {})
-        candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+        answer = parse(_GenerateContentResponse, data, self.name)
+        if not answer.candidates:
+            raise self._blocked_prompt(answer.prompt_feedback or _PromptFeedback())
+        candidate = answer.candidates[0]
         images, texts, state_parts = self._read_parts(candidate)
         text = "\n".join(texts).strip() or None
         if not images:
             raise self._no_image(candidate, text)
+        usage = answer.usage_metadata
         return GenerateResult(
             images=images,
             provider=self.name,
-            model=str(data.get("modelVersion") or model),
+            model=answer.model_version or model,
             text=text,
             state={"parts": state_parts},
-            usage=data.get("usageMetadata") or {},
+            usage=usage.model_dump(by_alias=True, exclude_none=True) if usage else {},
         )
 
-    def _read_parts(self, candidate: JsonDict) -> tuple[list[ImageData], list[str], list[JsonDict]]:
+    def _read_parts(self, candidate: _Candidate) -> tuple[list[ImageData], list[str], list[JsonDict]]:
         """Non-thought parts in order: images, texts, and what to replay (with signatures)."""
-        content = candidate.get("content") or {}
+        parts = candidate.content.parts if candidate.content else None
         images: list[ImageData] = []
         texts: list[str] = []
         state: list[JsonDict] = []
-        for part in content.get("parts") or []:
-            if not isinstance(part, dict) or part.get("thought"):
+        for part in parts or []:
+            if part.thought:
                 continue
-            signature = part.get("thoughtSignature", part.get("thought_signature"))
-            inline = part.get("inlineData") or part.get("inline_data")
             entry: JsonDict
-            if isinstance(inline, dict) and inline.get("data"):
-                images.append(self.decode_b64_image(str(inline["data"])))
+            if part.inline_data is not None and part.inline_data.data:
+                images.append(self.decode_b64_image(part.inline_data.data))
                 entry = {"image": len(images) - 1}
-            elif isinstance(part.get("text"), str):
-                texts.append(part["text"])
-                entry = {"text": part["text"]}
+            elif part.text is not None:
+                texts.append(part.text)
+                entry = {"text": part.text}
             else:
                 continue
-            if signature is not None:
-                entry["thoughtSignature"] = signature
+            if part.thought_signature is not None:
+                entry["thoughtSignature"] = part.thought_signature
             state.append(entry)
         return images, texts, state
 
-    def _blocked_prompt(self, feedback: JsonDict) -> ProviderError:
+    def _blocked_prompt(self, feedback: _PromptFeedback) -> ProviderError:
         """No candidates: the prompt itself was blocked."""
-        reason = feedback.get("blockReason")
+        reason = feedback.block_reason
         if not reason:
             return NoImageReturned(f"{self.name} returned no result at all", provider=self.name)
-        detail = feedback.get("blockReasonMessage")
+        detail = feedback.block_reason_message
         return SafetyBlocked(
             f"Your prompt was blocked by {self.name}'s safety filters ({reason})"
             + (f": {detail}" if detail else ""),
-            reason=str(reason),
+            reason=reason,
             model_text=detail,
             provider=self.name,
         )
 
-    def _no_image(self, candidate: JsonDict, text: str | None) -> ProviderError:
+    def _no_image(self, candidate: _Candidate, text: str | None) -> ProviderError:
         """A candidate without an image: blocked, or the model chose not to draw."""
-        reason = str(candidate.get("finishReason") or "UNKNOWN")
-        said = candidate.get("finishMessage") or text
+        reason = candidate.finish_reason or "UNKNOWN"
+        said = candidate.finish_message or text
         if reason in SAFETY_REASONS:
             return SafetyBlocked(
                 f"The image was blocked by {self.name}'s safety filters ({reason})"
@@ -262,6 +395,5 @@ class GeminiProvider(ProviderBase):
     async def check(self) -> str:
         """Fetch the default model's metadata: proves the URL and the key without generating."""
         model = self.models[0]
-        data = await self.send("GET", self._url(model, ""), retry=False)
-        shown = data.get("displayName") or data.get("name") or model if isinstance(data, dict) else model
-        return f"ok: {shown}"
+        info = parse(_ModelInfo, await self.send("GET", self._url(model, ""), retry=False), self.name)
+        return f"ok: {info.display_name or info.name or model}"

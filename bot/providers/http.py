@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
 import yarl
 
-from bot.errors import InputError, ProviderError, RateLimited, Timeout, Unavailable
+from bot.errors import InputError, ProviderError, ProviderTimeout, ProviderUnavailable
 from bot.imaging import sniff_mime
-from bot.netguard import check_url
 from bot.providers.base import ImageData
+from bot.providers.netguard import check_url
+from bot.providers.retry import Retryable, RetryPolicy, run
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +28,10 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 #: Bodies larger than this are parsed in a worker thread.
 BIG_BODY = 256 * 1024
-#: Errors worth another attempt when they come with a retryable status.
-TRANSIENT = (RateLimited, Unavailable, Timeout)
 #: Maps a non-2xx answer (status, parsed JSON or None, headers) to a typed error. The raw body is
 #: not passed on: whatever answered (an internal page, a proxy) must never reach a user verbatim.
 ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
 FormFactory = Callable[[], aiohttp.FormData]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try: attempts, a total time budget and the base of the exponential backoff."""
-
-    attempts: int = 3
-    total_seconds: float = 120.0
-    base_delay: float = 1.0
-    max_delay: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +67,11 @@ def _decode_json(body: bytes, content_type: str, provider: str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         if "html" in content_type or body.lstrip()[:1] == b"<":
-            raise Unavailable(
+            raise ProviderUnavailable(
                 f"{provider} answered with an HTML page instead of a result; try again later",
                 provider=provider,
             ) from None
-        raise Unavailable(
+        raise ProviderUnavailable(
             f"{provider} sent a malformed answer (not valid JSON); try again later",
             provider=provider,
         ) from None
@@ -108,40 +97,19 @@ class HttpClient:
         form: FormFactory | None = None,
         retry: bool = True,
     ) -> Any:
-        """Send a request and return its parsed JSON, retrying transient failures within bounds."""
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._once(
-                    method,
-                    url,
-                    provider=provider,
-                    mapper=mapper,
-                    limits=limits,
-                    headers=headers,
-                    json_body=json_body,
-                    form=form,
-                )
-            except _Retryable as e:
-                delay = self._next_delay(e, attempt, started, retry)
-                if delay is None:
-                    raise e.error from e.cause
-                log.info("%s: %s, retry %d in %.1fs", provider, type(e.error).__name__, attempt, delay)
-                await asyncio.sleep(delay)
-
-    def _next_delay(self, e: _Retryable, attempt: int, started: float, retry: bool) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up."""
-        policy = self.policy
-        if not retry or attempt >= policy.attempts:
-            return None
-        hinted = e.error.retry_after if isinstance(e.error, RateLimited) else None
-        backoff = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
-        delay = hinted if hinted is not None else backoff * (0.75 + random.random() / 2)
-        if time.monotonic() - started + delay > policy.total_seconds:
-            return None
-        return delay
+        """Send a request and return its parsed JSON, retrying transient failures within the policy."""
+        once = partial(
+            self._once,
+            method,
+            url,
+            provider=provider,
+            mapper=mapper,
+            limits=limits,
+            headers=headers,
+            json_body=json_body,
+            form=form,
+        )
+        return await run(self.policy if retry else self.policy.single(), once, provider=provider)
 
     async def _once(
         self,
@@ -155,14 +123,16 @@ class HttpClient:
         json_body: Any,
         form: FormFactory | None,
     ) -> Any:
-        """One attempt, following same-origin redirects: retryable failures become _Retryable."""
+        """One attempt, following same-origin redirects: retryable failures become Retryable."""
         call = _Call(method, url, json_body, form)
         for _ in range(MAX_REDIRECTS + 1):
             answer = await self._send(call, provider=provider, limits=limits, headers=headers)
             if answer.status not in REDIRECTS or not answer.headers.get("Location"):
                 return await self._answer(answer, provider=provider, mapper=mapper)
             call = await _next_hop(call, answer, provider)
-        raise Unavailable(f"{provider} redirected the request too many times; refused", provider=provider)
+        raise ProviderUnavailable(
+            f"{provider} redirected the request too many times; refused", provider=provider
+        )
 
     async def _send(
         self, call: _Call, *, provider: str, limits: Limits, headers: Mapping[str, str] | None
@@ -185,27 +155,29 @@ class HttpClient:
                 body = await _read_capped(resp, limits.max_response_bytes, provider)
                 return _Answer(resp.status, resp.headers, body)
         except TimeoutError as e:
-            raise Timeout(
+            raise ProviderTimeout(
                 f"{provider} did not answer within {limits.request_timeout:.0f} s",
                 provider=provider,
             ) from e
         except aiohttp.ClientError as e:
-            unreachable = Unavailable(
+            unreachable = ProviderUnavailable(
                 f"{provider} could not be reached ({type(e).__name__}); try again later",
                 provider=provider,
             )
-            raise _Retryable(unreachable, e) from e
+            raise Retryable(unreachable, e) from e
 
     async def _answer(self, answer: _Answer, *, provider: str, mapper: ErrorMapper) -> Any:
-        """The parsed JSON of a final answer, or its typed error (retryable ones as _Retryable)."""
+        """The parsed JSON of a final answer, or its typed error (retryable ones as Retryable)."""
         status, body = answer.status, answer.body
         if status >= 400:
             error = mapper(status, _try_json(body), answer.headers)
-            if status in RETRY_STATUSES and isinstance(error, TRANSIENT):
-                raise _Retryable(error, None)
+            if status in RETRY_STATUSES and error.retryable:  # the status and the kind must both allow it
+                raise Retryable(error, None)
             raise error
         if status >= 300:
-            raise Unavailable(f"{provider} sent an unexpected answer (HTTP {status})", provider=provider)
+            raise ProviderUnavailable(
+                f"{provider} sent an unexpected answer (HTTP {status})", provider=provider
+            )
         content_type = answer.headers.get("Content-Type", "")
         if len(body) > BIG_BODY:  # megabytes of base64 would stall the event loop
             return await asyncio.to_thread(_decode_json, body, content_type, provider)
@@ -215,31 +187,31 @@ class HttpClient:
         self, url: str, *, provider: str, limits: Limits, trusted_hosts: Collection[str] = ()
     ) -> ImageData:
         """Fetch an image: public (or trusted) hosts only, redirects checked, capped, sniffed."""
-        started = time.monotonic()
-        attempt = 0
-        hops = 0
+        fetch = partial(
+            self._follow, _Trail(url), provider=provider, limits=limits, trusted_hosts=trusted_hosts
+        )
+        return await run(self.policy, fetch, provider=provider)
+
+    async def _follow(
+        self, trail: _Trail, *, provider: str, limits: Limits, trusted_hosts: Collection[str]
+    ) -> ImageData:
+        """One download attempt; redirect hops are followed here, so a hop is not an attempt."""
         while True:
-            attempt += 1
+            await check_url(trail.url, trusted_hosts=trusted_hosts)
             try:
-                await check_url(url, trusted_hosts=trusted_hosts)
-                return await self._download_once(url, provider=provider, limits=limits)
+                return await self._download_once(trail.url, provider=provider, limits=limits)
             except _Redirect as redirect:
-                hops += 1
-                if hops > MAX_REDIRECTS:
-                    raise Unavailable(
+                trail.hops += 1
+                if trail.hops > MAX_REDIRECTS:
+                    raise ProviderUnavailable(
                         f"{provider}: too many redirects for an image", provider=provider
                     ) from None
-                url, attempt = redirect.location, attempt - 1
-            except _Retryable as e:
-                delay = self._next_delay(e, attempt, started, True)
-                if delay is None:
-                    raise e.error from e.cause
-                await asyncio.sleep(delay)
+                trail.url = redirect.location
 
     async def _download_once(self, url: str, *, provider: str, limits: Limits) -> ImageData:
-        """One download attempt."""
+        """One GET of the image, redirects not followed (_follow judges each hop)."""
         if not url.startswith(("http://", "https://")):
-            raise Unavailable(f"{provider} returned an unusable image address", provider=provider)
+            raise ProviderUnavailable(f"{provider} returned an unusable image address", provider=provider)
         timeout = aiohttp.ClientTimeout(total=limits.download_timeout, sock_connect=limits.connect_timeout)
         try:
             # No headers: a result URL may be anywhere public, and a provider key goes only to its API.
@@ -247,19 +219,21 @@ class HttpClient:
                 if resp.status in REDIRECTS and resp.headers.get("Location"):
                     raise _Redirect(str(resp.url.join(yarl.URL(resp.headers["Location"]))))
                 if resp.status >= 400:
-                    error = Unavailable(
+                    error = ProviderUnavailable(
                         f"{provider} made an image but its download failed (HTTP {resp.status})",
                         provider=provider,
                     )
                     if resp.status in RETRY_STATUSES:
-                        raise _Retryable(error, None)
+                        raise Retryable(error, None)
                     raise error
                 body = await _read_capped(resp, limits.max_download_bytes, provider)
         except TimeoutError as e:
-            raise Timeout(f"downloading the image from {provider} timed out", provider=provider) from e
+            raise ProviderTimeout(
+                f"downloading the image from {provider} timed out", provider=provider
+            ) from e
         except aiohttp.ClientError as e:
-            error = Unavailable(f"downloading the image from {provider} failed", provider=provider)
-            raise _Retryable(error, e) from e
+            error = ProviderUnavailable(f"downloading the image from {provider} failed", provider=provider)
+            raise Retryable(error, e) from e
         return image_from_bytes(body, provider)
 
 
@@ -267,9 +241,9 @@ def image_from_bytes(body: bytes, provider: str) -> ImageData:
     """Wrap result bytes as an image, refusing anything whose magic bytes are not an image."""
     mime = sniff_mime(body)
     if mime not in {"image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"}:
-        raise Unavailable(f"{provider} returned something that is not an image", provider=provider)
+        raise ProviderUnavailable(f"{provider} returned something that is not an image", provider=provider)
     if not looks_complete(body, mime):
-        raise Unavailable(f"{provider} returned a truncated image; try again", provider=provider)
+        raise ProviderUnavailable(f"{provider} returned a truncated image; try again", provider=provider)
     return ImageData(body, mime)
 
 
@@ -287,7 +261,7 @@ def looks_complete(body: bytes, mime: str) -> bool:
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
     """Read a body, refusing it as soon as it passes the cap (Content-Length checked first)."""
     if resp.content_length is not None and resp.content_length > cap:
-        raise Unavailable(
+        raise ProviderUnavailable(
             f"{provider} sent {resp.content_length} bytes, over the {cap} cap", provider=provider
         )
     chunks: list[bytes] = []
@@ -295,7 +269,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) ->
     async for chunk in resp.content.iter_any():  # whatever arrived: fewer, larger pieces
         size += len(chunk)
         if size > cap:
-            raise Unavailable(f"{provider} sent more than {cap} bytes", provider=provider)
+            raise ProviderUnavailable(f"{provider} sent more than {cap} bytes", provider=provider)
         chunks.append(chunk)
     if size > BIG_BODY:  # joining tens of megabytes would stall the event loop
         return await asyncio.to_thread(b"".join, chunks)
@@ -316,14 +290,16 @@ def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
 
 
 async def _next_hop(call: _Call, answer: _Answer, provider: str) -> _Call:
-    """The request a redirect asks for, when it stays on the configured origin; else Unavailable.
+    """The request a redirect asks for, when it stays on the configured origin; else ProviderUnavailable.
 
     A redirect to another origin is refused rather than followed without the key: a 307/308 would
     still carry the user's prompt and images there, each wire format names its key differently
     (Authorization, x-goog-api-key, ?key=), and no real image API moves its calls to another host.
     The message names no address: it is shown to users.
     """
-    refused = Unavailable(f"{provider} redirected the request to another host; refused", provider=provider)
+    refused = ProviderUnavailable(
+        f"{provider} redirected the request to another host; refused", provider=provider
+    )
     current = yarl.URL(call.url)
     try:
         target = current.join(yarl.URL(answer.headers.get("Location", "")))
@@ -359,18 +335,21 @@ class _Answer:
     body: bytes
 
 
+@dataclass(slots=True)
+class _Trail:
+    """Where an image download has got to: its current address and the redirects followed so far.
+
+    It outlives one attempt, so a retry resumes at the redirected address and the hop cap covers the
+    whole download.
+    """
+
+    url: str
+    hops: int = 0
+
+
 class _Redirect(Exception):
     """Internal: the image moved; the new location is checked before it is fetched."""
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
-
-
-class _Retryable(Exception):
-    """Internal: a failure worth another attempt, carrying the error to raise if none is left."""
-
-    def __init__(self, error: ProviderError, cause: BaseException | None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.cause = cause

@@ -9,15 +9,13 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from bot.errors import AuthFailed, NoImageReturned, OutOfCredits, ProviderError, RateLimited, SafetyBlocked
+from bot.errors import AuthFailed, NoImageReturned, ProviderError, RateLimited, SafetyBlocked
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
 
-#: Failures that belong to the key, not to the request: another key may well succeed.
-KEY_ERRORS = (RateLimited, OutOfCredits, AuthFailed)
 #: Seconds a rate-limited key rests when the provider gave no Retry-After.
 RATE_LIMIT_REST = 60.0
 #: Seconds an exhausted (or refused) key rests before it is preferred again.
@@ -63,7 +61,9 @@ class KeyRing:
         for position, index in enumerate(order[:-1]):
             try:
                 return await self._attempt(index, call)
-            except KEY_ERRORS as e:
+            except ProviderError as e:
+                if not e.rotates_key:  # the request's fault, not the key's: another key fares no better
+                    raise
                 following = self.label(order[position + 1])
                 log.info(
                     "%s: %s failed (%s); trying %s",
@@ -79,7 +79,7 @@ class KeyRing:
         try:
             return await call(self._keys[index].get_secret_value())
         except ProviderError as e:
-            if isinstance(e, KEY_ERRORS):
+            if e.rotates_key:
                 self._rest(index, e)
             self._redact(e)
             raise

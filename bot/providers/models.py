@@ -28,11 +28,11 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
     "nano-banana-pro-preview": replace(_GEMINI_PRO, name="nano-banana-pro-preview"),
     "gemini-3.1-flash-image-preview": _GEMINI_31,
     "gemini-3.1-flash-image": replace(_GEMINI_31, name="gemini-3.1-flash-image"),
-    # OpenAI-style relays (seed 000) and the aikit worker (seed 002).
+    # OpenAI-style relays and the aikit worker (the OpenAI Images API).
     "nano-banana": ModelSpec("nano-banana", 4, STANDARD_RATIOS, ("1K",)),
     "nano-banana-2": ModelSpec("nano-banana-2", 4, STANDARD_RATIOS, ("1K", "2K", "4K")),
     "nano-banana-hd": ModelSpec("nano-banana-hd", 4, STANDARD_RATIOS, ("4K",)),
-    # nano-banana-pro.net (seed 003): the server picks the model from the size.
+    # nano-banana-pro.net's generate API: the server picks the model from the size.
     "nano-banana-pro": ModelSpec(
         "nano-banana-pro",
         14,
@@ -40,7 +40,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
         ("1K", "2K", "4K"),
         max_input_bytes=int(2.5 * MB),
     ),
-    # Vtrix task API (seed 004): URL inputs only, at most 3.
+    # Vtrix task API: URL inputs only, at most 3.
     "nano_banana_2": ModelSpec(
         "nano_banana_2",
         3,

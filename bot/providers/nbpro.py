@@ -1,4 +1,4 @@
-"""nano-banana-pro.net (seed 003): one synchronous generate call that answers with image URLs."""
+"""The nano-banana-pro.net generate API: one synchronous call that answers with image URLs."""
 
 from __future__ import annotations
 
@@ -6,31 +6,52 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from pydantic import StrictStr
+
 from bot.errors import (
     AuthFailed,
     BadRequest,
     NoImageReturned,
     OutOfCredits,
     ProviderError,
+    ProviderUnavailable,
     RateLimited,
     SafetyBlocked,
-    Unavailable,
 )
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out, multipart
 from bot.providers.http import ErrorMapper, parse_retry_after
 from bot.providers.sanitize import clean_message, reason
+from bot.providers.wire import Loose, WireModel, parse, parse_error_body
 
 PATH = "/api/ai/nano-banana/generate"
 _SAFETY_WORDS = ("safety", "content policy", "inappropriate", "nsfw", "prohibited")
+
+
+class _Image(WireModel):
+    """One images[] entry: where to download the result."""
+
+    url: str
+
+
+class _Answer(WireModel):
+    """The answer to a generate call; the host names the model it picked from the size."""
+
+    images: list[_Image] | None = None
+    model: Loose[str] = None
+
+
+class _ErrorBody(WireModel):
+    """Errors here are {"error": "text"}."""
+
+    error: Loose[StrictStr] = None
 
 
 def map_error(provider: str) -> ErrorMapper:
     """Errors here are {"error": "text"}; the status says what kind."""
 
     def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
-        error = body.get("error") if isinstance(body, dict) else None
-        message = error if isinstance(error, str) else ""
+        message = parse_error_body(_ErrorBody, body).error or ""
         why = reason(status, message)
         if status == 401:
             return AuthFailed(
@@ -44,7 +65,7 @@ def map_error(provider: str) -> ErrorMapper:
             delay = parse_retry_after(headers.get("Retry-After"))
             return RateLimited(f"{provider} is busy; try again shortly", retry_after=delay, provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed to make the image ({why})", provider=provider)
+            return ProviderUnavailable(f"{provider} failed to make the image ({why})", provider=provider)
         if any(word in message.lower() for word in _SAFETY_WORDS):
             return SafetyBlocked(
                 f"Your request was blocked by {provider} ({why})",
@@ -90,12 +111,11 @@ class NBProProvider(ProviderBase):
     async def _call(self, body: JsonDict | None, form: Any, model: str) -> GenerateResult:
         """One generate call and the download of its images."""
         data = await self.send("POST", self.base_url + PATH, json_body=body, form=form)
-        items = data.get("images") if isinstance(data, dict) else None
-        urls = [str(i["url"]) for i in items or [] if isinstance(i, dict) and i.get("url")]
-        if not urls:
+        answer = parse(_Answer, data, self.name)
+        if not answer.images:
             raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
-        images = await asyncio.gather(*(self.download(u) for u in urls))
-        return GenerateResult(images=list(images), provider=self.name, model=str(data.get("model") or model))
+        images = await asyncio.gather(*(self.download(image.url) for image in answer.images))
+        return GenerateResult(images=list(images), provider=self.name, model=answer.model or model)
 
     async def check(self) -> str:
         """Send an empty request: 400 proves the key is accepted without making an image."""

@@ -1,11 +1,14 @@
-"""OpenAI-style /v1/images/* hosts (seeds 000 and 002): generations, edits, upscale, models."""
+"""OpenAI-style images API hosts (/v1/images/*): generations, edits, upscale, models."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+from pydantic import StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.errors import (
     AuthFailed,
@@ -13,10 +16,10 @@ from bot.errors import (
     NoImageReturned,
     OutOfCredits,
     ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
     RateLimited,
     SafetyBlocked,
-    Timeout,
-    Unavailable,
 )
 from bot.providers.base import (
     GenerateRequest,
@@ -29,19 +32,64 @@ from bot.providers.base import (
 from bot.providers.common import ProviderBase, multipart
 from bot.providers.http import ErrorMapper, parse_retry_after
 from bot.providers.sanitize import clean_message, reason
+from bot.providers.wire import Loose, WireModel, parse, parse_error_body
 
 _SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _TRY_AGAIN = re.compile(r"try again in ([\d.]+)\s*s", re.IGNORECASE)
 
 
-def _envelope(body: Any) -> tuple[str, str, str]:
-    """(message, type, code) from {"error": {...}} or {"error": "..."}; empty strings when absent."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or ""), str(error.get("type") or ""), str(error.get("code") or "")
-    if isinstance(error, str):
-        return error, "", ""
-    return "", "", ""
+class _Image(WireModel):
+    """One data[] entry: a URL to download or the image as base64 (either will do, one is needed)."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: Loose[str] = None
+
+    @model_validator(mode="after")
+    def _has_image(self) -> Self:
+        """An entry with neither field has no image to give."""
+        if not self.url and not self.b64_json:
+            raise PydanticCustomError("missing", "Field required", {"field": "url or b64_json"})
+        return self
+
+
+class _ImagesResponse(WireModel):
+    """The answer to /v1/images/generations, /edits and /upscale."""
+
+    data: list[_Image] | None = None
+    usage: Loose[dict[str, Any]] = None
+
+
+class _Model(WireModel):
+    """One /v1/models entry."""
+
+    id: Loose[str] = None
+
+
+class _ModelList(WireModel):
+    """The answer to GET /v1/models."""
+
+    data: Loose[list[Loose[_Model]]] = None
+
+
+class _Error(WireModel):
+    """{"message", "type", "code"}; relays send `code` as a string or a number."""
+
+    message: Loose[str] = None
+    type: Loose[str] = None
+    code: Loose[str] = None
+
+
+class _ErrorBody(WireModel):
+    """{"error": {...}}, or {"error": "text"} from simpler relays."""
+
+    error: Loose[_Error | StrictStr] = None
+
+    def fields(self) -> tuple[str, str, str]:
+        """(message, type, code), empty strings when absent."""
+        if isinstance(self.error, _Error):
+            return self.error.message or "", self.error.type or "", self.error.code or ""
+        return self.error or "", "", ""
 
 
 def _retry_after(headers: Mapping[str, str], message: str) -> float | None:
@@ -63,7 +111,7 @@ def map_error(provider: str) -> ErrorMapper:
     """The error mapper for OpenAI-style error envelopes."""
 
     def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
-        message, kind, code = _envelope(body)
+        message, kind, code = parse_error_body(_ErrorBody, body).fields()
         why = reason(status, message, code)
         if code in _SAFETY_CODES or kind == "image_generation_user_error" or "safety system" in message:
             return SafetyBlocked(
@@ -88,9 +136,9 @@ def map_error(provider: str) -> ErrorMapper:
                 f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
             )
         if status == 504:
-            return Timeout(f"{provider} timed out making the image ({why})", provider=provider)
+            return ProviderTimeout(f"{provider} timed out making the image ({why})", provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed ({why})", provider=provider)
+            return ProviderUnavailable(f"{provider} failed ({why})", provider=provider)
         return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
     return mapper
@@ -156,37 +204,30 @@ class OpenAIImagesProvider(ProviderBase):
 
     async def _result(self, data: Any, model: str) -> GenerateResult:
         """Images from data[].b64_json or data[].url (downloaded concurrently)."""
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list) or not items:
+        # Validation keeps the base64 strings as they are (no copy), so it may run on the event loop.
+        answer = parse(_ImagesResponse, data, self.name)
+        if not answer.data:
             raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
-        images = await asyncio.gather(*(self._image(item) for item in items))
-        revised = next(
-            (i.get("revised_prompt") for i in items if isinstance(i, dict) and i.get("revised_prompt")),
-            None,
-        )
+        images = await asyncio.gather(*(self._image(item) for item in answer.data))
+        revised = next((item.revised_prompt for item in answer.data if item.revised_prompt), None)
         return GenerateResult(
             images=list(images),
             provider=self.name,
             model=model,
             text=None,
             state={"revised_prompt": revised} if revised else {},
-            usage=data.get("usage") or {},
+            usage=answer.usage or {},
         )
 
-    async def _image(self, item: Any) -> ImageData:
+    async def _image(self, item: _Image) -> ImageData:
         """One data[] entry as image bytes."""
-        if isinstance(item, dict) and item.get("b64_json"):
-            return await asyncio.to_thread(self.decode_b64_image, str(item["b64_json"]))
-        if isinstance(item, dict) and item.get("url"):
-            return await self.download(str(item["url"]))
-        raise NoImageReturned(f"{self.name} answered with an empty image entry", provider=self.name)
+        if item.b64_json:
+            return await asyncio.to_thread(self.decode_b64_image, item.b64_json)
+        return await self.download(item.url or "")
 
     async def check(self) -> str:
         """GET /v1/models: proves the URL (and the key, where one is needed)."""
         data = await self.send("GET", self.base_url + "/v1/models", retry=False)
-        ids = (
-            [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
-            if isinstance(data, dict)
-            else []
-        )
-        return f"ok: models {', '.join(map(str, ids)) or '(none listed)'}"
+        listed = parse(_ModelList, data, self.name).data or []
+        ids = [entry.id for entry in listed if entry is not None and entry.id is not None]
+        return f"ok: models {', '.join(ids) or '(none listed)'}"

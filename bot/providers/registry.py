@@ -7,10 +7,11 @@ import aiohttp
 from bot.config import ProviderConfig, Settings
 from bot.providers.common import ProviderBase
 from bot.providers.gemini import GeminiProvider
-from bot.providers.http import HttpClient, Limits, RetryPolicy
+from bot.providers.http import HttpClient, Limits
 from bot.providers.local import LocalProvider
 from bot.providers.nbpro import NBProProvider
 from bot.providers.openai_images import OpenAIImagesProvider
+from bot.providers.retry import RetryPolicy
 from bot.providers.router import LOCAL, Router
 from bot.providers.task import TaskProvider
 
@@ -36,18 +37,9 @@ def limits_for(settings: Settings, config: ProviderConfig) -> Limits:
     )
 
 
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The retry bounds from the settings."""
-    return RetryPolicy(
-        attempts=settings.retry_attempts,
-        total_seconds=settings.retry_total_seconds,
-        base_delay=settings.retry_base_delay,
-    )
-
-
 def build_router(settings: Settings, session: aiohttp.ClientSession) -> Router:
     """Every configured provider on one shared session, plus the local upscaler."""
-    http = HttpClient(session, retry_policy(settings))
+    http = HttpClient(session, RetryPolicy.from_settings(settings))
     providers = [INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers]
     generating = [p for p in providers if p.kind != "local"]
     local = next((p for p in providers if p.kind == "local"), None)

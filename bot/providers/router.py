@@ -8,7 +8,7 @@ from functools import partial
 from typing import NamedTuple
 
 from bot.config import ProviderConfig
-from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError, Unavailable
+from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError, ProviderUnavailable
 from bot.providers.base import GenerateRequest, GenerateResult, ImageProvider, UpscaleRequest
 from bot.providers.breaker import Breaker, State
 
@@ -116,7 +116,7 @@ class Router:
         every = self.candidates(provider, request.model)
         candidates = [c for c in every if allow is None or allow(c)]
         if not candidates:
-            raise Unavailable(
+            raise ProviderUnavailable(
                 f"{every[0].name} is unavailable and the other providers cost more than this job "
                 "reserved; nothing was charged, try again shortly",
                 provider=every[0].name,

@@ -1,4 +1,4 @@
-"""The Vtrix task API (seed 004): create a generation task, then poll it until it ends."""
+"""The Vtrix (SeaCloud) generation task API: create a task, then poll it until it ends."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar, Self
+
+from pydantic import StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.errors import (
     AuthFailed,
@@ -14,15 +18,17 @@ from bot.errors import (
     NoImageReturned,
     OutOfCredits,
     ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
     RateLimited,
     SafetyBlocked,
-    Timeout,
-    Unavailable,
 )
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.http import ErrorMapper, parse_retry_after
+from bot.providers.retry import rate_limited, run
 from bot.providers.sanitize import clean_message, reason
+from bot.providers.wire import Loose, WireModel, parse, parse_error_body
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +39,92 @@ FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
 _SAFETY_WORDS = ("safety", "moderation", "sensitive", "nsfw", "prohibited")
 
 
-def _message(body: Any) -> tuple[str, int | None]:
+class _ErrorFields(WireModel):
+    """Where this API puts an error's text and code, at whatever depth it nests them."""
+
+    message: Loose[str] = None
+    error_message: Loose[str] = None
+    error_code: Loose[StrictInt] = None
+    error: Loose[_ErrorFields | StrictStr] = None
+
+
+class _ErrorBody(_ErrorFields):
+    """{"message"}, {"error", "error_code"} or {"status": {"code", "message", "error_code"}, "data"}."""
+
+    status: Loose[_ErrorFields] = None
+
+
+class _Failure(WireModel):
+    """A failed task's error object: a code (string or number) and error_message or message."""
+
+    code: Loose[str] = None
+    error_message: Loose[str] = None
+    message: Loose[str] = None
+
+
+class _Item(WireModel):
+    """One output[].content[] entry: an image to download, or text."""
+
+    type: Loose[str] = None
+    url: str | None = None
+    text: Loose[str] = None
+    content: Loose[str] = None
+
+    @model_validator(mode="after")
+    def _image_has_url(self) -> Self:
+        """An image entry without its URL has no image to give."""
+        if self.type == "image" and not self.url:
+            raise PydanticCustomError("missing", "Field required", {"field": "url"})
+        return self
+
+
+class _Block(WireModel):
+    """One output[] block."""
+
+    content: list[_Item] | None = None
+
+
+class _Task(WireModel):
+    """A task as polled: its status always; its output, usage or error once it ends."""
+
+    id: str | None = None
+    status: str
+    model: Loose[str] = None
+    error: Loose[_Failure | str] = None
+    message: Loose[str] = None
+    output: list[_Block] | None = None
+    usage: Loose[dict[str, Any]] = None
+
+    @property
+    def state(self) -> str:
+        """The status in lower case."""
+        return self.status.lower()
+
+    @property
+    def has_error(self) -> bool:
+        """Whether the task reports an error (an empty error object reports none)."""
+        if isinstance(self.error, _Failure):
+            return bool(self.error.model_fields_set)
+        return bool(self.error)
+
+
+class _Created(_Task):
+    """A task as created: its id always (a fast task may already be done, with its output)."""
+
+    id: str
+    status: str = ""
+
+
+def _message(body: _ErrorBody) -> tuple[str, int | None]:
     """The message and error_code from the several error shapes this API uses ("" when none)."""
-    if isinstance(body, dict):
-        status_block = body.get("status")
-        inner: dict[str, Any] = status_block if isinstance(status_block, dict) else body
-        error = inner.get("error")
-        if isinstance(error, dict):
-            inner = error
-            error = error.get("error_message") or error.get("message")
-        message = error if isinstance(error, str) else inner.get("message")
-        code = inner.get("error_code")
-        if message:
-            return str(message), code if isinstance(code, int) else None
+    inner: _ErrorFields = body.status or body
+    text = inner.error
+    if isinstance(text, _ErrorFields):
+        inner = text
+        text = text.error_message or text.message
+    message = text if isinstance(text, str) else inner.message
+    if message:
+        return message, inner.error_code
     return "", None
 
 
@@ -53,7 +132,7 @@ def map_error(provider: str) -> ErrorMapper:
     """The error mapper for HTTP-level failures."""
 
     def mapper(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
-        message, code = _message(body)
+        message, code = _message(parse_error_body(_ErrorBody, body))
         why = reason(status, message)
         credits = (code is not None and 40201 <= code <= 40208) or "insufficient" in message.lower()
         if status == 402 or (status == 403 and credits):
@@ -68,24 +147,24 @@ def map_error(provider: str) -> ErrorMapper:
                 provider=provider,
             )
         if status == 404:
-            return Unavailable(f"{provider}: the task was not found ({why})", provider=provider)
+            return ProviderUnavailable(f"{provider}: the task was not found ({why})", provider=provider)
         if status >= 500:
-            return Unavailable(f"{provider} failed ({why})", provider=provider)
+            return ProviderUnavailable(f"{provider} failed ({why})", provider=provider)
         return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
 
     return mapper
 
 
-def task_error(task: JsonDict, provider: str) -> ProviderError:
+def task_error(task: _Task, provider: str) -> ProviderError:
     """A failed task's error, given as a string or as {code, error_message | message}."""
-    error = task.get("error")
-    code: Any = None
-    if isinstance(error, dict):
-        code = error.get("code")
-        raw = error.get("error_message") or error.get("message")
+    error = task.error
+    code: str | None = None
+    if isinstance(error, _Failure):
+        code = error.code
+        raw = error.error_message or error.message
     else:
-        raw = error or task.get("message")
-    message = str(raw or "")
+        raw = error or task.message
+    message = raw or ""
     shown = clean_message(message) or "unknown error"
     tag = clean_message(code, limit=40)
     suffix = f" (code {tag})" if tag else ""
@@ -96,7 +175,7 @@ def task_error(task: JsonDict, provider: str) -> ProviderError:
             model_text=clean_message(message),
             provider=provider,
         )
-    return Unavailable(f"{provider}: the generation failed: {shown}{suffix}", provider=provider)
+    return ProviderUnavailable(f"{provider}: the generation failed: {shown}{suffix}", provider=provider)
 
 
 class TaskProvider(ProviderBase):
@@ -128,71 +207,46 @@ class TaskProvider(ProviderBase):
 
     async def _run(self, body: JsonDict, model: str) -> GenerateResult:
         """Create, poll (with the key that created the task), download."""
-        task, key = await self.keys.run(lambda key: self._create(key, body))
+        created, key = await self.keys.run(lambda key: self._create(key, body))
+        task: _Task = parse(_Created, created, self.name)
         deadline = time.monotonic() + self.limits.poll_deadline
         while not self._finished(task):
             if time.monotonic() >= deadline:
-                raise Timeout(
+                raise ProviderTimeout(
                     f"{self.name} did not finish the image within {self.limits.poll_deadline:.0f} s",
                     provider=self.name,
                 )
             await asyncio.sleep(self.limits.poll_interval)
-            task = await self._poll(key, str(task["id"]))
+            task = await self._poll(key, task.id or "")
         return await self._result(task, model)
 
     async def _create(self, key: str | None, body: JsonDict) -> tuple[JsonDict, str | None]:
-        """POST the task. Only a 429 is retried: any other failure may have created a task."""
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                task = await self.send_with(key, "POST", self.base_url + CREATE, json_body=body, retry=False)
-                break
-            except RateLimited as e:
-                delay = self._create_delay(e, attempt, started)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
+        """POST the task. Only a rate limit is retried: any other failure may have created a task."""
+        post = partial(self.send_with, key, "POST", self.base_url + CREATE, json_body=body, retry=False)
+        task = await run(self.http.policy, post, provider=self.name, retry_on=rate_limited)
         if not isinstance(task, dict) or not task.get("id"):
-            raise Unavailable(f"{self.name}: the task could not be created (no id)", provider=self.name)
+            raise ProviderUnavailable(
+                f"{self.name}: the task could not be created (no id)", provider=self.name
+            )
         return task, key
 
-    def _create_delay(self, error: RateLimited, attempt: int, started: float) -> float | None:
-        """Seconds before the next create attempt after a 429, or None when the budget is spent."""
-        policy = self.http.policy
-        delay = policy.base_delay * 2 ** (attempt - 1) if error.retry_after is None else error.retry_after
-        if attempt >= policy.attempts or time.monotonic() - started + delay > policy.total_seconds:
-            return None
-        return delay
+    async def _poll(self, key: str | None, task_id: str) -> _Task:
+        """GET the task (polls are safe to retry); an answer without an id is about this task."""
+        data = await self.send_with(key, "GET", self.base_url + POLL.format(id=task_id))
+        task = parse(_Task, data, self.name)
+        return task if task.id else task.model_copy(update={"id": task_id})
 
-    async def _poll(self, key: str | None, task_id: str) -> JsonDict:
-        """GET the task (polls are safe to retry)."""
-        task = await self.send_with(key, "GET", self.base_url + POLL.format(id=task_id))
-        if not isinstance(task, dict):
-            raise Unavailable(f"{self.name} sent an unexpected task status", provider=self.name)
-        task.setdefault("id", task_id)
-        return task
-
-    def _finished(self, task: JsonDict) -> bool:
+    def _finished(self, task: _Task) -> bool:
         """True when completed; raises when failed; False while pending."""
-        status = str(task.get("status") or "").lower()
-        if status in FAILED or (task.get("error") and status not in DONE):
+        if task.state in FAILED or (task.has_error and task.state not in DONE):
             raise task_error(task, self.name)
-        return status in DONE
+        return task.state in DONE
 
-    async def _result(self, task: JsonDict, model: str) -> GenerateResult:
+    async def _result(self, task: _Task, model: str) -> GenerateResult:
         """Download every image in output[].content[]; keep any text."""
-        urls: list[str] = []
-        texts: list[str] = []
-        for block in task.get("output") or []:
-            for item in (block.get("content") or []) if isinstance(block, dict) else []:
-                if not isinstance(item, dict):
-                    continue
-                if item.get("type") == "image" and item.get("url"):
-                    urls.append(str(item["url"]))
-                elif item.get("type") == "text" and (item.get("text") or item.get("content")):
-                    texts.append(str(item.get("text") or item.get("content")))
+        items = [item for block in task.output or [] for item in block.content or []]
+        urls = [item.url for item in items if item.type == "image" and item.url]
+        texts = [said for item in items if item.type == "text" and (said := item.text or item.content)]
         if not urls:
             said = "\n".join(texts) or None
             raise NoImageReturned(
@@ -204,17 +258,17 @@ class TaskProvider(ProviderBase):
         return GenerateResult(
             images=list(images),
             provider=self.name,
-            model=str(task.get("model") or model),
+            model=task.model or model,
             text="\n".join(texts) or None,
-            state={"task_id": task.get("id")},
-            usage=usage if isinstance(usage := task.get("usage"), dict) else {},
+            state={"task_id": task.id},
+            usage=task.usage or {},
         )
 
     async def check(self) -> str:
         """Poll a task id that cannot exist: 404 proves the key is accepted."""
         try:
             await self.send("GET", self.base_url + POLL.format(id="nanobot-check"), retry=False)
-        except Unavailable as e:
+        except ProviderUnavailable as e:
             if "not found" in e.message:
                 return "ok: key accepted"
             raise

@@ -66,10 +66,10 @@ def configure_online(connection: Connection) -> None:
 
 
 def run_online() -> None:
-    """Migrate on the connection bot.storage.db.upgrade() put in config.attributes."""
+    """Migrate on the connection bot.storage.migrate.upgrade() put in config.attributes."""
     connection = context.config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run migrations through bot.storage.db.upgrade() (python -m bot db upgrade)")
+        raise RuntimeError("run migrations through bot.storage.migrate.upgrade() (python -m bot db upgrade)")
     configure_online(connection)
     with context.begin_transaction():
         context.run_migrations()

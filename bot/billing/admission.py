@@ -1,0 +1,166 @@
+"""Admitting a job: the server's rules, then an atomic reservation of its cost (refused jobs cost nothing)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.billing.costs import credits, to_cents
+from bot.billing.rules import Check, Cooldown, Refusal, dm_checks, effective_user_rule, job_checks
+from bot.billing.server_rules import check_blocklist, check_place, check_prompt, discord_time
+from bot.billing.store import QuotaStore
+from bot.config import Settings
+from bot.errors import Refused
+from bot.storage.guilds import GuildConfig, GuildSettingsStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Where a job comes from: server, channel (and whether it is age-restricted), member and roles."""
+
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...] = ()
+    channel_nsfw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A reservation held for a running job (id None when quotas are off)."""
+
+    reservation_id: int | None
+    cost_cents: int
+
+
+class Admission:
+    """Applies /settings rules and reserves credits; commit and refund settle the reservation."""
+
+    def __init__(
+        self, settings: Settings, quotas: QuotaStore, guilds: GuildSettingsStore, *, owner: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.quotas = quotas
+        self.guilds = guilds
+        self.owner = owner
+
+    async def config(self, guild_id: int | None) -> GuildConfig:
+        """The server's settings (defaults outside servers)."""
+        return await self.guilds.get(guild_id)
+
+    async def admit(
+        self,
+        who: Who,
+        config: GuildConfig,
+        *,
+        cost_cents: int,
+        kind: str,
+        prompt: str,
+        provider: str | None,
+        model: str | None,
+    ) -> Charge:
+        """Check the rules (config: the server's settings) and reserve the cost; raises Refused
+        (nothing charged) when not allowed. The cooldown is checked and started in the reservation."""
+        now = datetime.now(UTC)
+        self.check_rules(who, config, prompt)
+        scaled = to_cents(cost_cents / 100 * config.cost_multiplier) if who.guild_id else cost_cents
+        checks = await self._checks(who, config, base_cents=cost_cents)
+        pace = config.cooldown_seconds if who.guild_id else self.settings.dm_cooldown
+        outcome = await self.quotas.reserve(
+            guild_id=who.guild_id or 0,
+            user_id=who.user_id,
+            cost_cents=scaled,
+            checks=checks,
+            kind=kind,
+            prompt=prompt[:2000],
+            provider=provider,
+            model=model,
+            now=now,
+            channel_id=who.channel_id or None,
+            owner=self.owner,
+            cooldown=Cooldown(who.guild_id or 0, who.user_id, pace),
+        )
+        if isinstance(outcome, Refusal):
+            raise _refused(outcome, scaled)
+        return Charge(outcome.id, scaled)
+
+    def check_rules(self, who: Who, config: GuildConfig, prompt: str) -> None:
+        """The rules that need no database: who, where, and what the prompt says."""
+        if who.user_id in self.settings.blocked_users:
+            raise Refused("⛔ Not allowed", "The operator of this bot has blocked you from making images.")
+        if who.guild_id is None and not self.settings.allow_dms:
+            raise Refused(
+                "🚧 Not in DMs",
+                "Images are made in servers only: use the commands in a server that has this bot. "
+                "Nothing was charged.",
+            )
+        if who.guild_id:
+            check_place(config, who.channel_id, who.channel_nsfw)
+            check_prompt(config, prompt)
+        check_blocklist(self.settings.blocklist, prompt, owner="this bot")
+
+    async def _checks(self, who: Who, config: GuildConfig, *, base_cents: int) -> list[Check]:
+        """The counters this job is charged against (the operator's budget: base_cents, unscaled)."""
+        budget = self.settings.operator_daily_budget
+        budget_cents = None if budget is None else to_cents(budget)
+        if who.guild_id is None:
+            return dm_checks(
+                who.user_id,
+                limit_cents=to_cents(self.settings.dm_credits),
+                window=self.settings.dm_window,
+                budget_cents=budget_cents,
+                max_concurrent=self.settings.max_concurrent_jobs,
+                base_cents=base_cents,
+            )
+        rules = await self.quotas.rules(who.guild_id)
+        rule = effective_user_rule(rules, who.user_id, who.role_ids)
+        if rule is not None and rule.blocked:
+            raise Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
+        return job_checks(
+            who.guild_id,
+            who.user_id,
+            rule,
+            rules,
+            budget_cents=budget_cents,
+            max_concurrent=config.max_concurrent or self.settings.max_concurrent_jobs,
+            base_cents=base_cents,
+        )
+
+    async def started(self, charge: Charge) -> None:
+        """The job got its slot and is running (what a restart tells its user)."""
+        if charge.reservation_id is not None:
+            await self.quotas.set_stage(charge.reservation_id, "running")
+
+    async def commit(self, charge: Charge, outcome: str = "ok") -> None:
+        """The job delivered (or was cancelled once the provider had it): the credits are spent."""
+        if charge.reservation_id is not None:
+            await self.quotas.commit(charge.reservation_id, outcome=outcome)
+
+    async def refund(self, charge: Charge, reason: str) -> None:
+        """The job failed or was cancelled: nothing is spent."""
+        if charge.reservation_id is not None:
+            await self.quotas.refund(charge.reservation_id, outcome=f"refunded: {reason}"[:200])
+
+
+def _refused(refusal: Refusal, cost: int) -> Refused:
+    """A refusal that says which limit, how much is left and when it resets."""
+    if refusal.ready_at is not None:
+        wait = max(1, int((refusal.ready_at - datetime.now(UTC)).total_seconds() + 0.999))
+        return Refused(
+            "⏱️ Cooldown", f"Please wait {wait} s between images; try again {discord_time(refusal.ready_at)}."
+        )
+    if refusal.label == "your concurrent jobs":
+        running = refusal.limit_cents // 100
+        return Refused(
+            "⏳ Too many jobs", f"You already have {running} jobs running; wait for one to finish."
+        )
+    left = max(0, refusal.limit_cents - refusal.used_cents - refusal.reserved_cents)
+    when = f" It resets {discord_time(refusal.resets_at)}." if refusal.resets_at else ""
+    return Refused(
+        "📉 Quota reached",
+        f"This job costs {credits(cost)} credits but {refusal.label} has {credits(left)} of "
+        f"{credits(refusal.limit_cents)} left.{when}",
+    )

@@ -1,0 +1,40 @@
+"""Imaging: sniff, validate, orient, resize, upscale and fit images under Discord's upload limit.
+
+The facade of the package: callers import from here. `header` reads formats and sizes without
+decoding, `codec` decodes and encodes, `fit` makes results fit an upload limit, `pool` runs Pillow
+off the event loop, and `prepare` ties them into the operations the bot performs.
+"""
+
+from bot.imaging.prepare import (
+    SUPPORTED_MIMES,
+    FittedImage,
+    ImageInfo,
+    PreparedImage,
+    fit_for_upload,
+    fit_for_upload_async,
+    image_dims,
+    nearest_ratio,
+    prepare_input,
+    prepare_input_async,
+    probe,
+    sniff_mime,
+    upscale_local,
+    upscale_local_async,
+)
+
+__all__ = [
+    "SUPPORTED_MIMES",
+    "FittedImage",
+    "ImageInfo",
+    "PreparedImage",
+    "fit_for_upload",
+    "fit_for_upload_async",
+    "image_dims",
+    "nearest_ratio",
+    "prepare_input",
+    "prepare_input_async",
+    "probe",
+    "sniff_mime",
+    "upscale_local",
+    "upscale_local_async",
+]

@@ -1,0 +1,74 @@
+"""Refusals decided before anything is reserved, downloaded or decoded: conversations that may not
+be continued (deleted results, someone else's under CONTINUE_POLICY=starter), too many inputs for the
+model, and upscales whose result would be too large."""
+
+from __future__ import annotations
+
+import math
+
+from bot.errors import InputError, Refused
+from bot.jobs.spec import JobInput, JobSpec, PendingInput, RawInput
+from bot.providers.base import ModelSpec
+from bot.storage.turns import TurnRecord, TurnStore
+
+GONE = "That image was deleted or is no longer available, so it cannot be used again."
+
+
+async def live_parent(turns: TurnStore, parent: TurnRecord) -> TurnRecord:
+    """The parent turn as stored now; InputError when it was deleted or never finished."""
+    fresh = await turns.get(parent.id)
+    if fresh is None or fresh.status != "done" or not fresh.output_images:
+        raise InputError(GONE)
+    return fresh
+
+
+async def check_continue(turns: TurnStore, policy: str, parent: TurnRecord, user_id: int) -> None:
+    """Under the `starter` policy only whoever started a conversation may continue it, by any means."""
+    if policy != "starter":
+        return
+    root = parent if parent.root_id in (None, parent.id) else await turns.get(parent.root_id or parent.id)
+    starter = (root or parent).user_id
+    if user_id != starter:
+        raise Refused(
+            "🔒 Not your conversation", f"Only <@{starter}>, who started this conversation, can continue it."
+        )
+
+
+def check_input_count(spec: ModelSpec, count: int) -> None:
+    """Refuse more input images than the model takes (before any is downloaded)."""
+    if count > spec.max_input_images:
+        limit = spec.max_input_images
+        raise InputError(
+            f"{spec.name} takes at most {limit} input image{'s' if limit != 1 else ''}; this job has {count}"
+        )
+
+
+def declared_dims(job: JobSpec) -> tuple[int, int] | None:
+    """The size of the image an upscale will enlarge, when known before downloading it."""
+    first: JobInput | None = job.inputs[0] if job.inputs else None
+    if isinstance(first, PendingInput):
+        return (first.width, first.height) if first.width and first.height else None
+    if isinstance(first, RawInput):
+        return None  # bytes in hand: measured from their header once loaded
+    if job.parent is not None and job.parent.output_images:
+        ref = job.parent.output_images[0]
+        return ref.width, ref.height
+    return None
+
+
+def check_upscale_size(width: int, height: int, factor: int, max_pixels: int) -> None:
+    """Refuse an upscale whose result would pass MAX_OUTPUT_PIXELS, naming the largest factor that fits."""
+    pixels = width * height * factor * factor
+    if pixels <= max_pixels:
+        return
+    fits = math.isqrt(max_pixels // max(1, width * height))
+    offered = [f for f in (2, 4) if f <= fits]
+    what = (
+        f"the largest factor that fits is ×{offered[-1]}"
+        if offered
+        else "this image is too large to upscale at all"
+    )
+    raise InputError(
+        f"×{factor} of this {width}×{height} image would make {pixels / 1e6:.1f} MP, over this bot's "
+        f"{max_pixels / 1e6:.0f} MP limit; {what}. Nothing was charged."
+    )

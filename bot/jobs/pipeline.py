@@ -1,0 +1,155 @@
+"""What an admitted job does once it has its slot: download its inputs, call the provider, store the
+turn and fit the images for upload (side by side)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.errors import InputError
+from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio
+from bot.jobs.checks import check_upscale_size
+from bot.jobs.conversations import Threads
+from bot.jobs.inputs import load_inputs, prepare_inputs
+from bot.jobs.recorder import TurnRecorder, failure_text
+from bot.jobs.routing import JobRun, Routing
+from bot.jobs.spec import AUTO, DISCORD_MESSAGE_LIMIT, JobResult, JobSpec, Outcome, RawInput, raw_image
+from bot.providers.base import GenerateRequest, InputImage, ModelSpec, Turn, UpscaleRequest
+from bot.providers.router import Router
+
+
+class Pipeline:
+    """Runs one job's work; `sending` is told just before the provider gets the request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        routing: Routing,
+        threads: Threads,
+        recorder: TurnRecorder,
+        sending: Callable[[JobRun], None],
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.routing = routing
+        self.threads = threads
+        self.recorder = recorder
+        self.sending = sending
+
+    async def run(self, job: JobSpec, run: JobRun) -> JobResult:
+        """Download the inputs, call the provider, store and fit; a failure leaves a failed turn."""
+        started = time.monotonic()
+        try:
+            inputs = await load_inputs(job.inputs)
+            if job.kind == "upscale":
+                outcome = await self._upscale(job, inputs, run)
+            else:
+                outcome = await self._generate(job, inputs, run)
+        except Exception as e:
+            await self.recorder.failed(job, failure_text(e))
+            raise
+        files, turn_id = await self._fit_and_record(job, outcome)
+        result = outcome.result
+        return JobResult(
+            files=files,
+            provider=result.provider,
+            model=result.model,
+            prompt=job.prompt,
+            resolution=job.resolution,
+            aspect_ratio=outcome.ratio,
+            elapsed=time.monotonic() - started,
+            text=result.text,
+            turn_id=turn_id,
+            history_cut=outcome.history_cut,
+        )
+
+    async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
+        """Each input checked and shrunk to what the model accepts (off the loop)."""
+        return await prepare_inputs(self.settings, inputs, spec)
+
+    async def _fit_and_record(self, job: JobSpec, outcome: Outcome) -> tuple[list[FittedImage], int | None]:
+        """Fit the images for upload (image pool) while their originals and the turn are stored.
+
+        Both take time on a 4K result (a re-encode; hashing and writing 48 MB): side by side, the
+        user waits for the longer one only. A fit that fails leaves the turn failed, not done.
+        """
+        images = outcome.result.images
+        fitting = asyncio.ensure_future(
+            fit_for_upload_async(
+                [(image.data, image.mime) for image in images],
+                per_file_limit=job.upload_limit,
+                total_limit=DISCORD_MESSAGE_LIMIT,
+            )
+        )
+        try:
+            turn_id = await self.recorder.done(job, outcome)
+        except BaseException:
+            fitting.cancel()
+            with contextlib.suppress(BaseException):
+                await fitting
+            raise
+        try:
+            return await fitting, turn_id
+        except Exception as e:
+            await self.recorder.mark_failed(turn_id, failure_text(e))
+            raise
+
+    async def _generate(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:
+        """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
+        provider, model = self.routing.route(job)
+        candidate = self.router.candidates(provider, model)[0]
+        spec = candidate.spec(model)
+        images = await self.prepare(inputs, spec)
+        history: list[Turn] = []
+        cut = False
+        if job.parent is not None:
+            if job.use_history and candidate.kind == "gemini" and spec.multi_turn:
+                replay = await self.threads.history(job.parent)
+                history, cut = replay.turns, replay.cut
+            if not history and job.parent_image:
+                parent_image = await self.threads.output_image(job.parent, 0)
+                images = [*await self.prepare([raw_image(parent_image)], spec), *images]
+        ratio = _ratio(job, images, spec)
+        request = GenerateRequest(
+            prompt=job.prompt,
+            model=model,
+            images=images,
+            aspect_ratio=ratio,
+            resolution=job.resolution,
+            count=job.count,
+            history=history,
+        )
+        self.sending(run)
+        allow = self.routing.affordable(job, run, model)
+        result = await self.router.generate(request, provider, allow=allow)
+        return Outcome(result, images, ratio, cut, requested_model=spec.name)
+
+    async def _upscale(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:
+        """Upscale the first input (else the parent's image) with a capable provider, else locally."""
+        spec = self.router.local.spec(None)
+        inputs = inputs[:1]
+        if not inputs and job.parent is not None:
+            inputs = [raw_image(await self.threads.output_image(job.parent, 0))]
+        if not inputs:
+            raise InputError("There is no image to upscale")
+        width, height = image_dims(inputs[0].data)  # the header only: the declared size may lie
+        check_upscale_size(width, height, job.factor, self.settings.max_output_pixels)
+        [image] = await self.prepare(inputs, spec)
+        self.sending(run)
+        result = await self.router.upscale(UpscaleRequest(image, job.factor), job.provider)
+        return Outcome(result, [image])
+
+
+def _ratio(job: JobSpec, images: list[InputImage], spec: ModelSpec) -> str | None:
+    """The aspect ratio to ask for; "auto" keeps the first input's shape."""
+    if job.aspect_ratio != AUTO:
+        return job.aspect_ratio
+    first = next((i.data for i in images if i.data), None)
+    if first is None:
+        return None
+    width, height = image_dims(first)
+    return nearest_ratio(width, height, spec.aspect_ratios)

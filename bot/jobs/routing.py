@@ -1,0 +1,114 @@
+"""Where a job runs and what it costs: the provider and model chosen once, the price by the cost rules,
+the queue lane, and which fallback providers the reservation can pay for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bot.config import Settings
+from bot.errors import NanoBotError
+from bot.jobs.conversations import replayable
+from bot.jobs.spec import JobSpec
+from bot.providers.base import ImageProvider, ModelSpec
+from bot.providers.router import Router
+from bot.storage.guilds import GuildConfig
+from bot.storage.turns import TurnStore
+
+
+@dataclass(slots=True)
+class JobRun:
+    """One admitted job's bookkeeping: its id, what it was priced at, and whether the provider has it."""
+
+    job_id: str
+    base_cents: int = 0
+    replayed: int = 0
+    #: The request went to the provider (or the local upscaler): from here a cancel is charged.
+    sent: bool = False
+
+
+class Routing:
+    """Chooses the provider and model of a job and prices it (one place, so they never disagree)."""
+
+    def __init__(self, settings: Settings, router: Router, turns: TurnStore) -> None:
+        self.settings = settings
+        self.router = router
+        self.turns = turns
+
+    def spec_for(self, provider: str | None, model: str | None) -> ModelSpec:
+        """The limits of the model the job will most likely use."""
+        return self.router.candidates(provider, model)[0].spec(model)
+
+    def route(self, job: JobSpec) -> tuple[str | None, str | None]:
+        """Provider and model: as asked, else the parent's when it is still configured.
+
+        The parent's model is the one that was asked for (a provider may report its own name for it).
+        """
+        if job.provider or job.model or job.parent is None:
+            return job.provider, job.model
+        parent = job.parent
+        asked = parent.options.get("requested_model") or parent.model
+        if any(p == parent.provider and m == asked for p, m in self.router.models()):
+            return parent.provider, str(asked)
+        return None, None
+
+    def lane(self, job: JobSpec) -> str:
+        """The provider whose concurrency limit the job counts against."""
+        if job.kind == "upscale":
+            return self.router.upscalers(job.provider)[0].name
+        provider, model = self.route(job)
+        return self.router.candidates(provider, model)[0].name
+
+    def labels(self, job: JobSpec, error: BaseException | None) -> tuple[str, str]:
+        """Provider and model of a failed job: the failing provider's, else where it would have run."""
+        provider: str | None = getattr(error, "provider", None)
+        try:
+            provider = provider or self.lane(job)
+            model = self.route(job)[1] if job.kind != "upscale" else None
+            return provider, model or self.router.get(provider).spec(None).name
+        except NanoBotError:
+            return provider or job.provider or "none", job.model or "-"
+
+    def with_guild_defaults(self, job: JobSpec, config: GuildConfig) -> JobSpec:
+        """A new job with no model chosen uses the server's default model, when it set one."""
+        if job.provider or job.model or job.parent is not None or job.kind == "upscale":
+            return job
+        if config.default_model and any(m == config.default_model for _, m in self.router.models()):
+            return replace(job, provider=config.default_provider, model=config.default_model)
+        return job
+
+    async def estimate(
+        self, job: JobSpec, provider: str | None, model: str | None, run: JobRun | None = None
+    ) -> int:
+        """The job's cost in cents by the configured cost rules (remembered in run, when given)."""
+        costs = self.settings.costs
+        if job.kind == "upscale":
+            local = self.router.upscalers(job.provider)[0] is self.router.local
+            cost = costs.upscale(job.factor, local=local)
+        else:
+            replayed = 0
+            if job.parent is not None and job.use_history:
+                chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
+                replayed = sum(1 for turn in chain if replayable(turn))
+            if run is not None:
+                run.replayed = replayed
+            cost = self.price(job, self.router.candidates(provider, model)[0].spec(model), replayed)
+        if run is not None:
+            run.base_cents = cost
+        return cost
+
+    def price(self, job: JobSpec, spec: ModelSpec, replayed: int) -> int:
+        """What a generation job costs on one model."""
+        uses_parent = job.parent is not None and job.parent_image and not job.use_history
+        references = len(job.inputs) + (1 if uses_parent else 0)
+        resolution = job.resolution or spec.default_resolution
+        return self.settings.costs.generation(spec.name, resolution, job.count, references, replayed)
+
+    def affordable(self, job: JobSpec, run: JobRun, model: str | None) -> Callable[[ImageProvider], bool]:
+        """Whether a fallback provider (asked for `model`) costs no more than the job reserved (a
+        dearer one is skipped: the difference was never reserved, and it is not given away)."""
+
+        def allow(candidate: ImageProvider) -> bool:
+            return self.price(job, candidate.spec(model), run.replayed) <= run.base_cents
+
+        return allow

@@ -1,0 +1,141 @@
+"""What a job is: its spec in, its result out (plain data, shared by the service and the cogs)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bot.billing.admission import Charge
+from bot.imaging import FittedImage
+from bot.jobs.supervisor import ProgressHook
+from bot.providers.base import GenerateResult, ImageData, InputImage
+from bot.storage.turns import TurnRecord
+
+JobKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
+AUTO = "auto"
+DISCORD_FILE_LIMIT = 10 * 1024 * 1024
+DISCORD_MESSAGE_LIMIT = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RawInput:
+    """An input image as received: bytes, a name to show, and a public URL when there is one."""
+
+    data: bytes
+    name: str = "image"
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInput:
+    """An input not fetched yet (an attachment, an image in the channel): what is known about it
+    before a byte is downloaded, and how to download it once the job has been admitted."""
+
+    name: str
+    fetch: Callable[[], Awaitable[RawInput]]
+    size: int = 0
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+
+
+JobInput = RawInput | PendingInput
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a job needs, independent of where it came from."""
+
+    kind: JobKind
+    prompt: str = ""
+    #: Inputs as given; pending ones are downloaded only after every check has passed.
+    inputs: list[JobInput] = field(default_factory=list)
+    provider: str | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    count: int = 1
+    factor: int = 2
+    upload_limit: int = DISCORD_FILE_LIMIT
+    guild_id: int | None = None
+    channel_id: int = 0
+    user_id: int = 0
+    #: The turn this job continues (its conversation gets the new turn as a child).
+    parent: TurnRecord | None = None
+    #: Replay the parent's conversation to multi-turn providers (a reply); else edit its image.
+    use_history: bool = False
+    #: Whether the parent's image is an input (False: the parent is only the conversation link).
+    parent_image: bool = True
+    role_ids: tuple[int, ...] = ()
+    channel_nsfw: bool = False
+    #: Told where the job stands while it waits and runs (edits the "thinking…" message).
+    progress: ProgressHook | None = None
+    #: With no input and no parent: use the channel's latest result, else this finds an image of ours
+    #: in the channel (without downloading it). Resolved only after the rules have passed.
+    find_latest: Callable[[], Awaitable[PendingInput]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What the user receives: upload-ready files and what to say about them."""
+
+    files: list[FittedImage]
+    provider: str
+    model: str
+    prompt: str
+    resolution: str | None
+    aspect_ratio: str | None
+    elapsed: float
+    text: str | None = None
+    turn_id: int | None = None
+    history_cut: bool = False
+    charge: Charge = field(default_factory=lambda: Charge(None, 0))
+
+    @property
+    def cost_cents(self) -> int:
+        """What the job costs (charged once it is delivered)."""
+        return self.charge.cost_cents
+
+    @property
+    def reencoded(self) -> bool:
+        """Whether any image had to be re-encoded to fit the upload limit."""
+        return any(f.reencoded for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a result was posted: its channel and message(s)."""
+
+    channel_id: int
+    message_ids: tuple[int, ...]
+
+
+class Delivery(Protocol):
+    """Where a job's result and failures go; the Discord side implements it (bot/ui/delivery.py) for
+    interactions (slash commands, menus, buttons, modals) and for replies."""
+
+    async def deliver(self, result: JobResult) -> Posted | None:
+        """Post the result (None: there was nowhere to post it); raise DeliveryFailed if refused."""
+        ...
+
+    async def fail(self, error: BaseException) -> None:
+        """Tell the user why the job failed or was refused (never raises)."""
+        ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A provider result with what the turn must record about its inputs."""
+
+    result: GenerateResult
+    inputs: list[InputImage]
+    ratio: str | None = None
+    history_cut: bool = False
+    #: The model asked for (a provider may report another name for it).
+    requested_model: str | None = None
+
+
+def raw_image(image: ImageData) -> RawInput:
+    """An image we already hold, as a job input."""
+    return RawInput(image.data, "previous image")

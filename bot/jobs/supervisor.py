@@ -1,0 +1,146 @@
+"""Runs admitted jobs through the queue, reports where they stand, and cancels them on request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from bot.jobs.queue import JobQueue, Ticket
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a job stands: waiting (with its place and an estimate) or running (for how long)."""
+
+    job_id: str
+    state: Literal["queued", "running"]
+    provider: str
+    position: int | None = None
+    eta: float | None = None
+    elapsed: float = 0.0
+    #: The provider has the request: a cancel now stops the delivery but the job is charged.
+    charged: bool = False
+
+
+ProgressHook = Callable[[Progress], Awaitable[None]]
+#: "cancelled": nothing charged; "charged": cancelled after the provider started (the job is charged).
+CancelOutcome = Literal["cancelled", "charged", "unknown", "not yours"]
+
+
+@dataclass(slots=True)
+class _Active:
+    """A job in the queue or running, and the task to cancel it."""
+
+    user_id: int
+    task: asyncio.Task[object]
+    sent: bool = False
+
+
+class Supervisor:
+    """The queue plus the registry of active jobs (for Cancel) and their progress reports."""
+
+    def __init__(self, queue: JobQueue, *, interval: float) -> None:
+        self.queue = queue
+        self.interval = interval
+        self._active: dict[str, _Active] = {}
+        #: Jobs cancelled by a person (not by a shutdown), until their job has settled.
+        self._cancelled: set[str] = set()
+
+    async def run(
+        self,
+        job_id: str,
+        user_id: int,
+        provider: str,
+        report: ProgressHook | None,
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Wait for a slot (reporting the position), then run `work` (reporting elapsed time)."""
+        ticket = self.queue.enqueue(job_id, user_id, provider)
+        task = asyncio.current_task()
+        assert task is not None
+        self._active[job_id] = _Active(user_id, task)
+        try:
+            try:
+                waited = await self._wait_turn(ticket, report)
+            except BaseException:  # cancelled while waiting: give the place (or a slot just granted) back
+                self.queue.release(ticket, finished=False)
+                raise
+            async with self.queue.slot(ticket):
+                ticker = asyncio.create_task(self._tick(ticket, report, now=waited)) if report else None
+                try:
+                    return await work()
+                finally:
+                    if ticker is not None:
+                        ticker.cancel()
+        finally:
+            self._active.pop(job_id, None)
+
+    async def _wait_turn(self, ticket: Ticket, report: ProgressHook | None) -> bool:
+        """While the job waits, report its place every interval; whether it had to wait."""
+        waited = not ticket.granted.done()
+        while not ticket.granted.done():
+            if report is not None:
+                position = self.queue.position(ticket.job_id)
+                eta = self.queue.estimate(ticket.job_id)
+                await _safely(report, Progress(ticket.job_id, "queued", ticket.provider, position, eta))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ticket.granted), self.interval)
+        return waited
+
+    async def _tick(self, ticket: Ticket, report: ProgressHook | None, *, now: bool) -> None:
+        """While the job runs, report its elapsed time every interval (at once when it had been shown
+        as queued, so that its message never says "queued" while it runs)."""
+        assert report is not None
+        if not now:
+            await asyncio.sleep(self.interval)
+        while True:
+            await self._report_running(ticket, report)
+            await asyncio.sleep(self.interval)
+
+    async def _report_running(self, ticket: Ticket, report: ProgressHook) -> None:
+        """One running-time report (saying whether a cancel would still be free)."""
+        active = self._active.get(ticket.job_id)
+        elapsed = time.monotonic() - ticket.started
+        progress = Progress(
+            ticket.job_id, "running", ticket.provider, elapsed=elapsed, charged=bool(active and active.sent)
+        )
+        await _safely(report, progress)
+
+    def mark_sent(self, job_id: str) -> None:
+        """The job's request has gone to the provider: a cancel from now on is charged."""
+        if (active := self._active.get(job_id)) is not None:
+            active.sent = True
+
+    def cancel(self, job_id: str, user_id: int, *, moderator: bool) -> CancelOutcome:
+        """Cancel a queued or running job of this user (or anyone's, for moderators)."""
+        active = self._active.get(job_id)
+        if active is None:
+            return "unknown"
+        if active.user_id != user_id and not moderator:
+            return "not yours"
+        self._cancelled.add(job_id)
+        active.task.cancel()
+        return "charged" if active.sent else "cancelled"
+
+    def cancelled_by_user(self, job_id: str) -> bool:
+        """Whether a person cancelled this job (and forget it: asked once, as the job settles)."""
+        if job_id in self._cancelled:
+            self._cancelled.discard(job_id)
+            return True
+        return False
+
+
+async def _safely(report: ProgressHook, progress: Progress) -> None:
+    """Progress reports are best effort: a failed edit never fails the job."""
+    try:
+        await report(progress)
+    except Exception:
+        log.debug("progress report failed", exc_info=True)

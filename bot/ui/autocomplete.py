@@ -1,0 +1,59 @@
+"""Autocomplete for model, aspect ratio and resolution: only what the chosen model supports."""
+
+from __future__ import annotations
+
+from discord import app_commands
+
+from bot.errors import NanoBotError
+from bot.providers.base import ModelSpec
+from bot.ui.types import Interaction
+from bot.wiring import services_of
+
+MAX_CHOICES = 25
+AUTO = "auto"
+
+
+def _spec(interaction: Interaction) -> ModelSpec | None:
+    """The spec of the model picked so far in this command (the default when none)."""
+    model = getattr(interaction.namespace, "model", None) or None
+    try:
+        return services_of(interaction.client).jobs.spec_for(None, model)
+    except NanoBotError:
+        return None
+
+
+def _filtered(values: list[str], current: str) -> list[app_commands.Choice[str]]:
+    """At most 25 choices containing what the user typed."""
+    needle = current.lower().strip()
+    return [app_commands.Choice(name=v, value=v) for v in values if needle in v.lower()][:MAX_CHOICES]
+
+
+async def model_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Configured providers' models, named with their provider."""
+    needle = current.lower().strip()
+    seen: set[str] = set()
+    choices = []
+    for provider, model in services_of(interaction.client).router.models():
+        if model in seen or (needle and needle not in model.lower() and needle not in provider):
+            continue
+        seen.add(model)
+        choices.append(app_commands.Choice(name=f"{model} ({provider})"[:100], value=model))
+    return choices[:MAX_CHOICES]
+
+
+async def ratio_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The chosen model's aspect ratios."""
+    spec = _spec(interaction)
+    return _filtered(list(spec.aspect_ratios) if spec else [], current)
+
+
+async def edit_ratio_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """ "auto" (keep the input's ratio), then the chosen model's aspect ratios."""
+    spec = _spec(interaction)
+    return _filtered([AUTO, *(spec.aspect_ratios if spec else ())], current)
+
+
+async def resolution_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The chosen model's resolutions."""
+    spec = _spec(interaction)
+    return _filtered(list(spec.resolutions) if spec else [], current)

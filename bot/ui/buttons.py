@@ -1,0 +1,98 @@
+"""Buttons on every result, as DynamicItems whose custom_id carries the turn id (they survive restarts)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import discord
+
+from bot.ui.types import Interaction
+
+#: action → (label, emoji, style, row)
+ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle, int]] = {
+    "reroll": ("Reroll", "🔁", discord.ButtonStyle.secondary, 0),
+    "vary": ("Vary", "🔀", discord.ButtonStyle.secondary, 0),
+    "up2": ("×2", "⬆️", discord.ButtonStyle.secondary, 0),
+    "up4": ("×4", "⬆️", discord.ButtonStyle.secondary, 0),
+    "edit": ("Edit", "✏️", discord.ButtonStyle.primary, 1),
+    "del": ("Delete", "🗑️", discord.ButtonStyle.danger, 1),
+}
+TEMPLATE = re.compile(r"nb:(?P<action>reroll|vary|up2|up4|edit|del):(?P<turn>\d{1,20})")
+
+
+class ButtonHandler(Protocol):
+    """What handles a click (the Buttons cog)."""
+
+    async def on_turn_button(self, interaction: Interaction, action: str, turn_id: int) -> None: ...
+
+
+class TurnButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """One result button: `nb:<action>:<turn id>`."""
+
+    def __init__(self, action: str, turn_id: int) -> None:
+        label, emoji, style, row = ACTIONS[action]
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, emoji=emoji, style=style, custom_id=f"nb:{action}:{turn_id}", row=row
+        )
+        super().__init__(button)
+        self.action = action
+        self.turn_id = turn_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> TurnButton:
+        """Rebuild the button from a click, after a restart as before."""
+        return cls(match["action"], int(match["turn"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        """Hand the click to the Buttons cog."""
+        handler = interaction.client.get_cog("Buttons")
+        assert handler is not None, "the buttons cog is not loaded"
+        await handler.on_turn_button(interaction, self.action, self.turn_id)  # type: ignore[attr-defined]
+
+
+def result_view(turn_id: int | None) -> discord.ui.View | None:
+    """The buttons for a result (None when the result has no stored turn)."""
+    if turn_id is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    for action in ACTIONS:
+        view.add_item(TurnButton(action, turn_id))
+    return view
+
+
+CANCEL_TEMPLATE = re.compile(r"nb:cancel:(?P<job>[0-9a-z]{1,40})")
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
+    """❌ Cancel on a queued or running job: `nb:cancel:<job id>`."""
+
+    def __init__(self, job_id: str, *, charged: bool = False) -> None:
+        label = "Cancel (still charged)" if charged else "Cancel"
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, emoji="❌", style=discord.ButtonStyle.secondary, custom_id=f"nb:cancel:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> CancelButton:
+        """Rebuild the button from a click."""
+        return cls(match["job"])
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        """Hand the click to the Buttons cog."""
+        handler = interaction.client.get_cog("Buttons")
+        assert handler is not None, "the buttons cog is not loaded"
+        await handler.on_cancel(interaction, self.job_id)  # type: ignore[attr-defined]
+
+
+def cancel_view(job_id: str, *, charged: bool = False) -> discord.ui.View:
+    """The Cancel button shown while a job waits or runs (saying so once a cancel would be charged)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id, charged=charged))
+    return view

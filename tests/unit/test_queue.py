@@ -1,0 +1,176 @@
+"""The job queue on its own: limits, arrival order, places, estimates, caps and leaving the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.errors import Refused
+from bot.jobs.queue import DEFAULT_DURATION, JobQueue, Ticket
+
+
+def make_queue(global_limit: int = 1, per_user_queued: int = 10, **provider_limits: int) -> JobQueue:
+    """A queue with the given limits."""
+    return JobQueue(
+        global_limit=global_limit, provider_limits=provider_limits, per_user_queued=per_user_queued
+    )
+
+
+def granted(*tickets: Ticket) -> list[bool]:
+    """Whether each ticket holds a slot."""
+    return [t.granted.done() and not t.granted.cancelled() for t in tickets]
+
+
+async def test_jobs_start_at_once_up_to_the_global_limit() -> None:
+    queue = make_queue(global_limit=2)
+    a, b, c = (queue.enqueue(name, n, "google") for n, name in enumerate("abc"))
+    assert granted(a, b, c) == [True, True, False]
+    assert (queue.running, queue.depth) == (2, 1)
+    assert queue.position("c") == 1
+    assert queue.position("a") is None  # running, not waiting
+
+
+async def test_a_provider_limit_holds_its_jobs_below_the_global_limit() -> None:
+    queue = make_queue(global_limit=3, slow=1)
+    a = queue.enqueue("a", 1, "slow")
+    f = queue.enqueue("f", 2, "fast")
+    b = queue.enqueue("b", 3, "slow")
+    assert granted(a, f, b) == [True, True, False]
+    queue.release(f, finished=True)
+    assert granted(b) == [False]  # a fast slot came free, but slow is still at its limit
+    queue.release(a, finished=True)
+    assert granted(b) == [True]
+    assert (queue.running, queue.depth) == (1, 0)
+
+
+async def test_a_full_provider_does_not_hold_up_another_providers_jobs() -> None:
+    queue = make_queue(global_limit=3, slow=1)
+    queue.enqueue("a", 1, "slow")
+    f = queue.enqueue("f", 2, "fast")
+    b = queue.enqueue("b", 3, "slow")
+    c = queue.enqueue("c", 4, "fast")
+    queue.release(f, finished=True)
+    assert granted(b, c) == [False, True]  # c passes b, whose provider is still full
+    assert queue.position("b") == 1
+
+
+async def test_waiting_jobs_start_in_arrival_order() -> None:
+    queue = make_queue(global_limit=1)
+    a, b, c, d = (queue.enqueue(name, n, "google") for n, name in enumerate("abcd"))
+    assert [queue.position(x) for x in "bcd"] == [1, 2, 3]
+    queue.release(a, finished=True)
+    assert granted(b, c, d) == [True, False, False]
+    assert [queue.position(x) for x in "cd"] == [1, 2]
+    queue.release(b, finished=True)
+    assert granted(c, d) == [True, False]
+    assert queue.position("d") == 1
+
+
+async def test_the_estimate_counts_rounds_of_the_lane_width() -> None:
+    queue = make_queue(global_limit=4, google=2)
+    for n, name in enumerate("ab"):
+        queue.enqueue(name, n, "google")
+    for n, name in enumerate("cde"):
+        queue.enqueue(name, 10 + n, "google")
+    # Two run at once on this lane: places 1-2 start after one round, place 3 after two.
+    assert [queue.estimate(x) for x in "cde"] == [DEFAULT_DURATION, DEFAULT_DURATION, 2 * DEFAULT_DURATION]
+    assert queue.estimate("a") is None
+    assert queue.estimate("nobody") is None
+
+
+async def test_finished_runs_feed_the_estimate_and_failed_ones_do_not() -> None:
+    queue = make_queue(global_limit=1)
+    a = queue.enqueue("a", 1, "google")
+    b = queue.enqueue("b", 2, "google")
+    queue.enqueue("c", 3, "google")
+    a.started = time.monotonic() - 10.0  # as if it had run for ten seconds
+    queue.release(a, finished=True)
+    assert queue.average("google") == pytest.approx(10.0, abs=0.5)
+    assert queue.estimate("c") == pytest.approx(10.0, abs=0.5)
+    b.started = time.monotonic() - 100.0
+    queue.release(b, finished=False)  # a failure says nothing about how long jobs take
+    assert queue.average("google") == pytest.approx(10.0, abs=0.5)
+    assert queue.average("other") == DEFAULT_DURATION
+
+
+async def test_a_user_may_have_only_so_many_jobs_waiting() -> None:
+    queue = make_queue(global_limit=1, per_user_queued=2)
+    queue.enqueue("a", 7, "google")  # running: not counted against the cap
+    queue.enqueue("b", 7, "google")
+    queue.enqueue("c", 7, "google")
+    with pytest.raises(Refused) as caught:
+        queue.enqueue("d", 7, "google")
+    assert (caught.value.title, caught.value.message) == (
+        "⏳ Queue full",
+        "You already have 2 jobs waiting; try again soon.",
+    )
+    assert queue.position("d") is None
+    queue.enqueue("e", 8, "google")  # another user still gets a place
+    assert (queue.depth, queue.position("e")) == (3, 3)
+
+
+async def test_a_waiting_job_that_leaves_frees_its_place_and_never_takes_a_slot() -> None:
+    queue = make_queue(global_limit=1)
+    a, b, c = (queue.enqueue(name, n, "google") for n, name in enumerate("abc"))
+    queue.release(b, finished=False)  # cancelled while queued
+    assert b.granted.cancelled()
+    assert (queue.running, queue.depth, queue.position("c")) == (1, 1, 1)
+    queue.release(a, finished=True)
+    assert granted(c) == [True]
+    assert (queue.running, queue.depth) == (1, 0)
+    queue.release(c, finished=True)
+    assert queue.running == 0
+
+
+async def test_a_slot_is_held_for_the_block_then_handed_on() -> None:
+    queue = make_queue(global_limit=1)
+    a, b = queue.enqueue("a", 1, "google"), queue.enqueue("b", 2, "google")
+
+    async def run_b() -> int:
+        async with queue.slot(b):
+            return queue.running
+
+    waiting = asyncio.create_task(run_b())
+    async with queue.slot(a):
+        assert granted(b) == [False]
+    assert granted(b) == [True]  # handed on as a's block ended
+    assert await waiting == 1
+    assert (queue.running, queue.depth) == (0, 0)
+
+
+async def test_cancelling_a_job_waiting_for_its_slot_leaves_the_queue() -> None:
+    queue = make_queue(global_limit=1)
+    a, b = queue.enqueue("a", 1, "google"), queue.enqueue("b", 2, "google")
+    entered = asyncio.Event()
+
+    async def run_b() -> None:
+        entered.set()
+        async with queue.slot(b):
+            raise AssertionError("a cancelled job must never run")
+
+    waiting = asyncio.create_task(run_b())
+    await entered.wait()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (queue.depth, queue.position("b")) == (0, None)
+    queue.release(a, finished=True)
+    assert queue.running == 0  # b took no slot on the way out
+
+
+async def test_a_job_that_fails_in_its_slot_frees_it() -> None:
+    queue = make_queue(global_limit=1)
+    a, b = queue.enqueue("a", 1, "google"), queue.enqueue("b", 2, "google")
+    with pytest.raises(RuntimeError):
+        async with queue.slot(a):
+            raise RuntimeError("provider down")
+    assert granted(b) == [True]
+    assert queue.average("google") == DEFAULT_DURATION  # a failed run is not a duration
+
+
+async def test_job_ids_are_unique() -> None:
+    queue = make_queue()
+    ids = {queue.next_id() for _ in range(100)}
+    assert len(ids) == 100
