@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -15,6 +16,7 @@ from bot.app import NanoBot, apply_endpoints, start_bot
 from bot.billing.rules import user_subject
 from bot.storage.turns import TurnRecord
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
+from tests.fakes.providers import FakeGemini
 from tests.fakes.settings import make_settings
 
 #: Seconds after which a wait for the bot's state is taken for a hang. It only bounds a failing test:
@@ -117,6 +119,58 @@ async def linked_turn(bot: NanoBot, message: dict[str, Any]) -> TurnRecord:
             raise TimeoutError(f"message {message['id']} was never linked to its turn")
         await asyncio.sleep(0.02)
     return turn
+
+
+@dataclass
+class GeminiWorld:
+    """The real bot's surroundings in a test: a fake Discord, a fake Gemini (one key), a data folder."""
+
+    discord: FakeDiscord
+    gemini: FakeGemini
+    data_dir: Path
+    key: str
+
+    def entry(self, **extra: Any) -> dict[str, Any]:
+        """The fake Gemini as a provider entry."""
+        return {
+            "name": "google",
+            "kind": "gemini",
+            "base_url": self.gemini.base_url,
+            "api_key": self.key,
+            **extra,
+        }
+
+    def bot(
+        self, *entries: dict[str, Any], **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[NanoBot]:
+        """The real bot on these fakes (the fake Gemini unless other entries are given)."""
+        return running_bot(self.discord, self.data_dir, *(entries or (self.entry(),)), **overrides)
+
+
+W = TypeVar("W", bound=GeminiWorld)
+
+
+@contextlib.asynccontextmanager
+async def gemini_world(
+    kind: type[W], data_dir: Path, key: str, users: tuple[str, ...] = ()
+) -> AsyncIterator[W]:
+    """Start the fakes (with these extra members), hand out the world, check no Discord rule was broken."""
+    async with FakeDiscord() as fake, FakeGemini(api_key=key) as gemini:
+        for user in users:
+            fake.add_user(user)
+        yield kind(fake, gemini, data_dir, key)
+        assert fake.violations == []
+
+
+def title(message: dict[str, Any]) -> str:
+    """The title a user sees: the first embed's, else the plain content."""
+    return str(message["embeds"][0]["title"]) if message.get("embeds") else str(message.get("content"))
+
+
+def text(message: dict[str, Any]) -> str:
+    """All the words of a message: content, and the first embed's title and description."""
+    embeds = message.get("embeds") or [{}]
+    return f"{message.get('content') or ''} {embeds[0].get('title', '')} {embeds[0].get('description', '')}"
 
 
 def image_size(data: bytes) -> tuple[int, int]:

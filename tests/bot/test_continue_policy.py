@@ -4,18 +4,13 @@ latest image, replies); a refusal is a clear private message, calls no provider 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import NanoBot
-from tests.botenv import running_bot, settled_usage, wait_result
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeGemini
+from tests.botenv import GeminiWorld, gemini_world, settled_usage, wait_result
 
 KEY = "continue-key"
 EPHEMERAL = 64
@@ -26,15 +21,8 @@ WAYS = ("reroll", "vary", "up2", "up4", "edit", "menu-edit", "menu-upscale", "/e
 GENERATES = {"reroll", "vary", "edit", "menu-edit", "/edit", "reply"}
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    data_dir: Path
-
-    def bot(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
-        return running_bot(self.discord, self.data_dir, entry, **overrides)
+class World(GeminiWorld):
+    """This file's world: the shared fakes plus the helpers its tests use."""
 
     async def imagine(self, user: str = "alice", prompt: str = "a lighthouse") -> dict[str, Any]:
         inter = await self.discord.send_slash("imagine", {"prompt": prompt}, user=user)
@@ -55,10 +43,8 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        fake.add_user("bob")
-        yield World(fake, gemini, tmp_path)
-        assert fake.violations == []
+    async with gemini_world(World, tmp_path, KEY, ("bob",)) as world:
+        yield world
 
 
 def custom_id(message: dict[str, Any], action: str) -> str:

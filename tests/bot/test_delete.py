@@ -5,9 +5,7 @@ image", continued from a stale copy of its message, or worked on by a menu."""
 from __future__ import annotations
 
 import base64
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,14 @@ import pytest
 from bot.app import NanoBot
 from bot.storage.blobs import blob_path
 from bot.storage.turns import TurnRecord
-from tests.botenv import eventually, image_size, running_bot, wait_result
-from tests.fakes.discord import FakeDiscord
+from tests.botenv import (
+    GeminiWorld,
+    eventually,
+    gemini_world,
+    image_size,
+    wait_result,
+)
 from tests.fakes.imagegen import make_image
-from tests.fakes.providers import FakeGemini
 
 KEY = "delete-key"
 EPHEMERAL = 64
@@ -27,15 +29,8 @@ EPHEMERAL = 64
 STALE_WAYS = ("reroll", "vary", "up2", "up4", "edit", "menu-edit", "menu-upscale", "reply")
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    data_dir: Path
-
-    def bot(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
-        return running_bot(self.discord, self.data_dir, entry, **overrides)
+class World(GeminiWorld):
+    """This file's world: the shared fakes plus the helpers its tests use."""
 
     async def imagine(self, prompt: str = "a harbour", **options: Any) -> dict[str, Any]:
         inter = await self.discord.send_slash("imagine", {"prompt": prompt, **options})
@@ -66,10 +61,8 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        fake.add_user("bob")
-        yield World(fake, gemini, tmp_path)
-        assert fake.violations == []
+    async with gemini_world(World, tmp_path, KEY, ("bob",)) as world:
+        yield world
 
 
 def custom_id(message: dict[str, Any], action: str) -> str:

@@ -3,34 +3,23 @@ when allowed, governed by their own allowance, the operator's budget, cooldown a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app import NanoBot
-from tests.botenv import eventually_async, running_bot
-from tests.fakes.discord import FakeDiscord
+from tests.botenv import GeminiWorld, eventually_async, gemini_world, text, title
 from tests.fakes.discord.interactions import CommandUnavailable
-from tests.fakes.providers import FakeGemini
 
 KEY = "dm-key"
 IMAGE_COMMANDS = ("imagine", "edit", "upscale")
 MENUS = ("Edit image", "Upscale image")
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    data_dir: Path
-
-    def bot(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
-        return running_bot(self.discord, self.data_dir, entry, **overrides)
+class World(GeminiWorld):
+    """This file's world: the shared fakes plus the helpers its tests use."""
 
     @property
     def dm(self) -> str:
@@ -47,18 +36,8 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        yield World(fake, gemini, tmp_path)
-        assert fake.violations == []
-
-
-def title(message: dict[str, Any]) -> str:
-    return str(message["embeds"][0]["title"]) if message.get("embeds") else str(message.get("content"))
-
-
-def text(message: dict[str, Any]) -> str:
-    embeds = message.get("embeds") or [{}]
-    return f"{message.get('content') or ''} {embeds[0].get('title', '')} {embeds[0].get('description', '')}"
+    async with gemini_world(World, tmp_path, KEY, ()) as world:
+        yield world
 
 
 async def settled(bot: NanoBot, guild_id: int = 0) -> None:

@@ -5,10 +5,8 @@ under concurrency, dearer fallbacks, forged log records, inert embeds, provider-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,15 @@ import pytest
 from bot.app import NanoBot
 from bot.billing.rules import Rule, effective_user_rule
 from bot.jobs.recovery import instance_key, new_owner
-from tests.botenv import eventually_async, image_size, running_bot, settled_usage
-from tests.fakes.discord import FakeDiscord
+from tests.botenv import (
+    GeminiWorld,
+    eventually_async,
+    gemini_world,
+    image_size,
+    settled_usage,
+    text,
+    title,
+)
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeNBPro, Fault
 
@@ -26,19 +31,8 @@ KEY = "gov-key"
 PRO = "gemini-3-pro-image-preview"
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    data_dir: Path
-
-    def entry(self, **extra: Any) -> dict[str, Any]:
-        return {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY, **extra}
-
-    def bot(
-        self, *entries: dict[str, Any], **overrides: Any
-    ) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        return running_bot(self.discord, self.data_dir, *(entries or (self.entry(),)), **overrides)
+class World(GeminiWorld):
+    """This file's world: the shared fakes plus the helpers its tests use."""
 
     async def command(self, name: str, options: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
         inter = await self.discord.send_slash(name, options or {}, **kw)
@@ -53,19 +47,8 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        fake.add_user("bob")
-        yield World(fake, gemini, tmp_path)
-        assert fake.violations == []
-
-
-def title(message: dict[str, Any]) -> str:
-    return str(message["embeds"][0]["title"]) if message.get("embeds") else str(message.get("content"))
-
-
-def text(message: dict[str, Any]) -> str:
-    embeds = message.get("embeds") or [{}]
-    return f"{message.get('content') or ''} {embeds[0].get('title', '')} {embeds[0].get('description', '')}"
+    async with gemini_world(World, tmp_path, KEY, ("bob",)) as world:
+        yield world
 
 
 async def settled(bot: NanoBot, guild_id: int) -> None:
