@@ -100,14 +100,13 @@ class Pipeline:
 
     async def _generate(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:
         """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
-        provider, model = self.routing.route(job)
-        candidate = self.router.candidates(provider, model)[0]
-        spec = candidate.spec(model)
+        decision = run.decision  # made at admission: the provider and model charged and queued for
+        spec = decision.spec
         images = await self.prepare(inputs, spec)
         history: list[Turn] = []
         cut = False
         if job.parent is not None:
-            if job.use_history and candidate.kind == "gemini" and spec.multi_turn:
+            if job.use_history and decision.kind == "gemini" and spec.multi_turn:
                 replay = await self.threads.history(job.parent)
                 history, cut = replay.turns, replay.cut
             if not history and job.parent_image:
@@ -116,7 +115,7 @@ class Pipeline:
         ratio = _ratio(job, images, spec)
         request = GenerateRequest(
             prompt=job.prompt,
-            model=model,
+            model=decision.model,
             images=images,
             aspect_ratio=ratio,
             resolution=job.resolution,
@@ -124,8 +123,8 @@ class Pipeline:
             history=history,
         )
         self.sending(run)
-        allow = self.routing.affordable(job, run, model)
-        result = await self.router.generate(request, provider, allow=allow)
+        allow = self.routing.affordable(job, run)
+        result = await self.router.generate(request, decision.provider, allow=allow)
         return Outcome(result, images, ratio, cut, requested_model=spec.name)
 
     async def _upscale(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:

@@ -16,11 +16,27 @@ from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnStore
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a job runs, decided once at admission: what is charged, queued and run all read it."""
+
+    #: The provider and model as the router is asked for them (None: any, in fallback order).
+    provider: str | None
+    model: str | None
+    #: The provider the job is priced for and queued on (the first the router will try).
+    lane: str
+    #: That provider's wire format and its limits for the model.
+    kind: str
+    spec: ModelSpec
+
+
 @dataclass(slots=True)
 class JobRun:
-    """One admitted job's bookkeeping: its id, what it was priced at, and whether the provider has it."""
+    """One admitted job's bookkeeping: its id, where it runs, what it was priced at, and whether the
+    provider has it."""
 
     job_id: str
+    decision: Decision
     base_cents: int = 0
     replayed: int = 0
     #: The request went to the provider (or the local upscaler): from here a cancel is charged.
@@ -52,6 +68,15 @@ class Routing:
             return parent.provider, str(asked)
         return None, None
 
+    def decide(self, job: JobSpec) -> Decision:
+        """The provider and model of a job, once (an upscale: the first capable provider, else local)."""
+        if job.kind == "upscale":
+            upscaler = self.router.upscalers(job.provider)[0]
+            return Decision(job.provider, None, upscaler.name, upscaler.kind, self.router.local.spec(None))
+        provider, model = self.route(job)
+        candidate = self.router.candidates(provider, model)[0]
+        return Decision(provider, model, candidate.name, candidate.kind, candidate.spec(model))
+
     def lane(self, job: JobSpec) -> str:
         """The provider whose concurrency limit the job counts against."""
         if job.kind == "upscale":
@@ -77,25 +102,18 @@ class Routing:
             return replace(job, provider=config.default_provider, model=config.default_model)
         return job
 
-    async def estimate(
-        self, job: JobSpec, provider: str | None, model: str | None, run: JobRun | None = None
-    ) -> int:
-        """The job's cost in cents by the configured cost rules (remembered in run, when given)."""
-        costs = self.settings.costs
+    async def estimate(self, job: JobSpec, run: JobRun) -> int:
+        """The job's cost in cents by the cost rules, for the decided provider (remembered in run)."""
+        decision = run.decision
         if job.kind == "upscale":
-            local = self.router.upscalers(job.provider)[0] is self.router.local
-            cost = costs.upscale(job.factor, local=local)
-        else:
-            replayed = 0
-            if job.parent is not None and job.use_history:
-                chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
-                replayed = sum(1 for turn in chain if replayable(turn))
-            if run is not None:
-                run.replayed = replayed
-            cost = self.price(job, self.router.candidates(provider, model)[0].spec(model), replayed)
-        if run is not None:
-            run.base_cents = cost
-        return cost
+            local = decision.lane == self.router.local.name
+            run.base_cents = self.settings.costs.upscale(job.factor, local=local)
+            return run.base_cents
+        if job.parent is not None and job.use_history:
+            chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
+            run.replayed = sum(1 for turn in chain if replayable(turn))
+        run.base_cents = self.price(job, decision.spec, run.replayed)
+        return run.base_cents
 
     def price(self, job: JobSpec, spec: ModelSpec, replayed: int) -> int:
         """What a generation job costs on one model."""
@@ -104,11 +122,11 @@ class Routing:
         resolution = job.resolution or spec.default_resolution
         return self.settings.costs.generation(spec.name, resolution, job.count, references, replayed)
 
-    def affordable(self, job: JobSpec, run: JobRun, model: str | None) -> Callable[[ImageProvider], bool]:
-        """Whether a fallback provider (asked for `model`) costs no more than the job reserved (a
-        dearer one is skipped: the difference was never reserved, and it is not given away)."""
+    def affordable(self, job: JobSpec, run: JobRun) -> Callable[[ImageProvider], bool]:
+        """Whether a fallback provider costs no more than the job reserved (a dearer one is skipped:
+        the difference was never reserved, and it is not given away)."""
 
         def allow(candidate: ImageProvider) -> bool:
-            return self.price(job, candidate.spec(model), run.replayed) <= run.base_cents
+            return self.price(job, candidate.spec(run.decision.model), run.replayed) <= run.base_cents
 
         return allow

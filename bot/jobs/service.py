@@ -29,7 +29,7 @@ from bot.jobs.checks import (
 from bot.jobs.conversations import Threads
 from bot.jobs.pipeline import Pipeline
 from bot.jobs.recorder import TurnRecorder
-from bot.jobs.routing import JobRun, Routing
+from bot.jobs.routing import Decision, JobRun, Routing
 from bot.jobs.spec import (
     AUTO,
     DISCORD_FILE_LIMIT,
@@ -194,14 +194,14 @@ class JobService:
         job = self.routing.with_guild_defaults(job, config)
         self.admission.check_rules(self._who(job), config, job.prompt)
         job = await self._precheck(await self._resolve_latest(job))
-        run = JobRun(job_id)
+        run = JobRun(job_id, self.routing.decide(job))
+        self._check_inputs(job, run.decision)
         charge = await self._admit(job, config, run)
         if charge.reservation_id is not None:
             self._held.add(charge.reservation_id)
         try:
-            lane = self.routing.lane(job)
             result = await self.supervisor.run(
-                job_id, job.user_id, lane, job.progress, lambda: self._start(job, charge, run)
+                job_id, job.user_id, run.decision.lane, job.progress, lambda: self._start(job, charge, run)
             )
             self.supervisor.cancelled_by_user(job_id)  # a cancel that came too late to stop it
         except asyncio.CancelledError:
@@ -259,30 +259,32 @@ class JobService:
         return replace(job, inputs=[await job.find_latest()])
 
     async def _precheck(self, job: JobSpec) -> JobSpec:
-        """What can refuse a job before it is charged: the conversation it continues (read afresh),
-        input counts and output sizes (nothing is downloaded or decoded here)."""
-        if job.parent is not None:
-            job = replace(job, parent=await live_parent(self.turns, job.parent))
-            assert job.parent is not None
-            await check_continue(self.turns, self.settings.continue_policy, job.parent, job.user_id)
+        """The conversation a job continues, read afresh: refused when deleted, or someone else's
+        under the `starter` policy (before anything is charged or downloaded)."""
+        if job.parent is None:
+            return job
+        job = replace(job, parent=await live_parent(self.turns, job.parent))
+        assert job.parent is not None
+        await check_continue(self.turns, self.settings.continue_policy, job.parent, job.user_id)
+        return job
+
+    def _check_inputs(self, job: JobSpec, decision: Decision) -> None:
+        """Input counts and output sizes for the decided model (nothing is downloaded or decoded)."""
         if job.kind == "upscale":
             if not job.inputs and job.parent is None:
                 raise InputError("There is no image to upscale")
             if (dims := declared_dims(job)) is not None:
                 check_upscale_size(*dims, job.factor, self.settings.max_output_pixels)
-            return job
-        provider, model = self.routing.route(job)
-        candidate = self.router.candidates(provider, model)[0]
-        spec = candidate.spec(model)
-        replays = job.use_history and candidate.kind == "gemini" and spec.multi_turn
+            return
+        spec = decision.spec
+        replays = job.use_history and decision.kind == "gemini" and spec.multi_turn
         with_parent = job.parent is not None and job.parent_image and not replays
         check_input_count(spec, len(job.inputs) + (1 if with_parent else 0))
-        return job
 
     async def _admit(self, job: JobSpec, config: GuildConfig, run: JobRun) -> Charge:
         """The reservation of the job's cost (the rules are checked again inside it)."""
-        provider, model = self.routing.route(job)
-        cost = await self.routing.estimate(job, provider, model, run)
+        cost = await self.routing.estimate(job, run)
+        provider, model = run.decision.provider, run.decision.model
         return await self.admission.admit(
             self._who(job),
             config,
