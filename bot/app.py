@@ -32,7 +32,7 @@ from bot.ops.metrics import Metrics
 from bot.providers.router import Router
 from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
-from bot.ui.delivery import refetch_output
+from bot.ui.attachments import refetch_output
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
 

@@ -25,7 +25,7 @@ from bot.providers.base import (
 from bot.providers.http import HttpClient, Limits
 from bot.providers.netguard import check_url, has_scheme
 from bot.providers.router import Router
-from bot.wiring import build_providers, open_session
+from bot.wiring import provider_services
 
 EXIT_OK = 0  # the failures' codes are facts of their errors (bot/errors.py)
 RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
@@ -160,9 +160,8 @@ async def _check(router: Router) -> int:
 
 async def _offline(args: argparse.Namespace, settings: Settings) -> int:
     """Run one provider command on its own HTTP session."""
-    async with open_session(settings) as session:
-        router = build_providers(settings, session)
-        http = HttpClient(session)
+    async with provider_services(settings) as services:
+        router, http = services.router, services.http
         if args.command == "check":
             return await _check(router)
         if args.command == "upscale":

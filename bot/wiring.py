@@ -7,6 +7,8 @@ image from its message) comes in as a function.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -20,6 +22,7 @@ from bot.jobs.recovery import Recovery, new_owner
 from bot.jobs.service import JobService
 from bot.jobs.supervisor import Supervisor
 from bot.ops.metrics import Metrics
+from bot.providers.http import HttpClient
 from bot.providers.netguard import guarded_connector
 from bot.providers.registry import build_router
 from bot.providers.router import Router
@@ -57,8 +60,25 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
 
 
 def build_providers(settings: Settings, session: aiohttp.ClientSession) -> Router:
-    """The configured providers behind their router (all the command line needs)."""
+    """The configured providers behind their router."""
     return build_router(settings, session)
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """What the command line runs on: the session, the providers, and an HTTP client for inputs."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    router: Router
+    http: HttpClient
+
+
+@contextlib.asynccontextmanager
+async def provider_services(settings: Settings) -> AsyncIterator[Providers]:
+    """The command line's services, built here like the bot's; the session is closed afterwards."""
+    async with open_session(settings) as session:
+        yield Providers(settings, session, build_providers(settings, session), HttpClient(session))
 
 
 def build_supervisor(settings: Settings) -> Supervisor:

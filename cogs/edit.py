@@ -9,8 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.service import JobSpec
+from bot.ui.attachments import latest_bot_image, pending_attachment
 from bot.ui.autocomplete import AUTO, edit_ratio_choices, model_choices, resolution_choices
-from bot.ui.delivery import acknowledge, job_context, latest_bot_image, pending_attachment, to_interaction
+from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 

@@ -7,8 +7,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.service import JobSpec
+from bot.ui.attachments import pending_attachment
 from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices
-from bot.ui.delivery import acknowledge, job_context, pending_attachment, to_interaction
+from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 

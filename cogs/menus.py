@@ -9,14 +9,8 @@ from discord.ext import commands
 from bot.errors import InputError
 from bot.jobs.service import JobInput, JobSpec
 from bot.storage.turns import TurnRecord
-from bot.ui.delivery import (
-    acknowledge,
-    is_image_attachment,
-    job_context,
-    pending_attachment,
-    send_error,
-    to_interaction,
-)
+from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 

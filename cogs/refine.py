@@ -13,11 +13,8 @@ from bot.errors import InputError, NanoBotError
 from bot.jobs.checks import GONE
 from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
-from bot.ui.delivery import (
-    ReplyDelivery,
-    is_image_attachment,
-    pending_attachment,
-)
+from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.delivery import ReplyDelivery
 from bot.ui.embeds import error_embed
 from bot.ui.types import Client
 from bot.wiring import services_of

@@ -1,0 +1,95 @@
+"""Images on Discord as job inputs: attachments checked by their declared size and fetched only once a
+job is admitted, the newest image of ours in a channel, and an output image fetched back from its message."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.errors import ImageTooLarge, InputError
+from bot.jobs.spec import PendingInput, RawInput
+from bot.storage.turns import TurnRecord, TurnStore
+from bot.ui.types import Client
+
+HISTORY_SCAN = 50
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _megabytes(size: int) -> str:
+    """A byte count as MB with one decimal."""
+    return f"{size / 1048576:.1f} MB"
+
+
+def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:
+    """Refuse an attachment by the size Discord declares for it (nothing is downloaded)."""
+    if attachment.size > max_bytes:
+        raise ImageTooLarge(
+            f"{attachment.filename} is {_megabytes(attachment.size)}; the limit is {_megabytes(max_bytes)}"
+        )
+    if attachment.size == 0:
+        raise InputError(f"{attachment.filename} is empty (0 bytes)")
+
+
+def pending_attachment(attachment: discord.Attachment, max_bytes: int) -> PendingInput:
+    """An attachment as a job input that is downloaded only once the job has been admitted."""
+    check_declared(attachment, max_bytes)
+    return PendingInput(
+        name=attachment.filename,
+        fetch=lambda: read_attachment(attachment, max_bytes),
+        size=attachment.size,
+        width=attachment.width,
+        height=attachment.height,
+        url=attachment.url,
+    )
+
+
+async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> RawInput:
+    """Download an attachment, refusing it by its declared size before any byte is fetched."""
+    check_declared(attachment, max_bytes)
+    try:
+        data = await attachment.read()
+    except discord.HTTPException as e:
+        raise InputError(f"{attachment.filename} could not be downloaded from Discord ({e.status})") from e
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{attachment.filename} is over the {_megabytes(max_bytes)} limit")
+    return RawInput(data, attachment.filename, attachment.url)
+
+
+def is_image_attachment(attachment: discord.Attachment) -> bool:
+    """Whether an attachment looks like an image by its type or name."""
+    kind = attachment.content_type or ""
+    return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+async def latest_bot_image(
+    channel: discord.abc.Messageable, bot_user: discord.abc.User, max_bytes: int, turns: TurnStore | None
+) -> PendingInput:
+    """The newest image the bot posted in this channel (fresh URLs: the history was just fetched),
+    passing over results that were deleted (Discord may have kept a message whose deletion failed)."""
+    try:
+        async for message in channel.history(limit=HISTORY_SCAN):
+            if message.author.id != bot_user.id:
+                continue
+            if turns is not None and (turn := await turns.by_message(message.id)) and turn.status != "done":
+                continue
+            for attachment in message.attachments:
+                if is_image_attachment(attachment):
+                    return pending_attachment(attachment, max_bytes)
+    except discord.Forbidden as e:
+        raise InputError("I cannot read this channel's history; attach an image instead") from e
+    raise InputError("There is no image of mine in this channel yet; attach one with the `image` option")
+
+
+async def refetch_output(bot: Client, turn: TurnRecord, index: int) -> bytes | None:
+    """Download output image `index` of a turn again from its Discord message (a fresh URL)."""
+    for message_id in turn.message_ids:
+        try:
+            channel = bot.get_channel(turn.channel_id) or await bot.fetch_channel(turn.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return None
+            message = await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            continue
+        images = [a for a in message.attachments if is_image_attachment(a)]
+        if index < len(images):
+            return await images[index].read()
+    return None
