@@ -62,10 +62,10 @@ class Admission:
         provider: str | None,
         model: str | None,
     ) -> Charge:
-        """Check the rules (config: the server's settings) and reserve the cost; raises Refused
-        (nothing charged) when not allowed. The cooldown is checked and started in the reservation."""
+        """Reserve the cost on every counter the job is charged against; raises Refused (nothing
+        charged) when a limit, a block or the cooldown says no. The cooldown is checked and started
+        in the reservation. The rules that need no database are check_rules(), called first."""
         now = datetime.now(UTC)
-        self.check_rules(who, config, prompt)
         scaled = to_cents(cost_cents / 100 * config.cost_multiplier) if who.guild_id else cost_cents
         checks = await self._checks(who, config, base_cents=cost_cents)
         pace = config.cooldown_seconds if who.guild_id else self.settings.dm_cooldown

@@ -282,7 +282,7 @@ class JobService:
         check_input_count(spec, len(job.inputs) + (1 if with_parent else 0))
 
     async def _admit(self, job: JobSpec, config: GuildConfig, run: JobRun) -> Charge:
-        """The reservation of the job's cost (the rules are checked again inside it)."""
+        """The reservation of the job's cost (check_rules ran first, before anything was looked up)."""
         cost = await self.routing.estimate(job, run)
         provider, model = run.decision.provider, run.decision.model
         return await self.admission.admit(

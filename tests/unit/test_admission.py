@@ -51,7 +51,8 @@ def make_admission(db: Database, quotas: QuotaStore) -> Callable[..., Admission]
 async def admit(
     admission: Admission, who: Who, config: GuildConfig, cost: int, prompt: str = "a cat"
 ) -> Charge:
-    """Admit an imagine job costing `cost` cents."""
+    """Admit an imagine job costing `cost` cents: the rules, then the reservation, as the service does."""
+    admission.check_rules(who, config, prompt)
     return await admission.admit(
         who, config, cost_cents=cost, kind="imagine", prompt=prompt, provider="google", model="m"
     )
