@@ -18,6 +18,8 @@ from bot.storage.turns import TurnRecord
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
 from tests.fakes.providers import FakeGemini
 from tests.fakes.settings import make_settings
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.pg import PG_HOST, PG_PORT, temp_pg_database
 
 #: Seconds after which a wait for the bot's state is taken for a hang. It only bounds a failing test:
 #: a passing one never waits for it, however busy the machine is.
@@ -145,6 +147,68 @@ class GeminiWorld:
     ) -> contextlib.AbstractAsyncContextManager[NanoBot]:
         """The real bot on these fakes (the fake Gemini unless other entries are given)."""
         return running_bot(self.discord, self.data_dir, *(entries or (self.entry(),)), **overrides)
+
+    def images_posted(self) -> int:
+        """Images the bot has posted in public so far."""
+        return images_posted(self.discord)
+
+
+@dataclass
+class OutageWorld:
+    """The real bot on PostgreSQL behind a TCP proxy the test can cut: a database outage on demand."""
+
+    discord: FakeDiscord
+    gemini: FakeGemini
+    proxy: TcpProxy
+    db_url: str  # straight to PostgreSQL: the test's own view, never cut
+    tmp: Path
+    key: str
+    outage_budget: float
+
+    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
+        """The bot, reaching its database through the proxy, waiting out outages for outage_budget."""
+        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": self.key}
+        return running_bot(
+            self.discord,
+            self.tmp,
+            entry,
+            database_url=self.proxy.url_for(self.db_url),
+            database_outage_seconds=self.outage_budget,
+            heartbeat_interval=0.5,
+        )
+
+
+OW = TypeVar("OW", bound=OutageWorld)
+
+
+@contextlib.asynccontextmanager
+async def outage_world(kind: type[OW], tmp: Path, key: str, outage_budget: float) -> AsyncIterator[OW]:
+    """A throwaway PostgreSQL database behind a proxy, the fakes, and the world around them."""
+    async with (
+        temp_pg_database() as url,
+        TcpProxy(PG_HOST, PG_PORT) as proxy,
+        FakeDiscord() as fake,
+        FakeGemini(api_key=key) as gemini,
+    ):
+        yield kind(fake, gemini, proxy, url, tmp, key, outage_budget)
+        assert fake.violations == []
+
+
+def images_posted(discord: FakeDiscord) -> int:
+    """Images the bot has posted in public so far."""
+    return sum(
+        len(m.get("attachments") or [])
+        for messages in discord.messages.values()
+        for m in messages
+        if m["author"]["id"] == discord.app_id
+    )
+
+
+def button_id(message: dict[str, Any], action: str) -> str:
+    """The custom_id of one of a result's buttons (`nb:<action>:<turn id>`)."""
+    ids = [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
+    [found] = [cid for cid in ids if cid.split(":")[1] == action]
+    return found
 
 
 W = TypeVar("W", bound=GeminiWorld)

@@ -5,17 +5,19 @@ or the modal), and the user then reads "Database unavailable", never "This inter
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.app import NanoBot
-from tests.botenv import eventually, running_bot, settled_usage, wait_result
-from tests.fakes.discord import FakeDiscord, InteractionHandle
-from tests.fakes.providers import FakeGemini
-from tests.fakes.tcp_proxy import TcpProxy
-from tests.pg import PG_HOST, PG_PORT, temp_pg_database
+from tests.botenv import (
+    OutageWorld,
+    button_id,
+    eventually,
+    outage_world,
+    settled_usage,
+    wait_result,
+)
+from tests.fakes.discord import InteractionHandle
 
 KEY = "ack-first-key"
 #: How long the bot waits out an unreachable database before it gives up on a request: the default,
@@ -27,24 +29,8 @@ EPHEMERAL = 64
 MENUS = ("Edit image", "Upscale image")
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    proxy: TcpProxy
-    db_url: str
-    tmp: Path
-
-    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
-        return running_bot(
-            self.discord,
-            self.tmp,
-            entry,
-            database_url=self.proxy.url_for(self.db_url),
-            database_outage_seconds=OUTAGE_BUDGET,
-            heartbeat_interval=0.5,
-        )
+class World(OutageWorld):
+    """This file's outage world, with the helpers its tests use."""
 
     async def imagine(self, bot: NanoBot) -> dict[str, Any]:
         """A result, once its delivery is recorded (nothing of it is left to write when the database goes)."""
@@ -54,26 +40,12 @@ class World:
         return result
 
     async def click(self, message: dict[str, Any], action: str) -> InteractionHandle:
-        return await self.discord.send_component(message, custom_id(message, action))
+        return await self.discord.send_component(message, button_id(message, action))
 
 
-@contextlib.asynccontextmanager
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with (
-        temp_pg_database() as url,
-        TcpProxy(PG_HOST, PG_PORT) as proxy,
-        FakeDiscord() as fake,
-        FakeGemini(api_key=KEY) as gemini,
-    ):
-        yield World(fake, gemini, proxy, url, tmp_path)
-        assert fake.violations == []
-
-
-def custom_id(message: dict[str, Any], action: str) -> str:
-    """The custom_id of one of a result's buttons."""
-    ids = [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
-    [found] = [cid for cid in ids if cid.split(":")[1] == action]
-    return found
+def world(tmp_path: Path) -> contextlib.AbstractAsyncContextManager[World]:
+    """The world of these tests."""
+    return outage_world(World, tmp_path, KEY, OUTAGE_BUDGET)
 
 
 async def acknowledged(inter: InteractionHandle) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.botenv import GeminiWorld, gemini_world, settled_usage, wait_result
+from tests.botenv import GeminiWorld, button_id, gemini_world, settled_usage, wait_result
 
 KEY = "continue-key"
 EPHEMERAL = 64
@@ -31,27 +31,11 @@ class World(GeminiWorld):
     def mention(self, user: str) -> str:
         return f"<@{self.discord.users[user]['id']}>"
 
-    def images_posted(self) -> int:
-        """Images the bot has posted in public so far."""
-        return sum(
-            len(m.get("attachments") or [])
-            for messages in self.discord.messages.values()
-            for m in messages
-            if m["author"]["id"] == self.discord.app_id
-        )
-
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     async with gemini_world(World, tmp_path, KEY, ("bob",)) as world:
         yield world
-
-
-def custom_id(message: dict[str, Any], action: str) -> str:
-    """The custom_id of one of a result's buttons."""
-    ids = [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
-    [found] = [cid for cid in ids if cid.split(":")[1] == action]
-    return found
 
 
 async def submit_modal(world: World, opened: Any, user: str, text: str) -> dict[str, Any]:
@@ -78,9 +62,9 @@ async def continue_(world: World, result: dict[str, Any], way: str, user: str) -
     """`user` continues the conversation shown by `result` one way; what they are answered."""
     fake = world.discord
     if way in ("reroll", "vary", "up2", "up4"):
-        return await wait_result(await fake.send_component(result, custom_id(result, way), user=user))
+        return await wait_result(await fake.send_component(result, button_id(result, way), user=user))
     if way == "edit":
-        clicked = await fake.send_component(result, custom_id(result, "edit"), user=user)
+        clicked = await fake.send_component(result, button_id(result, "edit"), user=user)
         return await submit_modal(world, clicked, user, "add a boat")
     if way == "menu-edit":
         menu = await fake.send_message_command("Edit image", result, user=user)

@@ -10,45 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import NanoBot
 from bot.storage.db import Database
 from bot.storage.tables import quota_reservations
-from tests.botenv import HANG, eventually, running_bot, wait_result
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeGemini
-from tests.fakes.tcp_proxy import TcpProxy
-from tests.pg import PG_HOST, PG_PORT, temp_pg_database
+from tests.botenv import HANG, OutageWorld, eventually, outage_world, wait_result
 
 KEY = "outage-gemini-key"
 OUTAGE_BUDGET = 3.0
 
 
-@dataclass
-class World:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    proxy: TcpProxy
-    db_url: str  # straight to PostgreSQL: the test's own view, never cut
-    tmp: Path
-
-    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": KEY}
-        return running_bot(
-            self.discord,
-            self.tmp,
-            entry,
-            database_url=self.proxy.url_for(self.db_url),
-            database_outage_seconds=OUTAGE_BUDGET,
-            heartbeat_interval=0.5,
-        )
+class World(OutageWorld):
+    """This file's outage world, with the helpers its tests use."""
 
     async def imagine(self, prompt: str) -> dict[str, Any]:
         inter = await self.discord.send_slash("imagine", {"prompt": prompt})
@@ -74,16 +51,9 @@ class World:
             await asyncio.sleep(0.2)
 
 
-@contextlib.asynccontextmanager
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with (
-        temp_pg_database() as url,
-        TcpProxy(PG_HOST, PG_PORT) as proxy,
-        FakeDiscord() as fake,
-        FakeGemini(api_key=KEY) as gemini,
-    ):
-        yield World(fake, gemini, proxy, url, tmp_path)
-        assert fake.violations == []
+def world(tmp_path: Path) -> contextlib.AbstractAsyncContextManager[World]:
+    """The world of these tests."""
+    return outage_world(World, tmp_path, KEY, OUTAGE_BUDGET)
 
 
 def title(message: dict[str, Any]) -> str:

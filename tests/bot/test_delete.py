@@ -16,6 +16,7 @@ from bot.storage.blobs import blob_path
 from bot.storage.turns import TurnRecord
 from tests.botenv import (
     GeminiWorld,
+    button_id,
     eventually,
     gemini_world,
     image_size,
@@ -38,7 +39,7 @@ class World(GeminiWorld):
 
     async def delete(self, message: dict[str, Any], user: str = "alice") -> None:
         """Click 🗑️ on a result and wait until its message is gone."""
-        clicked = await self.discord.send_component(message, custom_id(message, "del"), user=user)
+        clicked = await self.discord.send_component(message, button_id(message, "del"), user=user)
         await clicked.wait_ack()
         await self.gone(message)
 
@@ -49,15 +50,6 @@ class World(GeminiWorld):
     def shown(self, message: dict[str, Any]) -> bool:
         return any(m["id"] == message["id"] for m in self.discord.messages[message["channel_id"]])
 
-    def images_posted(self) -> int:
-        """Images the bot has posted in public so far."""
-        return sum(
-            len(m.get("attachments") or [])
-            for messages in self.discord.messages.values()
-            for m in messages
-            if m["author"]["id"] == self.discord.app_id
-        )
-
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
@@ -65,17 +57,10 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield world
 
 
-def custom_id(message: dict[str, Any], action: str) -> str:
-    """The custom_id of one of a result's buttons."""
-    ids = [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
-    [found] = [cid for cid in ids if cid.split(":")[1] == action]
-    return found
-
-
 async def turn_of(bot: NanoBot, message: dict[str, Any]) -> TurnRecord:
     """The stored turn a result's buttons belong to, as the database has it now."""
     assert bot.service.turns is not None
-    turn = await bot.service.turns.get(int(custom_id(message, "del").split(":")[2]))
+    turn = await bot.service.turns.get(int(button_id(message, "del").split(":")[2]))
     assert turn is not None
     return turn
 
@@ -115,10 +100,10 @@ async def use_stale(world: World, stale: dict[str, Any], way: str) -> dict[str, 
     """Use a stale copy of a result's message one way; what the user is answered."""
     fake = world.discord
     if way in ("reroll", "vary", "up2", "up4"):
-        return await wait_result(await fake.send_component(stale, custom_id(stale, way), force=True))
+        return await wait_result(await fake.send_component(stale, button_id(stale, way), force=True))
     if way in ("edit", "menu-edit"):
         opened = (
-            await fake.send_component(stale, custom_id(stale, "edit"), force=True)
+            await fake.send_component(stale, button_id(stale, "edit"), force=True)
             if way == "edit"
             else await fake.send_message_command("Edit image", stale)
         )
@@ -209,7 +194,7 @@ async def test_only_the_owner_or_a_moderator_deletes(world: World) -> None:
     async with world.bot() as bot:
         result = await world.imagine()
         [output] = (await turn_of(bot, result)).output_images
-        clicked = await world.discord.send_component(result, custom_id(result, "del"), user="bob")
+        clicked = await world.discord.send_component(result, button_id(result, "del"), user="bob")
         refusal = await clicked.wait_done()
         assert "Not yours" in error_text(refusal) and int(refusal.get("flags") or 0) & EPHEMERAL
         assert world.shown(result) and (await turn_of(bot, result)).status == "done"
@@ -234,7 +219,7 @@ async def test_a_message_discord_kept_is_removed_by_a_second_click(world: World)
         result = await world.imagine()
         [output] = (await turn_of(bot, result)).output_images
         world.discord.fail_next("DELETE", r"^/channels/\d+/messages/\d+$", 403, code=50013)
-        clicked = await world.discord.send_component(result, custom_id(result, "del"))
+        clicked = await world.discord.send_component(result, button_id(result, "del"))
         told = await clicked.wait_done()
         assert "not removed" in error_text(told) and int(told.get("flags") or 0) & EPHEMERAL
         assert world.shown(result)  # Discord kept the message…
@@ -247,7 +232,7 @@ async def test_a_kept_message_of_a_deleted_result_is_not_the_latest_image(world:
     async with world.bot():
         result = await world.imagine()
         world.discord.fail_next("DELETE", r"^/channels/\d+/messages/\d+$", 403, code=50013)
-        clicked = await world.discord.send_component(result, custom_id(result, "del"))
+        clicked = await world.discord.send_component(result, button_id(result, "del"))
         assert "not removed" in error_text(await clicked.wait_done())
         images = world.images_posted()
         answer = await wait_result(await world.discord.send_slash("upscale", {"factor": 2}))
