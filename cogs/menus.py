@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.errors import InputError
 from bot.jobs.service import JobInput, JobSpec
 from bot.storage.turns import TurnRecord
-from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
@@ -21,8 +21,8 @@ async def source_of(bot: Client, message: discord.Message) -> tuple[list[JobInpu
     A result of ours that was deleted is never worked on again, even if its message is still there.
     Nothing is downloaded here: the job fetches its input once every check has passed.
     """
-    turns = services_of(bot).jobs.turns
-    turn = await turns.by_message(message.id) if turns is not None else None
+    ours = bot.user is not None and message.author.id == bot.user.id
+    turn = await turn_of_message(services_of(bot).turns, message.id, ours=ours)
     if turn is not None:
         if turn.status == "done" and turn.output_images:
             return [], turn

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -13,16 +12,13 @@ from bot.errors import InputError, NanoBotError
 from bot.jobs.checks import GONE
 from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
-from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
 from bot.ui.delivery import ReplyDelivery
 from bot.ui.embeds import error_embed
 from bot.ui.types import Client
 from bot.wiring import services_of
 
 log = logging.getLogger(__name__)
-
-#: How long to wait for a just-posted result to be linked to its turn (steps × seconds).
-LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 
 
 class Refine(commands.Cog):
@@ -64,18 +60,10 @@ class Refine(commands.Cog):
 
     async def _turn_of(self, message: discord.Message, message_id: int) -> TurnRecord | None:
         """The turn shown by the replied-to message; a reply can race the linking of a fresh result."""
-        turns = self.services.jobs.turns
-        if turns is None:
-            return None
-        turn = await turns.by_message(message_id)
         replied = message.reference.resolved if message.reference else None
         ours = isinstance(replied, discord.Message) and self.bot.user is not None
         ours = ours and replied.author.id == self.bot.user.id  # type: ignore[union-attr]
-        for _ in range(LINK_WAIT_STEPS if turn is None and ours else 0):
-            await asyncio.sleep(LINK_WAIT_STEP)
-            if (turn := await turns.by_message(message_id)) is not None:
-                break
-        return turn
+        return await turn_of_message(self.services.turns, message_id, ours=ours)
 
     def _mentions_me(self, message: discord.Message) -> bool:
         """Whether the message mentions the bot (a mention or the reply ping)."""

@@ -3,6 +3,8 @@ job is admitted, the newest image of ours in a channel, and an output image fetc
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 
 from bot.errors import ImageTooLarge, InputError
@@ -11,6 +13,9 @@ from bot.storage.turns import TurnRecord, TurnStore
 from bot.ui.types import Client
 
 HISTORY_SCAN = 50
+#: How long a just-posted result of ours may take to be linked to its turn (steps × seconds): the
+#: link is written just after Discord took the message, so a fast reply or menu can arrive first.
+LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
@@ -93,3 +98,14 @@ async def refetch_output(bot: Client, turn: TurnRecord, index: int) -> bytes | N
         if index < len(images):
             return await images[index].read()
     return None
+
+
+async def turn_of_message(turns: TurnStore, message_id: int, *, ours: bool) -> TurnRecord | None:
+    """The turn a message shows. A message of ours without one may be a result whose link is still
+    being written: it is looked up again for a few seconds before it counts as a plain image."""
+    turn = await turns.by_message(message_id)
+    for _ in range(LINK_WAIT_STEPS if turn is None and ours else 0):
+        await asyncio.sleep(LINK_WAIT_STEP)
+        if (turn := await turns.by_message(message_id)) is not None:
+            break
+    return turn
