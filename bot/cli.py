@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import __version__
 from bot.config import Settings, load_settings
 from bot.errors import EXIT_INPUT, EXIT_PROVIDER, InputError, NanoBotError, SafetyBlocked
 from bot.jobs.inputs import prepare_inputs
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="nanobot", description="Nano Banana Discord bot")
     parser.add_argument("--config", help="TOML config file (default: $NANOBOT_CONFIG or ./nanobot.toml)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the Discord bot (the default)")
     sub.add_parser("sync", help="push the slash commands to Discord now")
