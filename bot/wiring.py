@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 
@@ -21,11 +22,12 @@ from bot.jobs.queue import JobQueue
 from bot.jobs.recovery import Recovery, new_owner
 from bot.jobs.service import JobService
 from bot.jobs.supervisor import Supervisor
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import Metrics, operator_spent
 from bot.providers.http import HttpClient
 from bot.providers.netguard import guarded_connector
 from bot.providers.registry import build_router
 from bot.providers.router import Router
+from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.guilds import GuildSettingsStore
@@ -59,9 +61,9 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=timeout, connector=guarded_connector(settings.provider_hosts))
 
 
-def build_providers(settings: Settings, session: aiohttp.ClientSession) -> Router:
-    """The configured providers behind their router."""
-    return build_router(settings, session)
+def build_providers(settings: Settings, session: aiohttp.ClientSession, telemetry: Telemetry) -> Router:
+    """The configured providers behind their router, reporting requests, retries and key rests."""
+    return build_router(settings, session, telemetry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +78,10 @@ class Providers:
 
 @contextlib.asynccontextmanager
 async def provider_services(settings: Settings) -> AsyncIterator[Providers]:
-    """The command line's services, built here like the bot's; the session is closed afterwards."""
+    """The command line's services (no metrics), built like the bot's; the session is closed afterwards."""
     async with open_session(settings) as session:
-        yield Providers(settings, session, build_providers(settings, session), HttpClient(session))
+        router = build_providers(settings, session, NO_TELEMETRY)
+        yield Providers(settings, session, router, HttpClient(session))
 
 
 def build_supervisor(settings: Settings) -> Supervisor:
@@ -94,13 +97,18 @@ def build_supervisor(settings: Settings) -> Supervisor:
 async def build_services(
     settings: Settings, session: aiohttp.ClientSession, *, refetch: Refetch, metrics: Metrics
 ) -> Services:
-    """Open the database (migrating it) and build every service on it; this process starts beating."""
+    """Open the database (migrating it) and build every service on it; this process starts beating.
+
+    The metrics are told where to read the providers' breakers and the operator's budget.
+    """
     db = await Database.open(settings.effective_database_url, outage_seconds=settings.database_outage_seconds)
     turns = TurnStore(db)
     blobs = BlobStore(settings.data_dir / "blobs", db, retention_days=settings.blob_retention_days)
     threads = Threads(turns, blobs, depth=settings.history_depth, refetch=refetch)
-    router = build_providers(settings, session)
+    router = build_providers(settings, session, metrics.providers)
+    metrics.watch_router(router.status)
     quotas = QuotaStore(db)
+    metrics.watch_operator(settings.operator_daily_budget, partial(operator_spent, quotas))
     guild_settings = GuildSettingsStore(db)
     owner = new_owner(settings.shard_ids, settings.instance_id)
     recovery = Recovery(db, quotas, owner, stale_after=STALE_BEATS * settings.heartbeat_interval)

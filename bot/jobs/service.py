@@ -44,7 +44,7 @@ from bot.jobs.spec import (
     raw_image,
 )
 from bot.jobs.supervisor import Supervisor
-from bot.ops.metrics import JobMetrics, Metrics, outcome_of
+from bot.ops.metrics import Metrics, outcome_of
 from bot.providers.base import (
     ModelSpec,
 )
@@ -109,7 +109,8 @@ class JobService:
         self.routing = Routing(settings, router, turns)
         self.pipeline = Pipeline(settings, router, self.routing, threads, self.recorder, self._sending)
         queue = supervisor.queue
-        self.metrics = JobMetrics(metrics, lambda: queue.depth, lambda: queue.running)
+        self.metrics = metrics.jobs
+        self.metrics.watch_queue(lambda: queue.depth, lambda: queue.running)
         #: Tasks running a job, with how deeply (a job may run another inside it).
         self._active: collections.Counter[asyncio.Task[Any]] = collections.Counter()
         self._idle = asyncio.Event()

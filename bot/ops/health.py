@@ -1,4 +1,10 @@
-"""The operations endpoint (HEALTH_PORT): GET /healthz for orchestrators, GET /metrics for Prometheus."""
+"""The operations endpoint (HEALTH_PORT): liveness, readiness and Prometheus metrics.
+
+GET /livez answers 200 while the process and its event loop do (nothing else is asked: a database
+failover the bot rides out must not get it restarted). GET /readyz answers 200 only when the bot can
+serve (every shard connected to the gateway, the database answering), else 503 with the reason;
+GET /healthz is the same answer under its older name. GET /metrics is the Prometheus exposition.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,17 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from bot import __version__
 from bot.errors import ConfigError
 from bot.jobs.queue import JobQueue
-from bot.ops.metrics import CONTENT_TYPE, Metrics
+from bot.ops.metrics import Gateway, Metrics
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-#: Seconds the database gets to answer `SELECT 1` before /healthz calls it down.
+#: Seconds the database gets to answer `SELECT 1` before /readyz calls it down.
 DB_TIMEOUT = 3.0
-#: (shards with an open gateway connection, shards in this process, mean latency in ms or None).
-GatewayStatus = Callable[[], tuple[int, int, float | None]]
+PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
 
 
 async def database_status(db: Database | None) -> str:
@@ -38,9 +44,11 @@ async def database_status(db: Database | None) -> str:
     return "ok"
 
 
-async def health(gateway: GatewayStatus, db: Database | None, queue: JobQueue) -> tuple[bool, dict[str, Any]]:
+async def health(gateway: Gateway, db: Database | None, queue: JobQueue) -> tuple[bool, dict[str, Any]]:
     """Whether the bot can serve (gateway connected and database answering), and the details."""
-    ready, total, latency_ms = gateway()
+    reading = gateway()
+    ready, total = reading.ready, reading.total
+    mean = reading.mean_latency()
     database = await database_status(db)
     reasons = []
     if total == 0 or ready < total:
@@ -49,9 +57,10 @@ async def health(gateway: GatewayStatus, db: Database | None, queue: JobQueue) -
         reasons.append(f"database {database}")
     body: dict[str, Any] = {
         "status": "unavailable" if reasons else "ok",
+        "version": __version__,
         "shards_ready": ready,
         "shards": total,
-        "latency_ms": latency_ms,
+        "latency_ms": None if mean is None else round(mean * 1000, 1),
         "queue_depth": queue.depth,
         "running": queue.running,
         "database": database,
@@ -69,7 +78,7 @@ class HealthServer:
         host: str,
         port: int,
         *,
-        gateway: GatewayStatus,
+        gateway: Gateway,
         database: Callable[[], Database | None],
         queue: JobQueue,
         metrics: Metrics,
@@ -84,7 +93,9 @@ class HealthServer:
 
     def _app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/livez", self.livez)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/healthz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
         return app
 
@@ -102,7 +113,7 @@ class HealthServer:
             ) from e
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        log.info("health and metrics on http://%s:%d (/healthz, /metrics)", self.host, self.port)
+        log.info("health and metrics on http://%s:%d (%s)", self.host, self.port, ", ".join(PATHS))
 
     async def stop(self) -> None:
         """Stop listening (idempotent)."""
@@ -110,12 +121,22 @@ class HealthServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        """200 with the details when the bot can serve, else 503 with the reason."""
+    async def livez(self, request: web.Request) -> web.Response:
+        """200 whenever this handler runs: the process and its event loop answer."""
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """200 with the details when the bot can serve, else 503 with the reason (also /healthz)."""
         ok, body = await health(self.gateway, self.database(), self.queue)
         return web.json_response(body, status=200 if ok else 503)
 
+    async def _check_ready(self) -> None:
+        """Record readiness for nanobot_ready (the same checks as /readyz, bounded by DB_TIMEOUT)."""
+        ok, _ = await health(self.gateway, self.database(), self.queue)
+        self.registry.set_ready(ok)
+
     async def metrics(self, request: web.Request) -> web.Response:
-        """Every metric in the Prometheus text format."""
-        text = self.registry.render()
-        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+        """Every series in the Prometheus text format, after the database reads (time-bounded)."""
+        await asyncio.gather(self.registry.refresh(), self._check_ready())
+        body, content_type = self.registry.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})

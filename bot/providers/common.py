@@ -23,6 +23,7 @@ from bot.providers.base import (
 from bot.providers.http import ErrorMapper, FormFactory, HttpClient, Limits, image_from_bytes
 from bot.providers.keys import KeyRing
 from bot.providers.models import spec_for
+from bot.providers.telemetry import NO_TELEMETRY
 
 
 class ProviderBase:
@@ -35,7 +36,9 @@ class ProviderBase:
         self.name = config.name
         self._http = http
         self.limits = limits
-        self.keys = KeyRing(config.name, config.api_keys)
+        # Key rests are reported where the HTTP client reports its attempts (the bot's metrics).
+        telemetry = http.policy.telemetry if http is not None else NO_TELEMETRY
+        self.keys = KeyRing(config.name, config.api_keys, telemetry=telemetry)
 
     @property
     def http(self) -> HttpClient:

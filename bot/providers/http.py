@@ -78,7 +78,10 @@ def _decode_json(body: bytes, content_type: str, provider: str) -> Any:
 
 
 class HttpClient:
-    """All provider traffic goes through here, on the one session opened at start."""
+    """All provider traffic goes through here, on the one session opened at start.
+
+    Each exchange with a provider's API is timed and each retry counted on the policy's telemetry.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, policy: RetryPolicy | None = None) -> None:
         self.session = session
@@ -137,7 +140,17 @@ class HttpClient:
     async def _send(
         self, call: _Call, *, provider: str, limits: Limits, headers: Mapping[str, str] | None
     ) -> _Answer:
-        """One HTTP exchange, redirects not followed (each hop is judged by _next_hop)."""
+        """One HTTP exchange, redirects not followed (each hop is judged by _next_hop), timed."""
+        started = time.monotonic()
+        try:
+            return await self._exchange(call, provider=provider, limits=limits, headers=headers)
+        finally:
+            self.policy.telemetry.request_done(provider, time.monotonic() - started)
+
+    async def _exchange(
+        self, call: _Call, *, provider: str, limits: Limits, headers: Mapping[str, str] | None
+    ) -> _Answer:
+        """Send the request and read the answer, each failure as its typed error."""
         timeout = aiohttp.ClientTimeout(total=limits.request_timeout, sock_connect=limits.connect_timeout)
         data = call.form() if call.form is not None else None
         try:

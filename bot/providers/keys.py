@@ -10,6 +10,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from bot.errors import AuthFailed, NoImageReturned, ProviderError, RateLimited, SafetyBlocked
+from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,18 @@ CREDITS_REST = 3600.0
 class KeyRing:
     """A provider's keys in configured order; each remembers until when it rests."""
 
-    def __init__(self, provider: str, keys: Sequence[SecretStr], clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        provider: str,
+        keys: Sequence[SecretStr],
+        clock: Clock = time.monotonic,
+        telemetry: Telemetry = NO_TELEMETRY,
+    ) -> None:
         self.provider = provider
         self._keys = list(keys)
         self._clock = clock
+        #: Told each time a key is set aside (the bot's metrics, through the provider's HTTP client).
+        self.telemetry = telemetry
         self._resting_until = [0.0] * len(self._keys)
         self._refused: set[int] = set()
 
@@ -91,6 +100,7 @@ class KeyRing:
         else:
             pause = CREDITS_REST
         self._resting_until[index] = self._clock() + pause
+        self.telemetry.key_rested(self.provider)
         if isinstance(error, AuthFailed) and index not in self._refused:
             self._refused.add(index)
             log.warning("%s: %s was refused by the provider; check it", self.provider, self.label(index))

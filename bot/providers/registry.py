@@ -14,6 +14,7 @@ from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.retry import RetryPolicy
 from bot.providers.router import LOCAL, Router
 from bot.providers.task import TaskProvider
+from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
 INTERFACES: dict[str, type[ProviderBase]] = {
     "gemini": GeminiProvider,
@@ -37,9 +38,11 @@ def limits_for(settings: Settings, config: ProviderConfig) -> Limits:
     )
 
 
-def build_router(settings: Settings, session: aiohttp.ClientSession) -> Router:
-    """Every configured provider on one shared session, plus the local upscaler."""
-    http = HttpClient(session, RetryPolicy.from_settings(settings))
+def build_router(
+    settings: Settings, session: aiohttp.ClientSession, telemetry: Telemetry = NO_TELEMETRY
+) -> Router:
+    """Every configured provider on one shared session, plus the local upscaler, reporting to telemetry."""
+    http = HttpClient(session, RetryPolicy.from_settings(settings, telemetry))
     providers = [INTERFACES[c.kind](c, http, limits_for(settings, c)) for c in settings.providers]
     generating = [p for p in providers if p.kind != "local"]
     local = next((p for p in providers if p.kind == "local"), None)

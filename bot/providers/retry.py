@@ -23,6 +23,7 @@ from tenacity.wait import wait_base, wait_exponential
 
 from bot.config import Settings
 from bot.errors import ProviderError, RateLimited
+from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,17 @@ class RetryPolicy:
     #: How to wait and what time it is; a test swaps both to record the waits on a virtual clock.
     sleep: Sleep = field(default=asyncio.sleep, repr=False, compare=False)
     clock: Clock = field(default=time.monotonic, repr=False, compare=False)
+    #: Where attempts are reported: each retry here, each HTTP exchange's time by the HTTP client.
+    telemetry: Telemetry = field(default=NO_TELEMETRY, repr=False, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
+    def from_settings(cls, settings: Settings, telemetry: Telemetry = NO_TELEMETRY) -> RetryPolicy:
         """The bounds from RETRY_ATTEMPTS, RETRY_TOTAL_SECONDS and RETRY_BASE_DELAY."""
         return cls(
             attempts=settings.retry_attempts,
             total_seconds=settings.retry_total_seconds,
             base_delay=settings.retry_base_delay,
+            telemetry=telemetry,
         )
 
     def single(self) -> RetryPolicy:
@@ -138,7 +142,7 @@ def retrying(policy: RetryPolicy, *, provider: str, retry_on: RetryOn = transien
         wait=ServerHintFirst(JitteredBackoff(policy)),
         retry=retry_if_exception(retry_on),
         sleep=policy.sleep,
-        before_sleep=_log_retry(provider),
+        before_sleep=_before_retry(provider, policy.telemetry),
         reraise=True,  # the last failure itself, never tenacity's RetryError
     )
 
@@ -156,12 +160,13 @@ async def run(
     raise AssertionError("tenacity ends with a result or an error")  # pragma: no cover
 
 
-def _log_retry(provider: str) -> Callable[[RetryCallState], None]:
-    """The line logged before each wait: provider, error class, attempt number and the wait."""
+def _before_retry(provider: str, telemetry: Telemetry) -> Callable[[RetryCallState], None]:
+    """Before each wait: count the retry and log provider, error class, attempt number and the wait."""
 
     def before_sleep(retry_state: RetryCallState) -> None:
         outcome = retry_state.outcome
         error = unwrap(outcome.exception() if outcome is not None else None)
+        telemetry.retried(provider)
         log.info(
             "%s: %s, retry %d in %.1fs",
             provider,

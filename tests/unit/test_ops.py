@@ -1,4 +1,5 @@
-"""Operations: the Prometheus exposition format, /metrics and /healthz of the real bot, the job log line."""
+"""Operations: the bot's Prometheus registry, /metrics, /livez, /readyz and /healthz of the real bot, the job
+log line."""
 
 from __future__ import annotations
 
@@ -6,43 +7,58 @@ import asyncio
 import io
 import json
 import logging
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot import __version__
 from bot.app import NanoBot
 from bot.errors import AuthFailed, ImageTooLarge, ProviderTimeout, ProviderUnavailable, Refused, SafetyBlocked
+from bot.ops import metrics as metrics_module
 from bot.ops.logs import FORMAT, OneLineFormatter
-from bot.ops.metrics import Metrics, error_label, format_value, outcome_of
+from bot.ops.metrics import JOB_BUCKETS, Metrics, error_label, outcome_of
 from bot.storage.db import Database
 from tests.botenv import eventually, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 
 KEY = "ops-secret-gemini-key"
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
+#: The series the bot had before prometheus-client, with their types and labels: dashboards rely on them.
+OLD_SERIES = {
+    "nanobot_jobs": ("counter", {"provider", "kind", "outcome"}),
+    "nanobot_job_duration_seconds": ("histogram", {"provider", "kind"}),
+    "nanobot_provider_errors": ("counter", {"provider", "error"}),
+    "nanobot_credits_spent": ("counter", set()),
+    "nanobot_queue_depth": ("gauge", set()),
+    "nanobot_jobs_running": ("gauge", set()),
+}
+NEW_SERIES = {
+    "nanobot_build_info": ("gauge", {"version"}),
+    "nanobot_provider_circuit_state": ("gauge", {"provider", "state"}),
+    "nanobot_provider_consecutive_failures": ("gauge", {"provider"}),
+    "nanobot_gateway_shards_ready": ("gauge", set()),
+    "nanobot_gateway_shards": ("gauge", set()),
+    "nanobot_gateway_latency_seconds": ("gauge", {"shard"}),
+    "nanobot_ready": ("gauge", set()),
+    "nanobot_provider_request_duration_seconds": ("histogram", {"provider"}),
+    "nanobot_provider_retries": ("counter", {"provider"}),
+    "nanobot_provider_key_rests": ("counter", {"provider"}),
+    "nanobot_operator_budget_credits": ("gauge", set()),
+    "nanobot_operator_spent_credits": ("gauge", set()),
+}
+#: What prometheus-client's standard collectors add (process memory and CPU, the collector, Python).
+STANDARD = ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_gc_collections_total")
 
 
 def gemini(fake: FakeGemini) -> dict[str, Any]:
     return {"name": "google", "kind": "gemini", "base_url": fake.base_url, "api_key": KEY}
-
-
-def parse(text: str) -> dict[str, float]:
-    """Samples of an exposition, keyed by `name{labels}` exactly as written."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        samples[match[1] + (match[2] or "")] = float(match[3])
-    return samples
 
 
 async def get(bot: NanoBot, path: str) -> tuple[int, str, str]:
@@ -55,73 +71,121 @@ async def get(bot: NanoBot, path: str) -> tuple[int, str, str]:
         return response.status, response.headers["Content-Type"], await response.text()
 
 
-# --- the exposition format ---------------------------------------------------------------------------
+class Scrape:
+    """One /metrics answer, parsed by prometheus-client's own parser."""
+
+    def __init__(self, text: str) -> None:
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples: list[Sample] = [s for f in self.families.values() for s in f.samples]
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """A sample's value by its exact name and labels (None when absent)."""
+        found = [s.value for s in self.samples if s.name == name and s.labels == labels]
+        return found[0] if found else None
+
+    def has(self, name: str) -> bool:
+        """Whether any sample has this name."""
+        return any(s.name == name for s in self.samples)
+
+    def series(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """Every sample of one name: sorted label pairs → value."""
+        return {tuple(sorted(s.labels.items())): s.value for s in self.samples if s.name == name}
+
+    def check_declared(self, expected: dict[str, tuple[str, set[str]]]) -> None:
+        """Each family exists with its type, and each of its samples carries exactly its labels."""
+        for name, (kind, labels) in expected.items():
+            family = self.families.get(name)
+            assert family is not None, f"{name} is missing"
+            assert family.type == kind, (name, family.type)
+            for sample in family.samples:
+                assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
 
 
-def test_exposition_escapes_labels_and_help() -> None:
+async def scrape(bot: NanoBot) -> Scrape:
+    """GET /metrics of the real bot (checking its status and content type), parsed."""
+    status, content_type, text = await get(bot, "/metrics")
+    assert status == 200
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"  # no Accept: the classic format
+    return Scrape(text)
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def test_every_bot_has_its_own_registry_with_the_standard_collectors() -> None:
+    first, second = Metrics(version="1.2.3"), Metrics()
+    first.jobs.finished("google", "imagine", "ok", 0.7, None)
+    first.jobs.spent(150)
+    assert first.registry.get_sample_value("nanobot_credits_spent_total") == 1.5
+    assert second.registry.get_sample_value("nanobot_credits_spent_total") == 0
+    labels = {"provider": "google", "kind": "imagine", "outcome": "ok"}
+    assert second.registry.get_sample_value("nanobot_jobs_total", labels) is None
+    assert REGISTRY.get_sample_value("nanobot_credits_spent_total") is None  # never the global one
+    scraped = Scrape(first.render()[0].decode())
+    scraped.check_declared({**OLD_SERIES, **NEW_SERIES})
+    assert all(scraped.has(name) for name in STANDARD)
+    assert scraped.value("nanobot_build_info", version="1.2.3") == 1
+    assert not [s.name for s in scraped.samples if s.name.endswith("_created")]
+
+
+def test_the_scraper_gets_the_format_it_asks_for() -> None:
     metrics = Metrics()
-    counter = metrics.counter("x_total", 'Help with \\ and\na newline and "quotes".', ("path",))
-    counter.labels(path='a"b\\c\nd').inc()
-    counter.labels(path='a"b\\c\nd').inc(2)
-    metrics.counter("plain_total", "Never counted.")
-    assert metrics.render() == (
-        '# HELP x_total Help with \\\\ and\\na newline and "quotes".\n'
-        "# TYPE x_total counter\n"
-        'x_total{path="a\\"b\\\\c\\nd"} 3\n'
-        "# HELP plain_total Never counted.\n"
-        "# TYPE plain_total counter\n"
-        "plain_total 0\n"
-    )
+    metrics.jobs.spent(100)
+    body, content_type = metrics.render("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.decode().endswith("# EOF\n") and "nanobot_credits_spent_total 1.0" in body.decode()
+    body, content_type = metrics.render("text/plain;version=0.0.4")
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8" and b"# EOF" not in body
 
 
-def test_histogram_buckets_are_cumulative_and_end_with_inf() -> None:
+def test_job_duration_keeps_its_buckets() -> None:
     metrics = Metrics()
-    hist = metrics.histogram("d_seconds", "Durations.", ("kind",), buckets=(0.5, 1, 5))
-    for value in (0.1, 0.5, 1.0, 3.0, 7.0):  # a bound is inclusive: 0.5 and 1.0 fall in le=0.5 and le=1
-        hist.labels(kind="imagine").observe(value)
-    lines = metrics.render().splitlines()
-    assert lines == [
-        "# HELP d_seconds Durations.",
-        "# TYPE d_seconds histogram",
-        'd_seconds_bucket{kind="imagine",le="0.5"} 2',
-        'd_seconds_bucket{kind="imagine",le="1"} 3',
-        'd_seconds_bucket{kind="imagine",le="5"} 4',
-        'd_seconds_bucket{kind="imagine",le="+Inf"} 5',
-        'd_seconds_sum{kind="imagine"} 11.6',
-        'd_seconds_count{kind="imagine"} 5',
-    ]
+    for seconds in (0.5, 3.0, 700.0):  # a bound is inclusive: 0.5 falls in le=0.5
+        metrics.jobs.finished("google", "edit", "ok", seconds, None)
+    scraped = Scrape(metrics.render()[0].decode())
+    buckets = {
+        float(s.labels["le"]): s.value
+        for s in scraped.samples
+        if s.name == "nanobot_job_duration_seconds_bucket"
+    }
+    assert list(buckets) == [*JOB_BUCKETS, float("inf")]
+    assert buckets[0.5] == 1 and buckets[2.5] == 1 and buckets[5.0] == 2 and buckets[600.0] == 2
+    assert buckets[float("inf")] == 3
+    assert scraped.value("nanobot_job_duration_seconds_sum", provider="google", kind="edit") == 703.5
 
 
-def test_gauges_read_at_scrape_time_and_registration_is_idempotent() -> None:
+async def test_refresh_reads_the_database_later_and_keeps_the_last_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     metrics = Metrics()
-    depth = [0]
-    metrics.gauge("depth", "Waiting.", read=lambda: depth[0])
-    set_gauge = metrics.gauge("temperature", "Set by hand.")
-    set_gauge.set(-1.5)
-    depth[0] = 4
-    samples = parse(metrics.render())
-    assert samples == {"depth": 4, "temperature": -1.5}
-    assert metrics.counter("c_total", "c", ("a",)) is metrics.counter("c_total", "c", ("a",))
-    with pytest.raises(ValueError):
-        metrics.gauge("c_total", "now a gauge")
-    with pytest.raises(ValueError):
-        metrics.counter("c_total", "c", ("a",)).labels(b="x")
-    with pytest.raises(ValueError):
-        metrics.counter("bad-name", "x")
-    with pytest.raises(ValueError):
-        metrics.histogram("h", "x", ("le",))
-    with pytest.raises(ValueError):
-        metrics.counter("c_total", "c", ("a",)).labels(a="x").inc(-1)
+    answers: list[float | BaseException | None] = [4.5, RuntimeError("database gone"), None]
+
+    async def read_spent() -> float:
+        answer = answers.pop(0)
+        if answer is None:
+            await asyncio.Event().wait()  # the database never answers
+        if isinstance(answer, BaseException):
+            raise answer
+        assert isinstance(answer, float)
+        return answer
+
+    metrics.watch_operator(20.0, read_spent)
+    assert metrics.registry.get_sample_value("nanobot_operator_budget_credits") == 20
+    assert metrics.registry.get_sample_value("nanobot_operator_spent_credits") is None  # not read yet
+    await metrics.refresh()
+    assert metrics.registry.get_sample_value("nanobot_operator_spent_credits") == 4.5
+    await metrics.refresh()  # fails: the last value stays
+    assert metrics.registry.get_sample_value("nanobot_operator_spent_credits") == 4.5
+    monkeypatch.setattr(metrics_module, "REFRESH_TIMEOUT", 0.01)
+    await metrics.refresh()  # times out: the last value stays
+    assert metrics.registry.get_sample_value("nanobot_operator_spent_credits") == 4.5
+    assert not answers
+    unset = Metrics()
+    unset.watch_operator(None, read_spent)
+    assert unset.registry.get_sample_value("nanobot_operator_budget_credits") is None
 
 
 def test_values_and_outcomes() -> None:
-    assert [format_value(v) for v in (3.0, 0.25, float("inf"), float("-inf"), 1e20)] == [
-        "3",
-        "0.25",
-        "+Inf",
-        "-Inf",
-        "1e+20",
-    ]
     assert outcome_of(None) == "ok"
     assert outcome_of(SafetyBlocked("no", provider="p")) == "safety_blocked"
     assert outcome_of(ProviderUnavailable("down")) == "unavailable"
@@ -143,74 +207,111 @@ async def test_metrics_health_and_job_log_of_the_real_bot(
     caplog.set_level(logging.INFO, logger="bot.jobs.service")
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         async with running_bot(
-            fake, tmp_path, gemini(provider), health_port=0, health_host="127.0.0.1"
+            fake,
+            tmp_path,
+            gemini(provider),
+            health_port=0,
+            health_host="127.0.0.1",
+            breaker_failures=2,
+            breaker_cooldown=600.0,
+            operator_daily_budget=50,
         ) as bot:
             ok = await fake.send_slash("imagine", {"prompt": "a lighthouse at dawn"})
             assert ok.files(await ok.wait_done())
             provider.script("prompt_blocked")
             blocked = await fake.send_slash("imagine", {"prompt": "a forbidden thing"})
             assert "safety" in (await blocked.wait_done())["embeds"][0]["title"].lower()
-            provider.script("unavailable", "unavailable", "unavailable")
+            provider.script("unavailable", "unavailable", "unavailable")  # 503 three times: two retries
             down = await fake.send_slash("imagine", {"prompt": "a storm"})
             assert "unavailable" in (await down.wait_done())["embeds"][0]["title"].lower()
-            await eventually(lambda: bot.service.metrics.credits.value() == 1)
+            # A quota 429 asking for 36 s (past the retry budget): the key rests, the breaker opens.
+            provider.script("rate_limited")
+            limited = await fake.send_slash("imagine", {"prompt": "a flood"})
+            await limited.wait_done()
+            registry = bot.metrics.registry
+            await eventually(lambda: registry.get_sample_value("nanobot_credits_spent_total") == 1)
 
-            status, content_type, text = await get(bot, "/metrics")
-            assert status == 200
-            assert content_type == "text/plain; version=0.0.4; charset=utf-8"
-            samples = parse(text)
-            jobs = {k: v for k, v in samples.items() if k.startswith("nanobot_jobs_total")}
-            assert jobs == {
-                'nanobot_jobs_total{provider="google",kind="imagine",outcome="ok"}': 1,
-                'nanobot_jobs_total{provider="google",kind="imagine",outcome="safety_blocked"}': 1,
-                'nanobot_jobs_total{provider="google",kind="imagine",outcome="unavailable"}': 1,
+            scraped = await scrape(bot)
+            scraped.check_declared({**OLD_SERIES, **NEW_SERIES})
+            assert scraped.series("nanobot_jobs_total") == {
+                (("kind", "imagine"), ("outcome", outcome), ("provider", "google")): 1
+                for outcome in ("ok", "safety_blocked", "unavailable", "rate_limited")
             }
-            errors = {k: v for k, v in samples.items() if k.startswith("nanobot_provider_errors_total")}
-            assert errors == {
-                'nanobot_provider_errors_total{provider="google",error="safety_blocked"}': 1,
-                'nanobot_provider_errors_total{provider="google",error="unavailable"}': 1,
+            assert scraped.series("nanobot_provider_errors_total") == {
+                (("error", "safety_blocked"), ("provider", "google")): 1,
+                (("error", "unavailable"), ("provider", "google")): 1,
+                (("error", "rate_limited"), ("provider", "google")): 1,
             }
-            assert samples['nanobot_job_duration_seconds_count{provider="google",kind="imagine"}'] == 3
+            assert scraped.value("nanobot_job_duration_seconds_count", provider="google", kind="imagine") == 4
             assert (
-                samples['nanobot_job_duration_seconds_bucket{provider="google",kind="imagine",le="+Inf"}']
-                == 3
+                scraped.value(
+                    "nanobot_job_duration_seconds_bucket", provider="google", kind="imagine", le="+Inf"
+                )
+                == 4
             )
             # One 1K gemini-2.5-flash-image image costs 1 credit; blocked and failed jobs cost nothing.
-            assert samples["nanobot_credits_spent_total"] == 1
-            assert samples["nanobot_queue_depth"] == 0
-            assert samples["nanobot_jobs_running"] == 0
-            assert "# TYPE nanobot_job_duration_seconds histogram" in text
+            assert scraped.value("nanobot_credits_spent_total") == 1
+            assert scraped.value("nanobot_queue_depth") == 0 and scraped.value("nanobot_jobs_running") == 0
+            # Every HTTP attempt is timed: 1 + 1 + 3 (two of them retries) + 1.
+            assert provider.calls == 6
+            requests = scraped.value("nanobot_provider_request_duration_seconds_count", provider="google")
+            assert requests == provider.calls
+            assert scraped.value("nanobot_provider_retries_total", provider="google") == 2
+            assert scraped.value("nanobot_provider_key_rests_total", provider="google") == 1
+            assert scraped.series("nanobot_provider_circuit_state") == {
+                (("provider", "google"), ("state", "closed")): 0,
+                (("provider", "google"), ("state", "open")): 1,
+                (("provider", "google"), ("state", "half-open")): 0,
+            }
+            assert scraped.value("nanobot_provider_consecutive_failures", provider="google") == 2
+            assert scraped.value("nanobot_build_info", version=__version__) == 1
+            assert scraped.value("nanobot_gateway_shards_ready") == 1
+            assert scraped.value("nanobot_gateway_shards") == 1
+            latency = scraped.value("nanobot_gateway_latency_seconds", shard="0")  # measured from HELLO on
+            assert latency is not None and latency >= 0
+            assert scraped.value("nanobot_ready") == 1
+            assert scraped.value("nanobot_operator_budget_credits") == 50
+            assert scraped.value("nanobot_operator_spent_credits") == 1  # read from the quota store
+            assert all(scraped.has(name) for name in STANDARD)
 
-            status, content_type, text = await get(bot, "/healthz")
-            assert status == 200 and content_type.startswith("application/json")
-            body = json.loads(text)
-            assert body["status"] == "ok" and body["database"] == "ok"
-            assert body["shards_ready"] == 1 and body["queue_depth"] == 0 and body["running"] == 0
-            assert "latency_ms" in body and "reason" not in body
+            for path in ("/readyz", "/healthz"):
+                status, content_type, text = await get(bot, path)
+                assert status == 200 and content_type.startswith("application/json")
+                body = json.loads(text)
+                assert body["status"] == "ok" and body["database"] == "ok"
+                assert body["version"] == __version__
+                assert body["shards_ready"] == 1 and body["queue_depth"] == 0 and body["running"] == 0
+                assert "latency_ms" in body and "reason" not in body
 
-            # The database stops answering: 503 with the reason (and no URL in it).
+            # The database stops answering: 503 with the reason (and no URL in it); alive all the same.
             real = bot.db
             assert real is not None
             missing = f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'gone.db'}"  # its folder does not exist
             broken = Database(create_async_engine(missing), missing)
             assert bot.health is not None
-            bot.health.database = lambda: broken  # what /healthz asks for the database
+            bot.health.database = lambda: broken  # what /readyz asks for the database
             try:
-                status, _, text = await get(bot, "/healthz")
+                answers = {path: await get(bot, path) for path in ("/readyz", "/healthz", "/livez")}
+                not_ready = (await scrape(bot)).value("nanobot_ready")
             finally:
                 bot.health.database = lambda: real
                 await broken.close()
-            body = json.loads(text)
-            assert status == 503 and body["status"] == "unavailable"
-            assert body["database"].startswith("error: ") and "database" in body["reason"]
-            assert "gone.db" not in text
-            assert (await get(bot, "/healthz"))[0] == 200
+            for path in ("/readyz", "/healthz"):
+                status, _, text = answers[path]
+                body = json.loads(text)
+                assert status == 503 and body["status"] == "unavailable", path
+                assert body["database"].startswith("error: ") and "database" in body["reason"]
+                assert "gone.db" not in text
+            assert answers["/livez"][0] == 200
+            assert not_ready == 0
+            assert (await get(bot, "/readyz"))[0] == 200
 
     done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job done ")]
     assert [re.search(r"outcome=(\S+)", line)[1] for line in done] == [  # type: ignore[index]
         "ok",
         "safety_blocked",
         "unavailable",
+        "rate_limited",
     ]
     alice = fake.users["alice"]["id"]
     pattern = (
@@ -219,67 +320,38 @@ async def test_metrics_health_and_job_log_of_the_real_bot(
     )
     matches = [re.fullmatch(pattern, line) for line in done]
     assert all(matches), done
-    assert [(m[1], m[2]) for m in matches if m] == [(str(alice), "1"), (str(alice), "0"), (str(alice), "0")]
+    assert [(m[1], m[2]) for m in matches if m] == [(str(alice), "1")] + [(str(alice), "0")] * 3
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert KEY not in logged
-    assert not any(p in line for line in done for p in ("lighthouse", "forbidden", "storm"))
+    assert not any(p in line for line in done for p in ("lighthouse", "forbidden", "storm", "flood"))
 
 
-async def test_healthz_fails_when_the_gateway_is_gone_and_stops_with_the_bot(tmp_path: Path) -> None:
+async def test_readiness_fails_when_the_gateway_is_gone_and_stops_with_the_bot(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         async with running_bot(
             fake, tmp_path, gemini(provider), health_port=0, health_host="127.0.0.1"
         ) as bot:
-            assert (await get(bot, "/healthz"))[0] == 200
+            assert (await get(bot, "/readyz"))[0] == 200
             assert bot.health is not None
             port = bot.health.port
             await fake.stop()  # Discord goes away: the gateway closes and reconnecting is refused
             await eventually(lambda: all(s.is_closed() for s in bot.shards.values()))
-            status, _, text = await get(bot, "/healthz")
-            body = json.loads(text)
-            assert status == 503 and body["status"] == "unavailable"
-            assert body["shards_ready"] == 0 and body["database"] == "ok"
-            assert "gateway not connected" in body["reason"]
+            for path in ("/readyz", "/healthz"):
+                status, _, text = await get(bot, path)
+                body = json.loads(text)
+                assert status == 503 and body["status"] == "unavailable", path
+                assert body["shards_ready"] == 0 and body["database"] == "ok"
+                assert "gateway not connected" in body["reason"]
+            status, _, text = await get(bot, "/livez")
+            assert status == 200 and json.loads(text) == {"status": "ok", "version": __version__}
+            scraped = await scrape(bot)
+            assert scraped.value("nanobot_gateway_shards_ready") == 0
+            assert scraped.value("nanobot_gateway_shards") == 1
+            assert scraped.value("nanobot_ready") == 0
         # close() stopped the server.
         with pytest.raises(aiohttp.ClientConnectionError):
             async with aiohttp.ClientSession() as session:
-                await session.get(f"http://127.0.0.1:{port}/healthz")
-
-
-def dockerfile_healthcheck() -> str:
-    """The shell command of the Dockerfile's HEALTHCHECK (continuation lines joined)."""
-    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
-    joined = re.sub(r"\\\n\s*", " ", text)
-    match = re.search(r"^HEALTHCHECK .*? CMD (.+)$", joined, re.MULTILINE)
-    assert match, "the Dockerfile has no HEALTHCHECK … CMD line"
-    return match[1].strip()
-
-
-async def run_healthcheck(command: str, port: int) -> int:
-    """Run the image's health check as Docker would (sh -c), against this port; its exit status."""
-    env = {**os.environ, "HEALTH_PORT": str(port)}
-    proc = await asyncio.create_subprocess_shell(
-        command.replace("python ", f"{sys.executable} ", 1),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    return await asyncio.wait_for(proc.wait(), 20)
-
-
-async def test_the_docker_healthcheck_command_follows_healthz(tmp_path: Path) -> None:
-    command = dockerfile_healthcheck()
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
-        async with running_bot(
-            fake, tmp_path, gemini(provider), health_port=0, health_host="127.0.0.1"
-        ) as bot:
-            assert bot.health is not None
-            port = bot.health.port
-            assert await run_healthcheck(command, port) == 0  # healthy
-            await fake.stop()
-            await eventually(lambda: all(s.is_closed() for s in bot.shards.values()))
-            assert await run_healthcheck(command, port) != 0  # 503: Docker marks it unhealthy
-    assert await run_healthcheck(command, port) != 0  # nothing listening
+                await session.get(f"http://127.0.0.1:{port}/livez")
 
 
 def test_a_traceback_is_logged_on_one_line() -> None:
