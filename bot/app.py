@@ -9,7 +9,6 @@ import gc
 import hashlib
 import json
 import logging
-import math
 import signal
 from datetime import timedelta
 from functools import partial
@@ -28,7 +27,7 @@ from bot.errors import ConfigError
 from bot.jobs.recovery import Orphan
 from bot.jobs.service import JobService
 from bot.ops.health import HealthServer
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import GatewayReading, Metrics
 from bot.providers.router import Router
 from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
@@ -101,6 +100,7 @@ class NanoBot(commands.AutoShardedBot):
         self.settings = settings
         self.force_sync = force_sync
         self.metrics = Metrics()
+        self.metrics.watch_gateway(self.gateway_status)
         #: Every service, built once in setup_hook by bot.wiring (cogs reach them through services_of).
         self.services: Services
         self._maintenance: list[asyncio.Task[None]] = []
@@ -173,14 +173,13 @@ class NanoBot(commands.AutoShardedBot):
             )
             await self.health.start()
 
-    def gateway_status(self) -> tuple[int, int, float | None]:
-        """(shards with an open gateway connection, shards in this process, mean latency in ms)."""
+    def gateway_status(self) -> GatewayReading:
+        """Shards with an open gateway connection, shards in this process, each shard's latency."""
         shards = self.shards
         ready = sum(1 for shard in shards.values() if not shard.is_closed()) if self.is_ready() else 0
         if self.is_closed():
             ready = 0
-        latency = self.latency
-        return ready, len(shards), round(latency * 1000, 1) if math.isfinite(latency) else None
+        return GatewayReading(ready, len(shards), tuple(self.latencies))
 
     async def _beat(self) -> None:
         """Every interval, on its own: this process is alive (slow maintenance never delays it)."""
@@ -384,7 +383,10 @@ def run_command(command: str, settings: Settings, args: argparse.Namespace) -> i
         print("database upgraded")
         return EXIT_OK
     if settings.discord_token is None:
-        raise ConfigError("DISCORD_TOKEN is not set: put the bot token in the environment or .env")
+        raise ConfigError(
+            "DISCORD_TOKEN is not set: put the bot token in the environment or .env, "
+            "or in a file named by DISCORD_TOKEN_FILE (or discord_token in SECRETS_DIR, default /run/secrets)"
+        )
     apply_endpoints(settings)
     bot = NanoBot(settings)
     token = settings.discord_token.get_secret_value()

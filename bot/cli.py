@@ -15,6 +15,7 @@ from bot.config import Settings, load_settings
 from bot.errors import EXIT_INPUT, EXIT_PROVIDER, InputError, NanoBotError, SafetyBlocked
 from bot.jobs.inputs import prepare_inputs
 from bot.jobs.spec import RawInput
+from bot.ops.envfile import env_example, write_env_example
 from bot.ops.logs import configure
 from bot.providers.base import (
     GenerateRequest,
@@ -44,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     sub.add_parser("check", help="probe every configured provider")
+    config = sub.add_parser("config", help="configuration files")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    example = config_sub.add_parser("env-example", help="print .env.example, made from the settings")
+    example.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     for name in ("generate", "edit"):
         cmd = sub.add_parser(name, help=f"{name} an image and save it")
         cmd.add_argument("prompt")
@@ -178,14 +183,31 @@ def _fail(error: NanoBotError) -> int:
     return error.exit_code
 
 
+def _config(args: argparse.Namespace) -> int:
+    """config env-example: .env.example from the settings model (no settings needed)."""
+    if args.write:
+        try:
+            write_env_example(args.write)
+        except OSError as e:
+            print(f"error: {args.write}: cannot be written ({e.strerror})", file=sys.stderr)
+            return EXIT_INPUT
+        print(args.write)
+    else:
+        sys.stdout.write(env_example())
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `nanobot` and `python -m bot`."""
     args = _parser().parse_args(argv)
     command = args.command or "run"
+    if command == "config":
+        return _config(args)
     configure(logging.INFO if command in ("run", "sync") else logging.WARNING)
     try:
         settings = load_settings(config_file=args.config)
-        logging.getLogger().setLevel(settings.log_level.upper() if command in ("run", "sync") else "WARNING")
+        level = settings.log_level if command in ("run", "sync") else "WARNING"
+        configure(level, fmt=settings.log_format, levels=settings.log_levels)
         if command in ("run", "sync", "db"):
             from bot.app import run_command  # imported late: the bot needs discord.py's start-up
 

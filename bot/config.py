@@ -1,19 +1,28 @@
-"""Settings from the environment, a .env file and an optional TOML file (NANOBOT_CONFIG)."""
+"""Settings from the environment, a .env file, secret files and an optional TOML file (NANOBOT_CONFIG)."""
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yarl
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.billing.costs import CostRules
 from bot.errors import ConfigError
+from bot.ops.logs import LogFormat, level_name, parse_levels
+from bot.ops.secretfiles import FileVariables, SecretLookup, SecretsDirectory, secrets_dir
 
 ProviderKind = Literal["gemini", "openai-images", "nbpro", "task", "local"]
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -96,71 +105,138 @@ class ProviderConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Every setting of the bot; see the README's configuration table."""
+    """Every setting of the bot; the docstrings describe them (and .env.example is made from them)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+    )
 
     discord_token: SecretStr | None = None
+    """The bot token (Developer Portal → Bot); needed to run the bot."""
     gemini_api_key: SecretStr | None = None
+    """A Gemini API key; alone, it enables a provider named gemini of kind gemini."""
     gemini_base_url: str = GOOGLE_BASE_URL
+    """Base URL of the implicit gemini provider that GEMINI_API_KEY alone makes."""
     discord_api_base: str | None = None
+    """REST base URL, for a REST proxy; unset: Discord's."""
     discord_gateway_url: str | None = None
+    """Gateway URL, for a gateway proxy; unset: Discord's."""
     data_dir: Path = Path("./data")
-    database_url: str | None = None
+    """Where the database, the image files (blobs/) and the command hash live."""
+    database_url: SecretStr | None = None
+    """The database (a secret: it may hold a password); unset: SQLite at DATA_DIR/nanobot.db."""
     log_level: str = "INFO"
+    """Logging level of the bot: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    log_format: LogFormat = "text"
+    """Log events as text (one line each) or json (one JSON object per line)."""
+    log_levels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Levels of single loggers, as logger=LEVEL pairs; unset: LOG_LEVEL for every logger."""
     health_port: int | None = Field(None, ge=0, le=65535)
+    """Serve /livez, /readyz (alias /healthz) and /metrics on this port; unset: off (8080 in Docker)."""
     health_host: str = "0.0.0.0"
+    """Address the health server listens on (127.0.0.1 keeps it local)."""
 
     providers: list[ProviderConfig] = Field(default_factory=list)
+    """The image providers in fallback order: [[providers]] in the TOML file (nanobot.example.toml)."""
 
     shard_count: int | None = Field(None, ge=1)
+    """Total number of shards of the bot; unset: automatic."""
     shard_ids: list[int] | None = None
-    #: Names this deployment in the instances table (default: the host name); see recovery.py.
+    """The shards this process runs (needs SHARD_COUNT); unset: all of them."""
     instance_id: str | None = Field(None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._-]+$")
+    """Names this deployment (with its SHARD_IDS) so a restart knows its own boot; unset: the host name."""
     sync_guild_ids: list[int] = Field(default_factory=list)
+    """Register commands in these servers only (instant updates while developing); empty: globally."""
     message_content_intent: bool = True
+    """Ask for the privileged Message Content intent (plain replies refine)."""
     costs: CostRules = Field(default_factory=lambda: CostRules())
+    """The cost model: [costs] in the TOML file (nanobot.example.toml); {} keeps the defaults."""
     operator_daily_budget: float | None = Field(None, ge=0)
+    """Credits all servers and DMs together may spend per UTC day; unset: unlimited."""
     max_concurrent_jobs: int = Field(2, ge=1, le=100)
+    """Jobs one member may have at once, queued or running (per server: /settings set jobs_at_once)."""
     max_running_jobs: int = Field(8, ge=1, le=1000)
+    """Jobs running at once in this process (a provider's concurrency limits it per provider)."""
     max_queued_per_user: int = Field(3, ge=1, le=100)
+    """Jobs one member may have waiting in the queue."""
     progress_interval: float = Field(3.0, gt=0)
+    """Seconds between queue-position and running-time updates."""
     interaction_token_lifetime: float = Field(900.0, gt=0)
+    """Seconds after which results are posted in the channel instead of the interaction."""
 
     request_timeout: float = Field(300.0, gt=0)
+    """Seconds a generation call may take (per provider: timeout)."""
     connect_timeout: float = Field(15.0, gt=0)
+    """Seconds to connect to a provider."""
     download_timeout: float = Field(60.0, gt=0)
+    """Seconds to download a result image."""
     retry_attempts: int = Field(3, ge=1, le=10)
+    """Attempts per call on 429/500/502/503/504 and network errors."""
     retry_total_seconds: float = Field(120.0, ge=0)
+    """Retries stop when the next wait would pass this many seconds."""
     retry_base_delay: float = Field(1.0, ge=0)
+    """First backoff delay in seconds (doubling), when the provider gives no hint."""
     max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    """Cap on a result image download, in bytes."""
     max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    """Cap on a provider's JSON answer, in bytes (base64 images are big)."""
     max_input_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    """Cap on an input image in bytes, checked before it is downloaded."""
     max_input_pixels: int = Field(64_000_000, gt=0)
+    """Decompression-bomb guard for input images."""
     task_poll_interval: float = Field(3.0, gt=0)
+    """Seconds between polls of a task provider."""
     task_deadline: float = Field(600.0, gt=0)
+    """Seconds before a task that has not finished is given up."""
     breaker_failures: int = Field(5, ge=1, le=1000)
+    """Consecutive failures that pause a provider (safety blocks and bad requests do not count)."""
     breaker_cooldown: float = Field(60.0, gt=0)
+    """Seconds a paused provider is skipped before one probe call is let through."""
     fallback_on_no_image: bool = False
+    """When a provider answers without an image, try the next one (never after a safety block)."""
 
     blob_retention_days: float | None = Field(None, gt=0)
+    """Image files unused this long are pruned (re-fetched from Discord if needed); unset: kept."""
     history_depth: int = Field(8, ge=1, le=50)
+    """Earlier turns replayed to Gemini on a reply (the reply says when history was cut)."""
     continue_policy: Literal["anyone", "starter"] = "anyone"
+    """Who may continue a conversation: anyone in the channel, or its starter."""
 
-    #: Whether the image commands are offered (and honoured) in the bot's DMs; see dm_* below.
     allow_dms: bool = False
+    """Offer and honour the image commands in the bot's DMs."""
     dm_credits: float = Field(5.0, ge=0)
+    """Credits each user may spend in DMs per DM_WINDOW."""
     dm_window: Literal["day", "week", "month"] = "day"
+    """The window of the DM allowance: day, week or month (UTC calendar)."""
     dm_cooldown: int = Field(0, ge=0, le=86_400)
-    #: Prompt phrases refused everywhere (every server, on top of its own blocklist, and DMs).
+    """Seconds between one user's jobs in DMs."""
     blocklist: list[str] = Field(default_factory=list)
-    #: Users refused everywhere (servers and DMs).
+    """Prompt phrases refused everywhere (every server, on top of its own blocklist, and DMs); empty: none."""
     blocked_users: list[int] = Field(default_factory=list)
-    #: No result (an upscale above all) may have more pixels than this.
+    """User ids refused everywhere (servers and DMs); empty: none."""
     max_output_pixels: int = Field(64_000_000, gt=0)
+    """No result (an upscale above all) may have more pixels than this."""
     shutdown_grace: float = Field(10.0, ge=0)
+    """Seconds a stopping bot lets running jobs finish; the rest are refunded and their users told."""
     heartbeat_interval: float = Field(30.0, gt=0)
+    """Seconds between heartbeats and maintenance rounds; a process silent for 3 is dead."""
     database_outage_seconds: float = Field(10.0, ge=0)
+    """Seconds database work waits out an unreachable (or, on SQLite, locked) database."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        """A level logging knows, in upper case."""
+        return level_name(value)
+
+    @field_validator("log_levels", mode="before")
+    @classmethod
+    def _log_levels(cls, value: Any) -> Any:
+        """logger=LEVEL pairs from the environment, or a TOML table; every level checked."""
+        levels = parse_levels(value) if isinstance(value, str) else value
+        if isinstance(levels, dict):
+            return {name: level_name(str(level)) for name, level in levels.items()}
+        return levels
 
     @model_validator(mode="after")
     def _shards(self) -> Settings:
@@ -184,8 +260,23 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment beats .env, which beats the TOML file (passed in as init values)."""
-        return env_settings, dotenv_settings, init_settings
+        """Where settings come from, highest first: the environment, .env, secret files, the TOML file.
+
+        The secret settings may also come from a NAME_FILE variable (at the place it is set: the
+        environment, or .env) or from a file in the secrets directory (below .env, above the TOML).
+        """
+        names = [
+            n for n, f in cls.model_fields.items() if SecretStr in (f.annotation, *get_args(f.annotation))
+        ]
+        environ, dotenv = _variables(env_settings), _variables(dotenv_settings)
+        return (
+            env_settings,
+            FileVariables(settings_cls, environ, "the environment", names),
+            dotenv_settings,
+            FileVariables(settings_cls, dotenv, ".env", names),
+            SecretsDirectory(settings_cls, secrets_dir(environ, dotenv), names),
+            init_settings,
+        )
 
     @property
     def provider_hosts(self) -> set[str]:
@@ -194,8 +285,15 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        """DATABASE_URL, or a SQLite file under DATA_DIR."""
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'nanobot.db'}"
+        """DATABASE_URL in plain text (for the engine only: never log it), or a SQLite file under DATA_DIR."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'nanobot.db'}"
+
+
+def _variables(source: PydanticBaseSettingsSource) -> Mapping[str, str | None]:
+    """The variables an environment or .env source read (names in lower case)."""
+    return source.env_vars if isinstance(source, EnvSettingsSource) else {}
 
 
 def _config_path(explicit: str | Path | None) -> Path | None:
@@ -233,13 +331,10 @@ def _describe(error: ValidationError, source: str) -> str:
     return f"Invalid setting {name}: {first['msg']} (set it in the environment, .env or {source})"
 
 
-def _key_lookup(env_file: str | Path | None) -> dict[str, str | None]:
-    """Environment variables, falling back to the .env file, for api_key_env references."""
-    values: dict[str, str | None] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update(dotenv_values(env_file))
-    values.update(os.environ)
-    return values
+def _key_lookup(env_file: str | Path | None) -> SecretLookup:
+    """Where api_key_env references are found: the environment, .env, their _FILE forms, secret files."""
+    dotenv = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    return SecretLookup(os.environ, dotenv)
 
 
 def _resolve_providers(settings: Settings, env_file: str | Path | None) -> None:
@@ -251,6 +346,7 @@ def _resolve_providers(settings: Settings, env_file: str | Path | None) -> None:
                 kind="gemini",
                 base_url=settings.gemini_base_url.rstrip("/"),
                 api_key_env="GEMINI_API_KEY",
+                api_key=settings.gemini_api_key,  # as resolved: environment, .env, files or TOML
             )
         ]
     env = _key_lookup(env_file)
@@ -263,13 +359,13 @@ def _resolve_providers(settings: Settings, env_file: str | Path | None) -> None:
             provider.set_keys([_key_from(env, provider.name, name) for name in provider.key_envs])
 
 
-def _key_from(env: dict[str, str | None], provider: str, name: str) -> str:
-    """One key from the environment, or a ConfigError naming the variable that is missing."""
+def _key_from(env: SecretLookup, provider: str, name: str) -> str:
+    """One key, or a ConfigError naming the variable that is missing."""
     value = env.get(name)
     if not value:
         raise ConfigError(
-            f"Provider '{provider}' reads its API key from {name}, "
-            f"which is not set; set {name} in the environment or .env"
+            f"Provider '{provider}' reads its API key from {name}, which is not set; set {name} "
+            f"(or {name}_FILE, a file holding it) in the environment or .env, or add a secret file"
         )
     return value
 

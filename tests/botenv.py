@@ -14,6 +14,7 @@ from PIL import Image
 
 from bot.app import NanoBot, apply_endpoints, start_bot
 from bot.billing.rules import user_subject
+from bot.config import Settings
 from bot.storage.turns import TurnRecord
 from tests.fakes.discord import FakeDiscord, InteractionHandle, discord_overrides
 from tests.fakes.providers import FakeGemini
@@ -40,14 +41,28 @@ def bot_settings(fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], 
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, data_dir: Path, *providers: dict[str, Any], **overrides: Any
+    fake: FakeDiscord,
+    data_dir: Path,
+    *providers: dict[str, Any],
+    settings: Settings | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[NanoBot]:
-    """The real NanoBot, connected and ready; closed (and discord.py restored) afterwards."""
-    settings = bot_settings(fake, data_dir, *providers, **overrides)
+    """The real NanoBot, connected and ready; closed (and discord.py restored) afterwards.
+
+    `settings`, when given, are used as they are (already pointed at the fake), token included, as
+    `python -m bot run` uses them: neither providers nor overrides may come with them.
+    """
+    token = fake.token
+    if settings is None:
+        settings = bot_settings(fake, data_dir, *providers, **overrides)
+    elif providers or overrides:
+        raise TypeError("running_bot: pass settings, or providers and overrides, not both")
+    else:
+        token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     with discord_overrides(fake):
         apply_endpoints(settings)
         bot = NanoBot(settings, guild_ready_timeout=0.1)
-        task = asyncio.create_task(start_bot(bot, fake.token))
+        task = asyncio.create_task(start_bot(bot, token))
         try:
             await fake.wait_until_ready(timeout=HANG)
             await asyncio.wait_for(bot.wait_until_ready(), HANG)

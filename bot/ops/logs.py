@@ -1,10 +1,16 @@
-"""Logging for `python -m bot`: one event per line, so log shippers never split a traceback."""
+"""Logging for `python -m bot`: one event per line (text or JSON), so log shippers never split one."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Literal
+
+from pythonjsonlogger.json import JsonFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LogFormat = Literal["text", "json"]
 
 
 class OneLineFormatter(logging.Formatter):
@@ -16,10 +22,42 @@ class OneLineFormatter(logging.Formatter):
         return text.replace("\r", "").replace("\n", "\\n")
 
 
-def configure(level: int | str) -> None:
-    """Log to stderr at this level, one line per event."""
+def json_formatter() -> logging.Formatter:
+    """One JSON object per event: time (ISO 8601, UTC), level, logger, message, and exc_info if any."""
+    return JsonFormatter(
+        ["levelname", "name", "message"],
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
+
+
+def level_name(value: str) -> str:
+    """A logging level's name in upper case; a ValueError naming the choices otherwise."""
+    name = value.strip().upper()
+    if name not in LEVELS:
+        raise ValueError(f"unknown log level {value.strip()!r}; use one of {', '.join(LEVELS)}")
+    return name
+
+
+def parse_levels(text: str) -> dict[str, str]:
+    """Per-logger levels written `discord=WARNING,bot.providers=DEBUG`, as {logger: level}."""
+    levels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, level = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not logger=LEVEL (e.g. discord=WARNING,bot.providers=DEBUG)")
+        levels[name.strip()] = level
+    return levels
+
+
+def configure(
+    level: int | str, *, fmt: LogFormat = "text", levels: Mapping[str, int | str] | None = None
+) -> None:
+    """Log to stderr at this level, one line per event, with these loggers at their own levels."""
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler.setFormatter(json_formatter() if fmt == "json" else OneLineFormatter(FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name, own in (levels or {}).items():
+        logging.getLogger(name).setLevel(own)

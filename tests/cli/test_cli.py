@@ -294,3 +294,13 @@ async def test_image_url_with_another_scheme_is_refused(
     assert run.code == 2 and "Only http(s) image URLs are allowed" in run.err
     assert len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err
     assert fakes.gemini.calls == 0
+
+
+async def test_config_env_example_prints_and_writes_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("not toml [")  # no settings are needed, so broken ones do not matter
+    expected = (ROOT / ".env.example").read_text(encoding="utf-8")
+    printed = await nanobot("config", "env-example", config=bad, cwd=tmp_path)
+    assert (printed.code, printed.out, printed.err) == (0, expected, "")
+    written = await nanobot("config", "env-example", "--write", "out.env", config=bad, cwd=tmp_path)
+    assert written.code == 0 and (tmp_path / "out.env").read_text(encoding="utf-8") == expected

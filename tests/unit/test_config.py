@@ -1,27 +1,43 @@
-"""Settings: environment, .env and TOML, secrets kept secret, one-line errors."""
+"""Settings: environment, .env, secret files and TOML, secrets kept secret, one-line errors."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bot.config import load_settings
 from bot.errors import ConfigError
+from bot.ops import secretfiles
+from bot.storage.engine import parse_url
+
+SECRET_NAMES = ("GEMINI_API_KEY", "DISCORD_TOKEN", "DATABASE_URL", "OPENROUTER_KEY", "RELAY_KEY")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (
-        "GEMINI_API_KEY",
-        "GEMINI_BASE_URL",
-        "DISCORD_TOKEN",
-        "NANOBOT_CONFIG",
-        "DATA_DIR",
-        "DATABASE_URL",
-    ):
+    for name in ("GEMINI_BASE_URL", "NANOBOT_CONFIG", "DATA_DIR", "LOG_LEVEL", "LOG_LEVELS", "LOG_FORMAT"):
         monkeypatch.delenv(name, raising=False)
+    for name in SECRET_NAMES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+    # Whatever this machine has in /run/secrets stays out of these tests.
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "no-secrets-here"))
     monkeypatch.chdir(tmp_path)
+
+
+def secret(path: Path, value: str) -> str:
+    """Write a secret file the way editors and `echo` do (trailing newline) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    return str(path)
+
+
+def plain(value: SecretStr | None) -> str | None:
+    """The text of a SecretStr setting."""
+    return None if value is None else value.get_secret_value()
 
 
 def test_gemini_key_alone_makes_a_provider(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,3 +120,176 @@ def test_named_config_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NANOBOT_CONFIG", "/nonexistent/x.toml")
     with pytest.raises(ConfigError, match="NANOBOT_CONFIG"):
         load_settings()
+
+
+def test_name_file_in_the_environment_or_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN_FILE", secret(tmp_path / "token", "tok-from-file"))
+    db = secret(tmp_path / "db", "postgresql+asyncpg://nanobot:pw-from-file@db/nanobot")
+    (tmp_path / ".env").write_text(f"database_url_file={db}\nGEMINI_API_KEY_FILE={tmp_path / 'token'}\n")
+    settings = load_settings()
+    assert plain(settings.discord_token) == "tok-from-file"  # the trailing newline is gone
+    assert settings.effective_database_url == "postgresql+asyncpg://nanobot:pw-from-file@db/nanobot"
+    assert settings.providers[0].api_key is not None  # the implicit gemini provider got its key
+    assert plain(settings.providers[0].api_key) == "tok-from-file"
+
+
+def test_secrets_directory_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "secrets"))
+    secret(tmp_path / "secrets" / "DISCORD_TOKEN", "tok-in-dir")
+    secret(tmp_path / "secrets" / "gemini_api_key", "AIza-in-dir")
+    secret(tmp_path / "secrets" / "data_dir", "/not/a/secret")  # only secrets come from this directory
+    settings = load_settings()
+    assert (plain(settings.discord_token), plain(settings.gemini_api_key)) == ("tok-in-dir", "AIza-in-dir")
+    assert plain(settings.providers[0].api_key) == "AIza-in-dir"
+    assert settings.data_dir == Path("data")
+
+
+def test_run_secrets_is_the_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SECRETS_DIR")
+    monkeypatch.setattr(secretfiles, "DEFAULT_SECRETS_DIR", tmp_path / "run-secrets")
+    secret(tmp_path / "run-secrets" / "discord_token", "tok-default-dir")
+    assert plain(load_settings().discord_token) == "tok-default-dir"
+
+
+def test_a_missing_secrets_directory_is_quietly_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    for missing in ("/nonexistent/secrets", None):
+        if missing is None:
+            monkeypatch.delenv("SECRETS_DIR")
+            monkeypatch.setattr(secretfiles, "DEFAULT_SECRETS_DIR", Path("/nonexistent/run/secrets"))
+        else:
+            monkeypatch.setenv("SECRETS_DIR", missing)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert plain(load_settings().discord_token) == "tok"
+
+
+def test_provider_keys_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENROUTER_KEY_FILE", secret(tmp_path / "or.key", "sk-or-file"))
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "secrets"))
+    secret(tmp_path / "secrets" / "relay_key", "sk-relay-dir")
+    (tmp_path / "nanobot.toml").write_text(
+        '[[providers]]\nname = "or"\nkind = "openai-images"\nbase_url = "https://openrouter.example"\n'
+        'api_key_env = "OPENROUTER_KEY"\n'
+        '[[providers]]\nname = "relay"\nkind = "openai-images"\nbase_url = "https://relay.example"\n'
+        'api_key_envs = ["RELAY_KEY", "OPENROUTER_KEY"]\n'
+    )
+    first, second = load_settings().providers
+    assert [plain(k) for k in first.api_keys] == ["sk-or-file"]
+    assert [plain(k) for k in second.api_keys] == ["sk-relay-dir", "sk-or-file"]
+
+
+def test_where_secrets_come_from_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Environment, then .env, then the secrets directory, then the TOML file."""
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "secrets"))
+    (tmp_path / "nanobot.toml").write_text('discord_token = "from-toml"\ngemini_api_key = "from-toml"\n')
+    secret(tmp_path / "secrets" / "discord_token", "from-dir")
+    assert plain(load_settings().discord_token) == "from-dir"  # the directory beats TOML
+    assert plain(load_settings().gemini_api_key) == "from-toml"  # TOML still serves what no file has
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN_FILE={secret(tmp_path / 'dotenv.tok', 'from-dotenv')}\n")
+    assert plain(load_settings().discord_token) == "from-dotenv"  # .env (a _FILE there) beats the directory
+    monkeypatch.setenv("DISCORD_TOKEN_FILE", secret(tmp_path / "env.tok", "from-env-file"))
+    assert plain(load_settings().discord_token) == "from-env-file"  # the environment beats .env
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=from-dotenv-plain\n")
+    assert plain(load_settings().discord_token) == "from-env-file"  # NAME_FILE here beats NAME in .env
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_name_and_name_file_together_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    path = secret(tmp_path / "token", "tok-file")
+    if where == "environment":
+        monkeypatch.setenv("DISCORD_TOKEN", "tok-plain")
+        monkeypatch.setenv("DISCORD_TOKEN_FILE", path)
+    else:
+        (tmp_path / ".env").write_text(f"DISCORD_TOKEN=tok-plain\nDISCORD_TOKEN_FILE={path}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = caught.value.user_message
+    assert "DISCORD_TOKEN and DISCORD_TOKEN_FILE" in message and where in message
+    assert "tok-plain" not in message and "tok-file" not in message
+
+
+def test_provider_key_and_its_file_together_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RELAY_KEY", "sk-plain")
+    monkeypatch.setenv("RELAY_KEY_FILE", secret(tmp_path / "k", "sk-file"))
+    (tmp_path / "nanobot.toml").write_text(
+        '[[providers]]\nname = "relay"\nkind = "nbpro"\napi_key_env = "RELAY_KEY"\n'
+    )
+    with pytest.raises(ConfigError, match="RELAY_KEY and RELAY_KEY_FILE"):
+        load_settings()
+
+
+@pytest.mark.parametrize("target", ["missing", "directory", "binary"])
+def test_unreadable_name_file_names_variable_and_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, target: str
+) -> None:
+    path = tmp_path / "the-token"
+    if target == "directory":
+        path.mkdir()
+    elif target == "binary":
+        path.write_bytes(b"\xff\xfeSECRET-BYTES")
+    monkeypatch.setenv("DISCORD_TOKEN_FILE", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = caught.value.user_message
+    assert "DISCORD_TOKEN_FILE" in message and str(path) in message and "\n" not in message
+    assert "SECRET" not in message
+
+
+def test_database_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+asyncpg://nanobot:hunter2-pw@db/nanobot"
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.effective_database_url == url  # the engine still gets the plain URL
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())):
+        assert "hunter2-pw" not in shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nanobot:hunter2-pw@db/nanobot"  # no scheme,
+        "mysql://nanobot:hunter2-pw@db/nanobot",
+    ],
+)
+def test_a_bad_database_url_is_never_echoed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as caught:
+        parse_url(load_settings().effective_database_url)
+    assert "DATABASE_URL" in caught.value.user_message and "hunter2-pw" not in caught.value.user_message
+
+
+def test_log_settings_from_the_environment_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LOG_LEVELS", "discord=warning, bot.providers=DEBUG")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.log_levels == {"discord": "WARNING", "bot.providers": "DEBUG"}
+    assert (settings.log_format, settings.log_level) == ("json", "DEBUG")
+    monkeypatch.delenv("LOG_LEVELS")
+    (tmp_path / "nanobot.toml").write_text('[log_levels]\n"discord.gateway" = "ERROR"\n')
+    assert load_settings().log_levels == {"discord.gateway": "ERROR"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("LOG_LEVELS", "discord=LOUD", "LOUD"),
+        ("LOG_LEVELS", "discord", "logger=LEVEL"),
+        ("LOG_LEVELS", "=DEBUG", "logger=LEVEL"),
+        ("LOG_LEVEL", "chatty", "chatty"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+    ],
+)
+def test_bad_log_settings_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = caught.value.user_message
+    assert name in message and needle in message and "\n" not in message
