@@ -200,6 +200,7 @@ class NanoBot(commands.AutoShardedBot):
                 # Own reservations no job holds, once old enough that their job had time to settle.
                 age = timedelta(seconds=self.settings.heartbeat_interval)
                 await recovery.sweep(self.service.held(), older_than=age)
+                self.router.share(await recovery.live_processes())  # each takes its share of the rates
                 if rounds % PRUNE_EVERY == 0:
                     await self.services.blobs.prune()
             except Exception:
@@ -382,7 +383,7 @@ def run_command(command: str, settings: Settings, args: argparse.Namespace) -> i
         asyncio.run(upgrade(settings.effective_database_url))
         print("database upgraded")
         return EXIT_OK
-    if settings.discord_token is None:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value():
         raise ConfigError(
             "DISCORD_TOKEN is not set: put the bot token in the environment or .env, "
             "or in a file named by DISCORD_TOKEN_FILE (or discord_token in SECRETS_DIR, default /run/secrets)"

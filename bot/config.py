@@ -63,6 +63,9 @@ class ProviderConfig(BaseModel):
     response_format: Literal["url", "b64_json"] = "url"
     timeout: float | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, ge=1, le=1000)
+    #: Requests per minute the provider allows (all keys together), and each key; shared by processes.
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    key_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     max_input_images: int | None = Field(default=None, ge=0, le=16)
     aspect_ratios: list[str] | None = None
     resolutions: list[str] | None = None
@@ -108,7 +111,11 @@ class Settings(BaseSettings):
     """Every setting of the bot; the docstrings describe them (and .env.example is made from them)."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=False,
+        use_attribute_docstrings=True,
+        env_ignore_empty=True,  # `NAME=` is unset, so a placeholder line never hides a secret file
     )
 
     discord_token: SecretStr | None = None
@@ -154,11 +161,11 @@ class Settings(BaseSettings):
     operator_daily_budget: float | None = Field(None, ge=0)
     """Credits all servers and DMs together may spend per UTC day; unset: unlimited."""
     max_concurrent_jobs: int = Field(2, ge=1, le=100)
-    """Jobs one member may have at once, queued or running (per server: /settings set jobs_at_once)."""
-    max_running_jobs: int = Field(8, ge=1, le=1000)
-    """Jobs running at once in this process (a provider's concurrency limits it per provider)."""
-    max_queued_per_user: int = Field(3, ge=1, le=100)
-    """Jobs one member may have waiting in the queue."""
+    """Jobs one member may have running at once; more wait their turn (per server: jobs_at_once)."""
+    max_running_jobs: int = Field(256, ge=1, le=10_000)
+    """Safety valve: jobs running at once in this process (each provider's concurrency limits its own)."""
+    max_queued_per_user: int = Field(10, ge=1, le=1000)
+    """Jobs one member may have waiting in the queue behind their running ones; more are refused."""
     progress_interval: float = Field(3.0, gt=0)
     """Seconds between queue-position and running-time updates."""
     interaction_token_lifetime: float = Field(900.0, gt=0)
@@ -273,8 +280,8 @@ class Settings(BaseSettings):
             env_settings,
             FileVariables(settings_cls, environ, "the environment", names),
             dotenv_settings,
-            FileVariables(settings_cls, dotenv, ".env", names),
-            SecretsDirectory(settings_cls, secrets_dir(environ, dotenv), names),
+            FileVariables(settings_cls, dotenv, ".env", names, above=environ),
+            SecretsDirectory(settings_cls, secrets_dir(environ, dotenv), names, {**dotenv, **environ}),
             init_settings,
         )
 

@@ -108,7 +108,8 @@ async def build_services(
     router = build_providers(settings, session, metrics.providers)
     metrics.watch_router(router.status)
     quotas = QuotaStore(db)
-    metrics.watch_operator(settings.operator_daily_budget, partial(operator_spent, quotas))
+    if settings.operator_daily_budget is not None:  # else nothing to compare with: no query per scrape
+        metrics.watch_operator(settings.operator_daily_budget, partial(operator_spent, quotas))
     guild_settings = GuildSettingsStore(db)
     owner = new_owner(settings.shard_ids, settings.instance_id)
     recovery = Recovery(db, quotas, owner, stale_after=STALE_BEATS * settings.heartbeat_interval)

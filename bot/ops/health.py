@@ -39,7 +39,6 @@ async def database_status(db: Database | None) -> str:
     except TimeoutError:
         return "timeout"
     except Exception as e:
-        log.warning("health check: the database did not answer (%s)", type(e).__name__)
         return f"error: {type(e).__name__}"
     return "ok"
 
@@ -90,6 +89,8 @@ class HealthServer:
         self.queue = queue
         self.registry = metrics
         self._runner: web.AppRunner | None = None
+        #: The database's last answer to the readiness check (None before the first).
+        self._database_state: str | None = None
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -125,14 +126,25 @@ class HealthServer:
         """200 whenever this handler runs: the process and its event loop answer."""
         return web.json_response({"status": "ok", "version": __version__})
 
+    async def _ready(self) -> tuple[bool, dict[str, Any]]:
+        """The readiness checks; a change of the database's answer is logged once, not every probe."""
+        ok, body = await health(self.gateway, self.database(), self.queue)
+        if body["database"] != self._database_state:
+            if body["database"] != "ok":
+                log.warning("health check: the database does not answer (%s)", body["database"])
+            elif self._database_state is not None:
+                log.warning("health check: the database answers again")
+            self._database_state = body["database"]
+        return ok, body
+
     async def readyz(self, request: web.Request) -> web.Response:
         """200 with the details when the bot can serve, else 503 with the reason (also /healthz)."""
-        ok, body = await health(self.gateway, self.database(), self.queue)
+        ok, body = await self._ready()
         return web.json_response(body, status=200 if ok else 503)
 
     async def _check_ready(self) -> None:
         """Record readiness for nanobot_ready (the same checks as /readyz, bounded by DB_TIMEOUT)."""
-        ok, _ = await health(self.gateway, self.database(), self.queue)
+        ok, _ = await self._ready()
         self.registry.set_ready(ok)
 
     async def metrics(self, request: web.Request) -> web.Response:

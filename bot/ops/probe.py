@@ -15,12 +15,21 @@ from collections.abc import Sequence
 TIMEOUT = 4.0
 
 
-def probe(path: str, port: str | None) -> int:
-    """0 when GET http://127.0.0.1:port/path answers 200, else 1 (0 when there is no endpoint to ask)."""
+#: HEALTH_HOST values that listen everywhere, loopback included.
+EVERYWHERE = {"", "0.0.0.0", "::", "[::]"}
+
+
+def probe(path: str, port: str | None, host: str = "") -> int:
+    """0 when GET http://host:port/path answers 200, else 1 (0 when there is no endpoint to ask).
+
+    The host is HEALTH_HOST, or loopback when the server listens on every address.
+    """
     if not port:
         print("HEALTH_PORT is not set: no endpoint to probe", file=sys.stderr)
         return 0
-    url = f"http://127.0.0.1:{port}/{path.lstrip('/')}"
+    host = "127.0.0.1" if host in EVERYWHERE else host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    url = f"http://{host}:{port}/{path.lstrip('/')}"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as answer:
             return 0 if answer.status == 200 else 1
@@ -34,7 +43,8 @@ def probe(path: str, port: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Probe the path given (default /livez) on HEALTH_PORT."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return probe(args[0] if args else "/livez", os.environ.get("HEALTH_PORT"))
+    path = args[0] if args else "/livez"
+    return probe(path, os.environ.get("HEALTH_PORT"), os.environ.get("HEALTH_HOST", "").strip())
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def from_file_variable(values: Values, name: str, where: str) -> str | None:
     if not path:
         return None
     variable = name.upper() + FILE_SUFFIX
-    if values.get(key) is not None:
+    if values.get(key):  # an empty NAME counts as unset
         raise ConfigError(f"{name.upper()} and {variable} are both set in {where}; keep only one of them")
     return read_secret_file(variable, path)
 
@@ -69,7 +69,8 @@ def from_file_variable(values: Values, name: str, where: str) -> str | None:
 def secrets_dir(*places: Values) -> Path | None:
     """SECRETS_DIR from the first place that sets it, else /run/secrets; None unless it is a directory.
 
-    A missing directory is normal (most installs have none), so it is skipped without a warning.
+    A missing /run/secrets is normal (most installs have none), so it is skipped without a warning;
+    a SECRETS_DIR that names no readable directory is a ConfigError (its secrets would be missed).
     """
     named = next((v for place in places if (v := place.get("secrets_dir"))), None)
     path = Path(named).expanduser() if named else DEFAULT_SECRETS_DIR
@@ -78,7 +79,7 @@ def secrets_dir(*places: Values) -> Path | None:
     except OSError:  # not searchable: as good as missing
         found = False
     if named and not found:
-        log.debug("SECRETS_DIR %s is not a directory; no secrets are read from it", path)
+        raise ConfigError(f"SECRETS_DIR: {path} is not a readable directory; fix the path or unset it")
     return path if found else None
 
 
@@ -109,18 +110,33 @@ class SecretLookup:
             found = from_file_variable(values, name, where)
             if found is None:
                 found = values.get(name.lower())
-            if found is not None:
+            if found:  # an empty value counts as unset
                 return found
         return from_directory(self.directory, name)
+
+
+def is_set(values: Values, name: str) -> bool:
+    """Whether a place (lower-case names) gives NAME, directly or as NAME_FILE (empty values do not)."""
+    key = name.lower()
+    return bool(values.get(key) or values.get(key + FILE_SUFFIX.lower()))
 
 
 class FileVariables(PydanticBaseSettingsSource):
     """A settings source: the NAME_FILE variables of one place, for the secret settings."""
 
-    def __init__(self, settings_cls: type[BaseSettings], values: Values, where: str, names: Iterable[str]):
-        """Read `values` (lower-case names) for the settings called `names`."""
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        values: Values,
+        where: str,
+        names: Iterable[str],
+        above: Values | None = None,
+    ):
+        """Read `values` for the settings called `names`, except those a higher place (`above`) sets."""
         super().__init__(settings_cls)
-        self.values, self.where, self.names = lowered(values), where, tuple(names)
+        self.values, self.where = lowered(values), where
+        higher = lowered(above or {})
+        self.names = tuple(n for n in names if not is_set(higher, n))
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """Unused: __call__ reads every secret setting at once."""
@@ -132,16 +148,24 @@ class FileVariables(PydanticBaseSettingsSource):
         return {name: value for name, value in found.items() if value is not None}
 
 
-class SecretsDirectory(SecretsSettingsSource):
-    """pydantic-settings' secrets directory, for the secret settings only (not every setting)."""
+class SecretsDirectory(PydanticBaseSettingsSource):
+    """The secrets directory (files named like the settings, as Docker and Kubernetes mount them),
+    for the secret settings that no higher place sets; an unreadable file is a ConfigError."""
 
-    def __init__(self, settings_cls: type[BaseSettings], directory: Path | None, names: Iterable[str]):
-        """Read files named like `names` from `directory` (None: read nothing, and never warn)."""
-        super().__init__(settings_cls, secrets_dir=directory, case_sensitive=False)
-        self.names = frozenset(names)
+    def __init__(
+        self, settings_cls: type[BaseSettings], directory: Path | None, names: Iterable[str], above: Values
+    ):
+        """Read files named like `names` from `directory` (None: read nothing)."""
+        super().__init__(settings_cls)
+        higher = lowered(above)
+        self.directory = directory
+        self.names = tuple(n for n in names if not is_set(higher, n))
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """The file's value for a secret setting; other settings never come from this directory."""
-        if field_name not in self.names:
-            return None, field_name, False
-        return super().get_field_value(field, field_name)
+        """Unused: __call__ reads every secret setting at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """The secret settings that have a file in the directory (not for a setting set higher up)."""
+        found = {name: from_directory(self.directory, name) for name in self.names}
+        return {name: value for name, value in found.items() if value}

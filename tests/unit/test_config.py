@@ -24,6 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
     # Whatever this machine has in /run/secrets stays out of these tests.
+    (tmp_path / "no-secrets-here").mkdir()
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "no-secrets-here"))
     monkeypatch.chdir(tmp_path)
 
@@ -151,17 +152,48 @@ def test_run_secrets_is_the_default_directory(monkeypatch: pytest.MonkeyPatch, t
     assert plain(load_settings().discord_token) == "tok-default-dir"
 
 
-def test_a_missing_secrets_directory_is_quietly_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_run_secrets_is_quietly_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", "tok")
-    for missing in ("/nonexistent/secrets", None):
-        if missing is None:
-            monkeypatch.delenv("SECRETS_DIR")
-            monkeypatch.setattr(secretfiles, "DEFAULT_SECRETS_DIR", Path("/nonexistent/run/secrets"))
-        else:
-            monkeypatch.setenv("SECRETS_DIR", missing)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert plain(load_settings().discord_token) == "tok"
+    monkeypatch.delenv("SECRETS_DIR")
+    monkeypatch.setattr(secretfiles, "DEFAULT_SECRETS_DIR", Path("/nonexistent/run/secrets"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plain(load_settings().discord_token) == "tok"
+
+
+def test_a_secrets_dir_that_is_not_a_directory_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for wrong in (tmp_path / "missing", secret(tmp_path / "a-file", "x")):
+        monkeypatch.setenv("SECRETS_DIR", str(wrong))
+        with pytest.raises(ConfigError, match=r"SECRETS_DIR: .* is not a readable directory"):
+            load_settings()
+
+
+def test_a_higher_place_wins_over_files_it_never_reads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok-env")
+    (tmp_path / ".env").write_text("DISCORD_TOKEN_FILE=/nonexistent/token\n")
+    secrets = tmp_path / "no-secrets-here"
+    (secrets / "discord_token").write_bytes(b"\xff\xfe not text")  # never read: the environment wins
+    assert plain(load_settings().discord_token) == "tok-env"
+
+
+def test_an_empty_or_unreadable_secret_is_handled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secrets = tmp_path / "no-secrets-here"
+    secret(secrets / "discord_token", "tok-from-file")
+    monkeypatch.setenv("DISCORD_TOKEN", "")  # an empty line in .env or compose counts as unset
+    assert plain(load_settings().discord_token) == "tok-from-file"
+    (secrets / "gemini_api_key").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY") as caught:
+        load_settings()
+    assert "not UTF-8" in str(caught.value)
+    (secrets / "gemini_api_key").unlink()
+    (secrets / "database_url").mkdir()  # a directory named like a setting is not a secret
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_settings().database_url is None
 
 
 def test_provider_keys_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -252,7 +284,7 @@ def test_database_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "nanobot:hunter2-pw@db/nanobot"  # no scheme,
+        "nanobot:hunter2-pw@db/nanobot",  # no scheme
         "mysql://nanobot:hunter2-pw@db/nanobot",
     ],
 )

@@ -160,17 +160,21 @@ def test_the_dashboard_shows_what_an_operator_watches() -> None:
 # --- against the real bot -------------------------------------------------------------------------
 
 
-async def exported_families(tmp_path: Path) -> dict[str, str]:
-    """Family name → type, from the /metrics of a real bot."""
+async def exported_families(tmp_path: Path) -> tuple[dict[str, str], set[str]]:
+    """Family name → type, and the families with samples, from the /metrics of a real bot (with an
+    operator budget, so that the budget series are there)."""
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         entry = {"name": "google", "kind": "gemini", "base_url": provider.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry, health_port=0, health_host="127.0.0.1") as bot:
+        async with running_bot(
+            fake, tmp_path, entry, health_port=0, health_host="127.0.0.1", operator_daily_budget=50
+        ) as bot:
             assert bot.health is not None
             url = f"http://127.0.0.1:{bot.health.port}/metrics"
             async with aiohttp.ClientSession() as session, session.get(url) as answer:
                 assert answer.status == 200
                 text = await answer.text()
-    return {family.name: family.type for family in text_string_to_metric_families(text)}
+    families = list(text_string_to_metric_families(text))
+    return {f.name: f.type for f in families}, {f.name for f in families if f.samples}
 
 
 def exported(name: str, families: dict[str, str]) -> bool:
@@ -188,6 +192,8 @@ async def test_every_metric_the_deploy_files_query_is_exported_by_the_bot(tmp_pa
     exprs += dashboard_queries(dashboard())
     queried = {name for expr in exprs for name in metric_names(expr)}
     assert len(queried) >= 15, queried
-    families = await exported_families(tmp_path)
+    families, sampled = await exported_families(tmp_path)
     missing = sorted(name for name in queried - PROMETHEUS_OWN if not exported(name, families))
     assert missing == []
+    # The series the budget alert divides are there with values, not only declared.
+    assert {"nanobot_operator_budget_credits", "nanobot_operator_spent_credits", "nanobot_ready"} <= sampled

@@ -26,7 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [*(n.upper() for n in Settings.model_fields), "NANOBOT_CONFIG"]:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
-    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))  # none of the secret files is there
     monkeypatch.chdir(tmp_path)
 
 

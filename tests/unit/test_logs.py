@@ -40,6 +40,7 @@ def restore_logging() -> Iterator[None]:
 def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     """Settings holding a token, a Gemini key and a database password."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "none").mkdir()
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
@@ -113,7 +114,7 @@ async def test_the_command_line_logs_json_at_the_levels_asked(tmp_path: Path) ->
     env.update(
         PYTHONPATH=str(ROOT),
         DATA_DIR=str(tmp_path),
-        SECRETS_DIR=str(tmp_path / "none"),
+        SECRETS_DIR=str(tmp_path),
         LOG_FORMAT="json",
         LOG_LEVELS="alembic=INFO",  # `db upgrade` logs at WARNING, but this logger is asked for more
     )

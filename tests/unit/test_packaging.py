@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from aiohttp import web
 
 from bot import __version__
 from bot.config import Settings
@@ -63,7 +64,8 @@ def test_the_lock_pins_every_dependency_with_hashes() -> None:
     lock = tomllib.loads(read("uv.lock"))
     packages = {p["name"]: p for p in lock["package"]}
     project = tomllib.loads(read("pyproject.toml"))["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["test"], *extras["lint"], *extras["postgres"]]
     for requirement in wanted:
         name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace(".", "-")
         assert name in packages, f"{name} is not in uv.lock"
@@ -216,3 +218,25 @@ def test_the_kubernetes_example_probes_the_right_paths() -> None:
     assert grace > Settings.model_fields["shutdown_grace"].default
     routes = re.findall(r'add_get\("(/\w+)"', (ROOT / "bot/ops/health.py").read_text())
     assert {"/livez", "/readyz", "/healthz", "/metrics"} <= set(routes)
+
+
+async def test_the_probe_asks_the_address_the_server_listens_on(tmp_path: Path) -> None:
+    async def livez(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/livez", livez)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.2", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for host, status in (("127.0.0.2", 0), ("0.0.0.0", 1), ("", 1)):  # 127.0.0.1 has nothing
+            env = {**os.environ, "HEALTH_PORT": str(port), "HEALTH_HOST": host}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.ops.probe", env=env, stderr=asyncio.subprocess.DEVNULL
+            )
+            assert await asyncio.wait_for(proc.wait(), 20) == status, host
+    finally:
+        await runner.cleanup()
