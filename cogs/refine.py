@@ -105,6 +105,7 @@ class Refine(commands.Cog):
             role_ids=tuple(r.id for r in getattr(message.author, "roles", ())),
             channel_nsfw=bool(getattr(message.channel, "nsfw", False)),
             upload_limit=limit,
+            sent_at=message.id,
         )
         async with message.channel.typing():
             await self.services.jobs.submit(job, delivery)

@@ -256,3 +256,21 @@ def image_size(data: bytes) -> tuple[int, int]:
     """Pixel size of encoded image bytes."""
     with Image.open(io.BytesIO(data)) as im:
         return im.size
+
+
+async def wait_for_text(inter: InteractionHandle, needle: str, timeout: float = HANG) -> dict[str, Any]:
+    """The "thinking…" message once it shows the needle (the timeout only ends a hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        original = inter.original
+        if original is not None and needle in (original.get("content") or ""):
+            return original
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{needle!r} never shown; last: {inter.original}")
+
+
+def cancel_id(message: dict[str, Any]) -> str:
+    [custom_id] = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    assert custom_id.startswith("nb:cancel:")
+    return custom_id

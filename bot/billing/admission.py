@@ -112,7 +112,7 @@ class Admission:
                 limit_cents=to_cents(self.settings.dm_credits),
                 window=self.settings.dm_window,
                 budget_cents=budget_cents,
-                max_concurrent=self.settings.max_concurrent_jobs,
+                max_concurrent=self.admitted_at_once(None),
                 base_cents=base_cents,
             )
         rules = await self.quotas.rules(who.guild_id)
@@ -125,9 +125,17 @@ class Admission:
             rule,
             rules,
             budget_cents=budget_cents,
-            max_concurrent=config.max_concurrent or self.settings.max_concurrent_jobs,
+            max_concurrent=self.admitted_at_once(config),
             base_cents=base_cents,
         )
+
+    def jobs_at_once(self, config: GuildConfig | None) -> int:
+        """How many of a member's jobs may run at once (the server's jobs_at_once, else the default)."""
+        return (config.max_concurrent if config else None) or self.settings.max_concurrent_jobs
+
+    def admitted_at_once(self, config: GuildConfig | None) -> int:
+        """How many of a member's jobs may be admitted at once: those that run, and a queue behind them."""
+        return self.jobs_at_once(config) + self.settings.max_queued_per_user
 
     async def started(self, charge: Charge) -> None:
         """The job got its slot and is running (what a restart tells its user)."""
@@ -153,9 +161,11 @@ def _refused(refusal: Refusal, cost: int) -> Refused:
             "⏱️ Cooldown", f"Please wait {wait} s between images; try again {discord_time(refusal.ready_at)}."
         )
     if refusal.label == "your concurrent jobs":
-        running = refusal.limit_cents // 100
+        admitted = refusal.limit_cents // 100
         return Refused(
-            "⏳ Too many jobs", f"You already have {running} jobs running; wait for one to finish."
+            "⏳ Queue full",
+            f"You already have {admitted} jobs running or waiting in the queue; "
+            "wait for one to finish, or cancel one (❌ on its message).",
         )
     left = max(0, refusal.limit_cents - refusal.used_cents - refusal.reserved_cents)
     when = f" It resets {discord_time(refusal.resets_at)}." if refusal.resets_at else ""

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 
 from bot.billing.store import LIKE_ESCAPE, QuotaStore, escape_like
 from bot.storage.db import Database, insert_for
@@ -82,6 +82,13 @@ class Recovery:
         insert = insert_for(self.db.dialect, instances).values(owner=self.owner, seen_at=now)
         upsert = insert.on_conflict_do_update(index_elements=[instances.c.owner], set_={"seen_at": now})
         await self.db.write(lambda conn: conn.execute(upsert))
+
+    async def live_processes(self) -> int:
+        """How many processes beat recently (this one included): they share the providers' rates."""
+        cutoff = utcnow() - timedelta(seconds=self.stale_after)
+        query = select(func.count()).select_from(instances).where(instances.c.seen_at >= cutoff)
+        async with self.db.connect() as conn:
+            return max(1, int((await conn.execute(query)).scalar_one()))
 
     async def retire(self) -> None:
         """A clean exit: forget this process, so that nothing it still held waits for staleness."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,14 +18,9 @@ from bot.billing.admission import Admission, Charge, Who
 from bot.billing.costs import credits
 from bot.config import Settings
 from bot.errors import DeliveryFailed, InputError, NanoBotError, StorageUnavailable
-from bot.jobs.checks import (
-    check_continue,
-    check_input_count,
-    check_upscale_size,
-    declared_dims,
-    live_parent,
-)
+from bot.jobs.checks import check_continue, check_input_count, check_upscale_size, declared_dims, live_parent
 from bot.jobs.conversations import Threads
+from bot.jobs.ordering import DeliveryOrder
 from bot.jobs.pipeline import Pipeline
 from bot.jobs.recorder import TurnRecorder
 from bot.jobs.routing import Decision, JobRun, Routing
@@ -44,10 +38,9 @@ from bot.jobs.spec import (
     raw_image,
 )
 from bot.jobs.supervisor import Supervisor
+from bot.ops.logs import log_value
 from bot.ops.metrics import Metrics, outcome_of
-from bot.providers.base import (
-    ModelSpec,
-)
+from bot.providers.base import ModelSpec
 from bot.providers.router import Router
 from bot.storage.blobs import BlobStore
 from bot.storage.guilds import GuildConfig
@@ -57,15 +50,7 @@ from bot.storage.turns import TurnRecord, TurnStore
 log = logging.getLogger(__name__)
 #: Seconds between checks, at shutdown, for results still being delivered.
 IDLE_POLL = 0.05
-#: Log values written as they are; anything else is quoted and escaped (no forged records).
-PLAIN_VALUE = re.compile(r"[\w.:/@+-]{1,200}")
 CANCELLED_CHARGED = "cancelled after the provider started (charged)"
-
-
-def log_value(value: object) -> str:
-    """A value for a key=value log line: plain when safe, else JSON-quoted (newlines escaped)."""
-    text = str(value)
-    return text if PLAIN_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=True)
 
 
 __all__ = [
@@ -119,6 +104,8 @@ class JobService:
         self._held: set[int] = set()
         #: Cancelled jobs that were charged (their cost, for the job's log line).
         self._charged_cancels: dict[str, int] = {}
+        #: Each member's results are posted in the order the jobs were sent.
+        self.order = DeliveryOrder()
         #: Bookkeeping writes running beside their job (kept referenced until done).
         self._background: set[asyncio.Future[None]] = set()
 
@@ -191,19 +178,23 @@ class JobService:
         a byte of input is downloaded or decoded. A cancel is free until the provider has the
         request; after that the provider bills us, so the job is charged.
         """
-        config = await self.admission.config(job.guild_id)
-        job = self.routing.with_guild_defaults(job, config)
-        self.admission.check_rules(self._who(job), config, job.prompt)
-        job = await self._precheck(await self._resolve_latest(job))
-        run = JobRun(job_id, self.routing.decide(job))
-        self._check_inputs(job, run.decision)
-        charge = await self._admit(job, config, run)
+        place = self.supervisor.hold(job_id, job.user_id, job.sent_at)  # before any await: in order
+        try:
+            config = await self.admission.config(job.guild_id)
+            job = self.routing.with_guild_defaults(job, config)
+            self.admission.check_rules(self._who(job), config, job.prompt)
+            job = await self._precheck(await self._resolve_latest(job))
+            run = JobRun(job_id, self.routing.decide(job))
+            self._check_inputs(job, run.decision)
+            charge = await self._admit(job, config, run)
+        except BaseException:
+            self.supervisor.drop(place)
+            raise
         if charge.reservation_id is not None:
             self._held.add(charge.reservation_id)
         try:
-            result = await self.supervisor.run(
-                job_id, job.user_id, run.decision.lane, job.progress, lambda: self._start(job, charge, run)
-            )
+            work, share = partial(self._start, job, charge, run), self.admission.jobs_at_once(config)
+            result = await self.supervisor.run(place, run.decision.lane, job.progress, work, user_limit=share)
             self.supervisor.cancelled_by_user(job_id)  # a cancel that came too late to stop it
         except asyncio.CancelledError:
             # A person's cancel after the provider had the request is charged; a shutdown never is.
@@ -364,16 +355,21 @@ class JobService:
         """The one lifecycle of every job, whatever started it: checks, reservation, queue, run, then
         the delivery and the settlement (spent once posted, refunded if it never is). Failures are
         told to the user through the delivery; a cancel ends the task, as cancels do."""
+        place = self.order.enter(job.user_id, job.sent_at)
         try:
-            result = await self.run(job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            if not isinstance(error, NanoBotError):
-                log.error("job failed", exc_info=error)
-            await delivery.fail(error)
-            return
-        await self._deliver(result, delivery)
+            try:
+                result = await self.run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not isinstance(error, NanoBotError):
+                    log.error("job failed", exc_info=error)
+                await delivery.fail(error)
+                return
+            await self.order.turn(place)  # the member's earlier results go first
+            await self._deliver(result, delivery)
+        finally:
+            self.order.leave(place)
 
     async def _deliver(self, result: JobResult, delivery: Delivery) -> None:
         """Post the result through the delivery; settle the reservation by what happened."""

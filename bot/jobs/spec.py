@@ -69,6 +69,9 @@ class JobSpec:
     parent_image: bool = True
     role_ids: tuple[int, ...] = ()
     channel_nsfw: bool = False
+    #: The Discord id (a snowflake: it grows with time) of the interaction or message that asked for
+    #: the job; a member's jobs start in this order. 0: when the service first sees it.
+    sent_at: int = 0
     #: Told where the job stands while it waits and runs (edits the "thinking…" message).
     progress: ProgressHook | None = None
     #: With no input and no parent: use the channel's latest result, else this finds an image of ours

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from bot.jobs.queue import JobQueue, Ticket
+from bot.jobs.queue import UNLIMITED, JobQueue, Ticket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,16 +54,29 @@ class Supervisor:
         #: Jobs cancelled by a person (not by a shutdown), until their job has settled.
         self._cancelled: set[str] = set()
 
+    def hold(self, job_id: str, user_id: int, sent_at: int = 0) -> Ticket:
+        """The job's place in its member's line, taken before its checks (see JobQueue.hold)."""
+        return self.queue.hold(job_id, user_id, sent_at)
+
+    def drop(self, ticket: Ticket) -> None:
+        """A held job that was refused or failed before it was admitted leaves the line."""
+        self.queue.release(ticket, finished=False)
+
     async def run(
         self,
-        job_id: str,
-        user_id: int,
+        ticket: Ticket,
         provider: str,
         report: ProgressHook | None,
         work: Callable[[], Awaitable[T]],
+        *,
+        user_limit: int = UNLIMITED,
     ) -> T:
-        """Wait for a slot (reporting the position), then run `work` (reporting elapsed time)."""
-        ticket = self.queue.enqueue(job_id, user_id, provider)
+        """Wait for a slot (reporting the position), then run `work` (reporting elapsed time).
+
+        `user_limit` is how many of this member's jobs may run at once; the rest wait their turn.
+        """
+        self.queue.admit(ticket, provider, user_limit=user_limit)
+        job_id, user_id = ticket.job_id, ticket.user_id
         task = asyncio.current_task()
         assert task is not None
         self._active[job_id] = _Active(user_id, task)

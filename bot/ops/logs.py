@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -61,3 +63,13 @@ def configure(
     root.setLevel(level)
     for name, own in (levels or {}).items():
         logging.getLogger(name).setLevel(own)
+
+
+#: Log values written as they are; anything else is quoted and escaped (no forged records).
+PLAIN_VALUE = re.compile(r"[\w.:/@+-]{1,200}")
+
+
+def log_value(value: object) -> str:
+    """A value for a key=value log line: plain when safe, else JSON-quoted (newlines escaped)."""
+    text = str(value)
+    return text if PLAIN_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=True)

@@ -23,6 +23,7 @@ from bot.providers.base import (
 from bot.providers.http import ErrorMapper, FormFactory, HttpClient, Limits, image_from_bytes
 from bot.providers.keys import KeyRing
 from bot.providers.models import spec_for
+from bot.providers.pacing import Pacer
 from bot.providers.telemetry import NO_TELEMETRY
 
 
@@ -38,7 +39,8 @@ class ProviderBase:
         self.limits = limits
         # Key rests are reported where the HTTP client reports its attempts (the bot's metrics).
         telemetry = http.policy.telemetry if http is not None else NO_TELEMETRY
-        self.keys = KeyRing(config.name, config.api_keys, telemetry=telemetry)
+        pacer = Pacer(config.requests_per_minute, config.key_requests_per_minute, len(config.api_keys))
+        self.keys = KeyRing(config.name, config.api_keys, telemetry=telemetry, pacer=pacer)
 
     @property
     def http(self) -> HttpClient:

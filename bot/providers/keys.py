@@ -10,6 +10,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from bot.errors import AuthFailed, NoImageReturned, ProviderError, RateLimited, SafetyBlocked
+from bot.providers.pacing import UNPACED, Pacer
 from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,12 @@ class KeyRing:
         keys: Sequence[SecretStr],
         clock: Clock = time.monotonic,
         telemetry: Telemetry = NO_TELEMETRY,
+        pacer: Pacer = UNPACED,
     ) -> None:
         self.provider = provider
         self._keys = list(keys)
+        #: The provider's requests-per-minute limits (all keys, and each key).
+        self.pacer = pacer
         self._clock = clock
         #: Told each time a key is set aside (the bot's metrics, through the provider's HTTP client).
         self.telemetry = telemetry
@@ -50,9 +54,11 @@ class KeyRing:
         return f"key #{index + 1} of {len(self._keys)}"
 
     def order(self) -> list[int]:
-        """Key indexes to try: rested keys in configured order, then resting ones, soonest back first."""
+        """Key indexes to try: rested keys in configured order (those under their rate limit first),
+        then resting ones, soonest back first."""
         now = self._clock()
         ready = [i for i, until in enumerate(self._resting_until) if until <= now]
+        ready.sort(key=lambda i: not self.pacer.has_capacity(i))  # stable: configured order kept
         resting = sorted(set(range(len(self._keys))) - set(ready), key=lambda i: self._resting_until[i])
         return ready + resting
 
@@ -65,6 +71,7 @@ class KeyRing:
     async def run(self, call: Callable[[str | None], Awaitable[T]]) -> T:
         """Run call with the current key; on a key-level failure run it again with the next key."""
         if not self._keys:
+            await self.pacer.wait(None)
             return await call(None)
         order = self.order()
         for position, index in enumerate(order[:-1]):
@@ -85,6 +92,7 @@ class KeyRing:
 
     async def _attempt(self, index: int, call: Callable[[str | None], Awaitable[T]]) -> T:
         """One try with one key: a key-level failure rests the key; no error leaves with a key in it."""
+        await self.pacer.wait(index)  # within the provider's and the key's requests per minute
         try:
             return await call(self._keys[index].get_secret_value())
         except ProviderError as e:

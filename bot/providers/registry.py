@@ -52,4 +52,5 @@ def build_router(
         breaker_failures=settings.breaker_failures,
         breaker_cooldown=settings.breaker_cooldown,
         fallback_on_no_image=settings.fallback_on_no_image,
+        pacers=[p.keys.pacer for p in generating],
     )

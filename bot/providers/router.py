@@ -11,6 +11,7 @@ from bot.config import ProviderConfig
 from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError, ProviderUnavailable
 from bot.providers.base import GenerateRequest, GenerateResult, ImageProvider, UpscaleRequest
 from bot.providers.breaker import Breaker, State
+from bot.providers.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,19 @@ class Router:
         breaker_failures: int = 5,
         breaker_cooldown: float = 60.0,
         fallback_on_no_image: bool = False,
+        pacers: Sequence[Pacer] = (),
     ) -> None:
         self.providers = list(providers)
+        #: The providers' requests-per-minute limits, split between the live processes.
+        self.pacers = list(pacers)
         self.local = local
         self.fallback_on_no_image = fallback_on_no_image
         self.breakers = {p.name: Breaker(p.name, breaker_failures, breaker_cooldown) for p in self.providers}
+
+    def share(self, processes: int) -> None:
+        """This process takes 1/processes of every provider's requests per minute."""
+        for pacer in self.pacers:
+            pacer.share(processes)
 
     def status(self) -> list[ProviderStatus]:
         """Each configured provider's breaker state and current run of failures."""

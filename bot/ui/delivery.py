@@ -48,6 +48,7 @@ def job_context(interaction: Interaction) -> dict[str, Any]:
         "role_ids": tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
         "channel_nsfw": bool(getattr(channel, "nsfw", False)),
         "upload_limit": interaction.filesize_limit,
+        "sent_at": interaction.id,
     }
 
 
@@ -59,7 +60,7 @@ def progress_reporter(interaction: Interaction, lifetime: float) -> ProgressHook
             return
         if progress.state == "queued":
             eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
-            text = f"⏳ Queued: position {progress.position}{eta}"
+            text = f"⏳ Queued: position {progress.position}{eta} (members take turns)"
         else:
             text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
             if progress.charged:

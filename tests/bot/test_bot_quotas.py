@@ -16,7 +16,7 @@ from bot.app import NanoBot
 from bot.billing.rules import Check
 from bot.billing.store import QuotaStore
 from bot.storage.db import Database
-from tests.botenv import eventually, running_bot, settled_usage
+from tests.botenv import eventually, running_bot, settled_usage, wait_result
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini, Fault
 
@@ -147,16 +147,26 @@ async def test_cooldown(env: Env) -> None:
     assert env.gemini.calls == 1
 
 
-async def test_concurrency_cap(env: Env) -> None:
+async def test_jobs_past_the_running_share_wait_and_past_the_queue_are_refused(env: Env) -> None:
     await env.command("settings set", {"jobs_at_once": 1}, user="admin")
-    first_call = env.gemini.hold_next()  # the first job runs until the second has been refused
+    first_call = env.gemini.hold_next()  # the first job runs until the others have been answered
     first = await env.discord.send_slash("imagine", {"prompt": "slow one"})
     await first.wait_ack()
-    await eventually(lambda: env.gemini.calls == 1, what="the first job at the provider")  # reserved
-    second = await env.imagine(prompt="impatient")
-    assert "Too many jobs" in title(second)
+    await eventually(lambda: env.gemini.calls == 1, what="the first job at the provider")
+    waiting = [await env.discord.send_slash("imagine", {"prompt": f"next {n}"}) for n in range(10)]
+    await eventually(
+        lambda: all("Queued" in str((w.original or {}).get("content")) for w in waiting),
+        what="the next ten shown as queued",
+    )
+    assert env.gemini.calls == 1  # jobs_at_once 1: they wait, none runs beside the first
+    assert "Queue full" in title(await env.imagine(prompt="one too many"))  # 1 running + 10 waiting
     first_call.set()
-    assert has_image(env, await first.wait_done())
+    assert has_image(env, await wait_result(first))
+    for inter in waiting:
+        assert has_image(env, await wait_result(inter))
+    prompts = [r.json["contents"][-1]["parts"][0]["text"] for r in env.gemini.requests if r.json]
+    assert prompts == ["slow one", *(f"next {n}" for n in range(10))]  # in the order sent
+    assert await env.usage() == (11, 0)
 
 
 async def test_reset_and_clear(env: Env) -> None:

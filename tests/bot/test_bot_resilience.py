@@ -222,7 +222,14 @@ async def test_a_429_storm_is_told_apart_cut_short_and_survived(tmp_path: Path) 
     nothing is charged; once the storm passes the next command makes an image."""
     async with FakeDiscord() as fake, FakeGemini() as gemini:
         members = ["alice", *(fake.add_user(f"member{n}")["username"] for n in range(11))]
-        settings = {"breaker_failures": 3, "breaker_cooldown": 1.0, "max_concurrent_jobs": 12}
+        # At most 8 calls in flight (a provider's `concurrency` would do the same): the rest meet the
+        # breaker once it opens.
+        settings = {
+            "breaker_failures": 3,
+            "breaker_cooldown": 1.0,
+            "max_concurrent_jobs": 12,
+            "max_running_jobs": 8,
+        }
         async with running_bot(fake, tmp_path, entry(gemini, "gemini", "google"), **settings) as bot:
             gemini.script(*[Fault("rate_limited", retry_after=0.5)] * 200)
             handles = await asyncio.gather(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.app import NanoBot
 from bot.billing.rules import user_subject
-from tests.botenv import HANG, eventually, eventually_async, running_bot, wait_result
+from tests.botenv import (
+    HANG,
+    cancel_id,
+    eventually,
+    eventually_async,
+    running_bot,
+    wait_for_text,
+    wait_result,
+)
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.providers import FakeGemini
 
@@ -52,24 +58,6 @@ def contents(env: Env, inter: InteractionHandle) -> list[str]:
         for r in env.discord.requests
         if r.method == "PATCH" and inter.token in r.path and r.json and r.json.get("content")
     ]
-
-
-async def wait_for_text(inter: InteractionHandle, needle: str, timeout: float = HANG) -> dict[str, Any]:
-    """The "thinking…" message once it shows the needle (the timeout only ends a hang)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        original = inter.original
-        if original is not None and needle in (original.get("content") or ""):
-            return original
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{needle!r} never shown; last: {inter.original}")
-
-
-def cancel_id(message: dict[str, Any]) -> str:
-    [custom_id] = [c["custom_id"] for row in message["components"] for c in row["components"]]
-    assert custom_id.startswith("nb:cancel:")
-    return custom_id
 
 
 async def test_positions_move_and_running_shows_elapsed(env: Env) -> None:

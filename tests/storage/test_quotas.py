@@ -32,6 +32,7 @@ from bot.billing.rules import (
     window_start,
 )
 from bot.billing.store import QuotaStore
+from bot.jobs.recovery import Recovery
 from bot.storage.db import Database, alembic_config, upgrade
 from bot.storage.tables import quota_counters, quota_reservations
 from tests.pg import temp_database
@@ -497,3 +498,14 @@ async def test_a_refused_reservation_does_not_start_the_cooldown(store: QuotaSto
         guild_id=G, user_id=U, cost_cents=1, checks=[], kind="imagine", prompt="p", now=NOW, cooldown=pace
     )
     assert isinstance(again, Reservation)  # the refusal rolled the cooldown back with it
+
+
+async def test_the_live_processes_are_counted_for_sharing_rates(db: Database, store: QuotaStore) -> None:
+    first = Recovery(db, store, "host-a:0", stale_after=90)
+    second = Recovery(db, store, "host-b:1", stale_after=90)
+    assert await first.live_processes() == 1  # never less than this one
+    await first.heartbeat()
+    await second.heartbeat()
+    assert await first.live_processes() == 2
+    await second.retire()
+    assert await first.live_processes() == 1

@@ -235,14 +235,19 @@ async def test_a_member_blocked_by_the_server_is_refused(
     await admit(admission, SERVER, GuildConfig(), 100)  # without the role, allowed
 
 
-async def test_too_many_jobs_at_once_are_refused(make_admission: Callable[..., Admission]) -> None:
-    admission = make_admission()
+async def test_jobs_past_the_running_share_and_the_queue_are_refused(
+    make_admission: Callable[..., Admission],
+) -> None:
+    admission = make_admission(max_queued_per_user=1)
     config = GuildConfig(max_concurrent=1)
+    assert (admission.jobs_at_once(config), admission.admitted_at_once(config)) == (1, 2)
     running = await admit(admission, SERVER, config, 100)
+    await admit(admission, SERVER, config, 100)  # waits in the queue behind the running one
     error = await refused(admission, SERVER, config, 100)
     assert (error.title, error.message) == (
-        "⏳ Too many jobs",
-        "You already have 1 jobs running; wait for one to finish.",
+        "⏳ Queue full",
+        "You already have 2 jobs running or waiting in the queue; "
+        "wait for one to finish, or cancel one (❌ on its message).",
     )
     await admission.commit(running)
     await admit(admission, SERVER, config, 100)  # a finished job frees its place

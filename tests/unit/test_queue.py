@@ -108,7 +108,7 @@ async def test_a_user_may_have_only_so_many_jobs_waiting() -> None:
     )
     assert queue.position("d") is None
     queue.enqueue("e", 8, "google")  # another user still gets a place
-    assert (queue.depth, queue.position("e")) == (3, 3)
+    assert (queue.depth, queue.position("e")) == (3, 1)  # running nothing yet: first in line
 
 
 async def test_a_waiting_job_that_leaves_frees_its_place_and_never_takes_a_slot() -> None:
@@ -174,3 +174,73 @@ async def test_job_ids_are_unique() -> None:
     queue = make_queue()
     ids = {queue.next_id() for _ in range(100)}
     assert len(ids) == 100
+
+
+# --- members take turns; a member's jobs start in the order sent ---------------------------------
+
+
+async def test_a_members_backlog_never_holds_back_another_members_first_job() -> None:
+    queue = make_queue(global_limit=1, per_user_queued=50)
+    alice = [queue.enqueue(f"a{n}", 1, "google") for n in range(50)]
+    bob = queue.enqueue("b0", 2, "google")
+    assert granted(alice[0], alice[1], bob) == [True, False, False]
+    assert queue.position("b0") == 1  # alice runs one already: bob goes next
+    assert [queue.position(f"a{n}") for n in (1, 2)] == [2, 3]
+    queue.release(alice[0], finished=True)
+    assert granted(alice[1], bob) == [False, True]
+
+
+async def test_members_take_turns_and_each_members_jobs_start_in_order() -> None:
+    queue = make_queue(global_limit=1, per_user_queued=50)
+    first = queue.enqueue("x", 9, "google")  # holds the only slot
+    for n in range(3):
+        queue.enqueue(f"a{n}", 1, "google")
+        queue.enqueue(f"b{n}", 2, "google")
+    started: list[str] = []
+    running = first
+    for _ in range(6):
+        queue.release(running, finished=True)
+        [running] = [t for t in queue_tickets(queue, started) if t.granted.done()]
+        started.append(running.job_id)
+    assert started == ["a0", "b0", "a1", "b1", "a2", "b2"]
+
+
+def queue_tickets(queue: JobQueue, started: list[str]) -> list[Ticket]:
+    """The tickets granted so far that have not been recorded as started (at most one here)."""
+    return [t for t in queue.granted_tickets() if t.job_id not in started]
+
+
+async def test_a_job_still_being_checked_keeps_the_members_later_jobs_behind_it() -> None:
+    queue = make_queue(global_limit=5, per_user_queued=50)
+    early = queue.hold("early", 1, sent_at=1000 << 22)  # sent first, its checks still running
+    late = queue.hold("late", 1, sent_at=2000 << 22)
+    queue.admit(late, "google", user_limit=1)
+    assert granted(late) == [False]  # it waits for the job sent before it
+    assert queue.position("late") == 2
+    other = queue.enqueue("other", 2, "google", user_limit=1)
+    assert granted(other) == [True]  # another member is not held up
+    queue.admit(early, "google", user_limit=1)
+    assert granted(early, late) == [True, False]  # jobs_at_once 1: late waits for early to finish
+    queue.release(early, finished=True)
+    assert granted(late) == [True]
+
+
+async def test_a_held_job_that_is_refused_leaves_the_line() -> None:
+    queue = make_queue(global_limit=5)
+    refused = queue.hold("refused", 1, sent_at=1 << 22)
+    later = queue.hold("later", 1, sent_at=2 << 22)
+    queue.admit(later, "google")
+    assert granted(later) == [False]
+    queue.release(refused, finished=False)  # e.g. its quota was spent
+    queue.release(refused, finished=False)  # twice is harmless
+    assert granted(later) == [True] and queue.running == 1 and queue.depth == 0
+
+
+async def test_a_members_running_share_is_kept() -> None:
+    queue = make_queue(global_limit=10, per_user_queued=10)
+    tickets = [queue.enqueue(f"a{n}", 1, "google", user_limit=2) for n in range(5)]
+    assert granted(*tickets) == [True, True, False, False, False]
+    # Rounds of this member's share of two: a2 and a3 start as a0 and a1 finish, a4 after that.
+    assert [queue.estimate(f"a{n}") for n in (2, 3, 4)] == [DEFAULT_DURATION] * 2 + [2 * DEFAULT_DURATION]
+    queue.release(tickets[0], finished=True)
+    assert granted(*tickets[1:]) == [True, True, False, False]
