@@ -35,13 +35,19 @@ NAMES = [s.name for s in SCENARIOS]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--commands", type=int, help="concurrent commands (ack, overhead-1k); default 200")
+    parser.add_argument(
+        "--commands",
+        type=int,
+        help="concurrent commands (ack, overhead-1k), members (members), jobs per member (backlog); "
+        "default 200",
+    )
     parser.add_argument("--jobs-4k", type=int, help="concurrent 4K jobs (4K scenarios, floor); default 50")
     parser.add_argument("--delay", type=float, help="the delayed provider's delay in seconds; default 2.0")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny numbers for CI (10 commands, 2 4K jobs, 20 quota pairs, 2 conversations)",
+        help="tiny numbers for CI (10 commands, 10 members, 3 × 10 backlog jobs, 2 4K jobs, 20 quota pairs, "
+        "2 conversations)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(

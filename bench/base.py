@@ -16,7 +16,7 @@ NO_ASSETS = Assets(png_1k=b"", noisy_png_4k=b"", jpeg_4k=b"")
 class Config:
     """How much work each scenario does."""
 
-    commands: int = 200
+    commands: int = 200  # also: members of `members`, and jobs per member of `backlog`
     jobs_4k: int = 50
     delay: float = 2.0
     solo_1k: int = 5
@@ -26,6 +26,8 @@ class Config:
     db_pairs: int = 1000  # quota reserve+commit pairs per phase
     db_concurrency: int = 16  # reservations (or conversations) in flight at once
     conversations: int = 40  # 8-turn conversations per phase
+    backlog_members: int = 3  # members sending `commands` jobs each in `backlog`
+    backlog_queue: int = 200  # MAX_QUEUED_PER_USER in `backlog` (within what the settings accept)
 
 
 @dataclass

@@ -1,103 +1,26 @@
-"""The scenarios (database ones: bench.db): a fresh fake Discord, provider and real bot each; measure."""
+"""The scenarios (database ones: bench.db, load ones: bench.load): a fresh fake Discord, provider and
+real bot each (bench.harness); measure."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import statistics
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
 
 from bench.base import Config, Outcome, Scenario
 from bench.db import db_conversation, db_quota
-from bench.fakes import MIB, Assets, BenchDiscord, BenchGemini, BenchRelay, TimedProvider, prompt_for
+from bench.fakes import MIB, Assets, BenchRelay, TimedProvider
+from bench.harness import Job, Session, burst, gemini, session
+from bench.load import backlog, members
 from bench.stats import LoopMonitor, Metrics, ms, percentile, reset_peak_rss, rss_mib
-from bot.config import Settings
-from tests.botenv import running_bot
-from tests.fakes.discord.interactions import InteractionHandle
 from tests.fakes.discord.payloads import JSON
-from tests.fakes.settings import FAST
 
-KEY = "bench-gemini-key"
 DISCORD_FILE_LIMIT = 10 * MIB
-
-
-@dataclass
-class Session:
-    """A running bot with its fakes and the loop monitor."""
-
-    fake: BenchDiscord
-    provider: TimedProvider
-    monitor: LoopMonitor
-    config: Config
-    users: list[str]
-    failures: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Job:
-    """One command as the user saw it, with the provider's share of its time."""
-
-    tag: str
-    handle: InteractionHandle
-    message: JSON | None
-    error: str | None
-    done_at: float | None = None
-
-    @property
-    def e2e(self) -> float | None:
-        """Dispatch → the final answer (result or error) appeared."""
-        return None if self.done_at is None else self.done_at - self.handle.created_at
-
-
-def production_defaults() -> dict[str, Any]:
-    """The settings tests shorten (timeouts, retries, progress updates), back at their real defaults."""
-    fields = Settings.model_fields
-    return {name: fields[name].default for name in FAST if name in fields}
-
-
-@contextlib.asynccontextmanager
-async def session(provider: TimedProvider, entry: dict[str, Any], config: Config) -> AsyncIterator[Session]:
-    """A fresh fake Discord and real bot on a temp data dir, against an already built provider."""
-    fake = BenchDiscord()
-    async with fake, provider:
-        entry = {**entry, "base_url": provider.base_url}
-        with tempfile.TemporaryDirectory(prefix="nanobot-bench-") as tmp:
-            async with running_bot(fake, Path(tmp), entry, **production_defaults()):
-                # One member per concurrent command: like real traffic, and under per-user limits.
-                users = await fake.add_users(max(config.commands, config.jobs_4k))
-                async with LoopMonitor() as monitor:
-                    s = Session(fake, provider, monitor, config, users)
-                    yield s
-        s.failures += [f"platform violation: {v}" for v in fake.violations]
-
-
-async def _finish(s: Session, tag: str, handle: InteractionHandle) -> Job:
-    """Wait for the visible reply; a failure becomes a Job with an error, never an exception."""
-    try:
-        message = await s.fake.wait_final(handle, s.config.timeout)
-    except Exception as e:  # InteractionFailed is an AssertionError; timeouts too: report, go on
-        return Job(tag, handle, None, f"{type(e).__name__}: {e}")
-    return Job(tag, handle, message, None, s.fake.final_at[message["id"]])
-
-
-async def burst(s: Session, prefix: str, count: int, options: dict[str, Any]) -> list[Job]:
-    """Dispatch `count` /imagine commands at once and wait for every reply."""
-    tags = [f"{prefix}{n}" for n in range(count)]
-    handles = await asyncio.gather(
-        *(
-            s.fake.send_slash("imagine", {"prompt": prompt_for(tag), **options}, user=s.users[n])
-            for n, tag in enumerate(tags)
-        )
-    )
-    return list(await asyncio.gather(*(_finish(s, t, h) for t, h in zip(tags, handles, strict=True))))
 
 
 async def one_by_one(
@@ -174,15 +97,6 @@ def expect(mimes: tuple[str, ...], size: int | None = None) -> Callable[[JSON], 
 
 
 # -- scenarios -------------------------------------------------------------------------------------
-
-
-def gemini(assets: Assets) -> tuple[BenchGemini, dict[str, Any]]:
-    """Fake Gemini serving the pre-made 1K PNG, and its provider entry."""
-    provider = BenchGemini(api_key=KEY)
-    provider.premade[(1024, 1024, "PNG")] = assets.png_1k
-    return provider, {"name": "google", "kind": "gemini", "api_key": KEY}
-
-
 async def ack(config: Config, assets: Assets) -> Outcome:
     """N concurrent /imagine against a provider with a fixed delay: acknowledgement and loop lag."""
     reset_peak_rss()
@@ -348,6 +262,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("overhead-1k", "instant provider, 1K PNG that fits", overhead_1k),
     Scenario("overhead-4k-png", "instant provider, noisy 4K PNG → re-encode", overhead_4k_png),
     Scenario("overhead-4k-jpeg", "instant provider, 4K JPEG that fits → pass-through", overhead_4k_jpeg),
+    Scenario(
+        "members", "one /imagine from each of N members at once, delayed provider, no provider limit", members
+    ),
+    Scenario("backlog", "3 members sending N /imagine each as fast as they can, delayed provider", backlog),
     Scenario("floor", "Pillow alone: decode 4K PNG + encode JPEG q90 (loop's default pool)", floor),
     Scenario("db-quota", "quota reserve + commit (SQLite, PostgreSQL if up)", db_quota, needs_assets=False),
     Scenario(

@@ -66,7 +66,23 @@ LABELS: dict[str, tuple[str, str]] = {
     "concurrent_conversations_per_s": ("conversations, N at once", "/s"),
     "concurrent_ops_per_s": ("store operations, N at once", "/s"),
     "concurrent_history_p50_ms": ("8-turn history load p50, N at once", "ms"),
+    "members": ("members", ""),
+    "jobs_per_member": ("jobs per member", ""),
+    "queue_limit": ("MAX_QUEUED_PER_USER", ""),
+    "jobs_at_once": ("jobs at once per member (default)", ""),
+    "accepted": ("accepted (not refused)", ""),
+    "delivered": ("delivered", ""),
+    "refused": ("refused", ""),
+    "failed": ("failed or lost", ""),
+    "undelivered": ("not delivered", ""),
+    "e2e_p99_ms": ("end to end p99, all at once", "ms"),
+    "ideal_jobs_per_s": ("jobs per second the limits allow", "/s"),
+    "ideal_ratio": ("jobs per second / what the limits allow", "×"),
+    "order_inversions": ("results out of order (inverted pairs)", ""),
+    "members_out_of_order": ("members with results out of order", ""),
 }
+#: Refusals are counted per kind under this prefix and the refusal's title ("refused_queue_full").
+REFUSED_PREFIX = "refused_"
 #: Figures measured again on PostgreSQL carry this prefix (and the SQLite figure's label).
 PG_PREFIX = "pg_"
 
@@ -202,17 +218,21 @@ class Target:
     metric: str
     limit: float
     text: str
-    inclusive: bool = False  # ≤ rather than <
+    inclusive: bool = False  # ≤ rather than < (≥ rather than > for a floor)
+    floor: bool = False  # the value must reach the limit rather than stay under it
 
     def met(self, value: float | None) -> bool | None:
         """Whether the value meets the goal (None when there is no value)."""
         if value is None:
             return None
+        if self.floor:
+            return value >= self.limit if self.inclusive else value > self.limit
         return value <= self.limit if self.inclusive else value < self.limit
 
     def bound(self) -> str:
-        """ "< 100" or "≤ 1.3"."""
-        return f"{'≤' if self.inclusive else '<'} {self.limit:g}"
+        """ "< 100", "≤ 1.3" or "≥ 0.8"."""
+        signs = (">", "≥") if self.floor else ("<", "≤")
+        return f"{signs[self.inclusive]} {self.limit:g}"
 
 
 TARGETS: tuple[Target, ...] = (
@@ -232,6 +252,16 @@ TARGETS: tuple[Target, ...] = (
     Target("overhead-4k-jpeg", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms during 50 4K jobs"),
     Target("overhead-4k-png", "peak_rss_mib", 1024, "peak memory < 1 GiB for 50 concurrent 4K jobs"),
     Target("overhead-4k-jpeg", "peak_rss_mib", 1024, "peak memory < 1 GiB for 50 concurrent 4K jobs"),
+    Target("members", "undelivered", 0, "every member's job delivered (200 members, one job each)", True),
+    Target("members", "e2e_p99_ms", 3000, "end to end p99 ≤ 3.0 s for a 2-s provider", True),
+    Target("members", "ack_p99_ms", 100, "acknowledgement p99 < 100 ms with 200 members at once"),
+    Target("members", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms with 200 members at once"),
+    Target("members", "peak_rss_mib", 1024, "peak memory < 1 GiB with 200 members at once"),
+    Target("backlog", "failed", 0, "no accepted job lost", True),
+    Target("backlog", "order_inversions", 0, "each member's results in the order sent", True),
+    Target("backlog", "ideal_ratio", 0.8, "jobs per second ≥ 80% of what the limits allow", True, floor=True),
+    Target("backlog", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms with 3 × 200 jobs"),
+    Target("backlog", "peak_rss_mib", 1024, "peak memory < 1 GiB with 3 × 200 jobs"),
 )
 
 
@@ -267,6 +297,7 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "target": target.text,
                 "limit": target.limit,
                 "inclusive": target.inclusive,
+                "floor": target.floor,
                 "value": value,
                 "met": target.met(value),
             }
@@ -328,6 +359,8 @@ def _label(metric: str) -> tuple[str, str]:
     if metric.startswith(PG_PREFIX) and (base := metric.removeprefix(PG_PREFIX)) in LABELS:
         label, unit = LABELS[base]
         return f"pg: {label}", unit
+    if metric not in LABELS and metric.startswith(REFUSED_PREFIX):
+        return f"  refused: {metric.removeprefix(REFUSED_PREFIX).replace('_', ' ')}", ""
     return LABELS.get(metric, (metric, ""))
 
 
