@@ -14,11 +14,9 @@ from pydantic.fields import FieldInfo
 
 from bot.config import Settings
 
-#: The settings a minimal install needs, uncommented, with placeholders to replace.
-REQUIRED = {
-    "discord_token": "your-bot-token-from-the-developer-portal",
-    "gemini_api_key": "your-key-from-aistudio.google.com",
-}
+#: The settings a minimal install needs, uncommented and empty to fill in (an empty value counts as
+#: unset, so a copy left unfilled never hides the same secret given as a file).
+REQUIRED = {"discord_token": "", "gemini_api_key": ""}
 
 #: The other settings, grouped as an operator looks for them; a setting left out lands in "Other".
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -172,7 +170,7 @@ def groups() -> list[tuple[str, tuple[str, ...]]]:
 def env_example() -> str:
     """The text of .env.example."""
     fields = Settings.model_fields
-    lines = ["# The two settings a minimal install needs:"]
+    lines = ["# The two settings a minimal install needs (or give them as files: see below):"]
     lines += [f"{name.upper()}={placeholder}" for name, placeholder in REQUIRED.items()]
     lines += [f"#   {name.upper()}: {_description(name, fields[name])}" for name in REQUIRED]
     lines += ["", *HEADER.splitlines()]

@@ -55,7 +55,7 @@ def test_every_setting_has_a_group_and_a_description() -> None:
 def test_only_the_minimal_settings_are_live() -> None:
     lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
     assert lines[:3] == [
-        "# The two settings a minimal install needs:",
+        "# The two settings a minimal install needs (or give them as files: see below):",
         *(f"{name.upper()}={value}" for name, value in REQUIRED.items()),
     ]
     assert dotenv_values(ENV_EXAMPLE) == {name.upper(): value for name, value in REQUIRED.items()}
