@@ -25,6 +25,7 @@ from bot.providers.base import (
     UpscaleRequest,
 )
 from bot.providers.http import HttpClient, Limits
+from bot.providers.listing import list_providers, table
 from bot.providers.netguard import check_url, has_scheme
 from bot.providers.router import Router
 from bot.wiring import provider_services
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     sub.add_parser("check", help="probe every configured provider")
+    models = sub.add_parser("models", help="list each provider's models with the limits the bot applies")
+    models.add_argument("--provider", help="only this provider")
+    models.add_argument("--all", action="store_true", help="also list models that make no images")
     config = sub.add_parser("config", help="configuration files")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     example = config_sub.add_parser("env-example", help="print .env.example, made from the settings")
@@ -165,12 +169,27 @@ async def _check(router: Router) -> int:
     return status
 
 
+async def _models(args: argparse.Namespace, router: Router) -> int:
+    """List each provider's models (one line per provider that fails; exit 3 if any failed)."""
+    providers = [router.get(args.provider)] if args.provider else router.providers
+    if not providers:
+        print("no providers configured (set GEMINI_API_KEY or add [[providers]])", file=sys.stderr)
+        return EXIT_INPUT
+    listings = await list_providers(providers, everything=args.all)
+    for failed in (listing for listing in listings if listing.error is not None):
+        print(f"{failed.provider} ({failed.kind}): FAILED: {failed.error}", file=sys.stderr)
+    print(table([row for listing in listings for row in listing.rows]))
+    return EXIT_PROVIDER if any(listing.error is not None for listing in listings) else EXIT_OK
+
+
 async def _offline(args: argparse.Namespace, settings: Settings) -> int:
     """Run one provider command on its own HTTP session."""
     async with provider_services(settings) as services:
         router, http = services.router, services.http
         if args.command == "check":
             return await _check(router)
+        if args.command == "models":
+            return await _models(args, router)
         if args.command == "upscale":
             return await _upscale(args, settings, router, http)
         return await _generate(args, settings, router, http)

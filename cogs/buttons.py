@@ -1,4 +1,5 @@
-"""What the result buttons do: reroll, vary, upscale ×2/×4, edit (a modal) and delete."""
+"""What the result buttons do: reroll, subtle and strong variations, upscale ×2/×4, edit (a modal)
+and delete."""
 
 from __future__ import annotations
 
@@ -7,17 +8,61 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.errors import InputError, Refused
+from bot.errors import InputError, NanoBotError, Refused
 from bot.jobs.conversations import Threads
 from bot.jobs.service import JobInput, JobSpec, raw_image
+from bot.jobs.spec import new_seed
 from bot.storage.turns import TurnRecord
 from bot.ui.buttons import CancelButton, TurnButton
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 
-VARY_PROMPT = "Create a variation of this image with the same subject and style. {prompt}"
-TITLES = {"reroll": "🔁 Reroll", "vary": "🔀 Variation", "up2": "⬆️ Upscale x2", "up4": "⬆️ Upscale x4"}
+#: A subtle variation edits the result: same composition, small changes (the original prompt follows).
+SUBTLE = (
+    "Make a subtle variation of this image: keep the composition, subject and colours, change small details."
+)
+SUBTLE_PROMPT = "\nOriginal prompt: "
+#: A strong variation asks for the original prompt again with the result as a reference. Said to the
+#: model, since an image beside a prompt it already matches is otherwise taken as "keep this".
+STRONG = (
+    "Use the attached image only as a loose reference for subject and style: make a new, clearly "
+    "different image from this description (composition, pose and framing may all change)."
+)
+#: What the single 🔀 Vary put before the prompt (its turns are varied again from the bare prompt).
+LEGACY_VARY = "Create a variation of this image with the same subject and style."
+TITLES = {
+    "reroll": "🔁 Reroll",
+    "vsub": "🔀 Subtle variation",
+    "vstr": "🌀 Strong variation",
+    "up2": "⬆️ Upscale x2",
+    "up4": "⬆️ Upscale x4",
+}
+#: File name stems of the results (the action ids are terse).
+STEMS = {"vsub": "vary-subtle", "vstr": "vary-strong"}
+
+
+def base_prompt(prompt: str) -> str:
+    """The member's own prompt inside a variation's (a variation of a variation never nests them)."""
+    while True:
+        if prompt.startswith(SUBTLE):
+            _, _, prompt = prompt.partition(SUBTLE_PROMPT)
+        elif prompt.endswith(STRONG):
+            prompt = prompt.removesuffix(STRONG)
+        elif prompt.startswith(LEGACY_VARY):
+            prompt = prompt.removeprefix(LEGACY_VARY)
+        else:
+            return prompt.strip()
+        prompt = prompt.strip()
+
+
+def variation_prompt(action: str, prompt: str) -> str:
+    """What a variation asks of the model: the subtle edit instruction then the original prompt, or
+    the original prompt then how to use the reference."""
+    base = base_prompt(prompt)
+    if action == "vsub":
+        return f"{SUBTLE}{SUBTLE_PROMPT}{base}" if base else SUBTLE
+    return f"{base}\n\n{STRONG}" if base else STRONG
 
 
 class EditTurnModal(discord.ui.Modal, title="Edit this image"):
@@ -107,6 +152,23 @@ class Buttons(commands.Cog):
         served = any(p == turn.provider and m == asked for p, m in self.services.jobs.router.models())
         return str(asked) if served else None
 
+    def image_model(self, turn: TurnRecord) -> tuple[str | None, str | None]:
+        """Where a variation runs: the result's model when it takes an input image (the result is
+        sent as one), else the first configured model that does; with none, the result's (the input
+        check then names the limit)."""
+        asked = (turn.provider, self.asked_model(turn))
+        for provider, model in (asked, *self.services.jobs.router.models()):
+            if self._takes_an_image(provider, model):
+                return provider, model
+        return asked
+
+    def _takes_an_image(self, provider: str | None, model: str | None) -> bool:
+        """Whether a configured provider's model accepts at least one input image."""
+        try:
+            return self.services.jobs.spec_for(provider, model).max_input_images >= 1
+        except NanoBotError:  # the provider or model is no longer configured
+            return False
+
     async def stored_turn(self, turn_id: int) -> TurnRecord:
         """The turn a button belongs to, whatever its status."""
         turns = self.services.jobs.turns
@@ -133,7 +195,7 @@ class Buttons(commands.Cog):
         else:
             loading = await acknowledge(interaction)
             job = await self._job(interaction, action, await self.live_turn(turn_id))
-            await self.run(interaction, job, TITLES[action], action, loading=loading)
+            await self.run(interaction, job, TITLES[action], STEMS.get(action, action), loading=loading)
 
     async def _job(self, interaction: Interaction, action: str, turn: TurnRecord) -> JobSpec:
         """The job a button asks for, built from the stored turn."""
@@ -141,20 +203,24 @@ class Buttons(commands.Cog):
         options = turn.options
         if action in ("up2", "up4"):
             return JobSpec(kind="upscale", parent=turn, factor=int(action[2]), **context)
-        if action == "vary":
+        if action in ("vsub", "vstr"):
+            # Both send the result beside the prompt: on every wire format an edit and a generation
+            # with a reference are the same request, so the prompt alone makes a variation subtle
+            # or strong. One kind, one price: both are a one-reference generation, as Vary was.
+            provider, model = self.image_model(turn)
             return JobSpec(
                 kind="vary",
-                prompt=VARY_PROMPT.format(prompt=turn.prompt).strip(),
+                prompt=variation_prompt(action, turn.prompt),
                 parent=turn,
-                provider=turn.provider,
-                model=self.asked_model(turn),
+                provider=provider,
+                model=model,
                 aspect_ratio="auto",
                 **context,
             )
         return await self._reroll(turn, context, options)
 
     async def _reroll(self, turn: TurnRecord, context: dict[str, Any], options: dict[str, Any]) -> JobSpec:
-        """Same inputs, same options, a new image."""
+        """Same inputs, same options, a new image (a new seed)."""
         inputs: list[JobInput] = [raw_image(i) for i in await self.threads.input_images(turn)]
         if turn.kind == "upscale":
             factor = int(str(options.get("factor", 2)))
@@ -178,6 +244,8 @@ class Buttons(commands.Cog):
             aspect_ratio=str(ratio) if ratio else None,
             resolution=str(resolution) if resolution else None,
             count=int(str(options.get("count", 1))),
+            seed=new_seed(),  # the same seed would make the same image again
+            thinking=str(thinking) if (thinking := options.get("thinking")) else None,
             **context,
         )
 

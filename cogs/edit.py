@@ -9,8 +9,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.service import JobSpec
+from bot.jobs.spec import new_seed
+from bot.providers.base import MAX_SEED
 from bot.ui.attachments import latest_bot_image, pending_attachment
-from bot.ui.autocomplete import AUTO, edit_ratio_choices, model_choices, resolution_choices
+from bot.ui.autocomplete import (
+    AUTO,
+    edit_ratio_choices,
+    model_choices,
+    resolution_choices,
+    thinking_choices,
+)
 from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
@@ -48,9 +56,14 @@ class Edit(commands.Cog):
         aspect_ratio="Shape of the result (default auto: keep the input's)",
         resolution="Output size (as the model allows)",
         model="Model to use",
+        seed="Same seed, prompt and options: the same result again (default: a random one, shown)",
+        thinking="How much the model thinks first (only models that take it)",
     )
     @app_commands.autocomplete(
-        model=model_choices, aspect_ratio=edit_ratio_choices, resolution=resolution_choices
+        model=model_choices,
+        aspect_ratio=edit_ratio_choices,
+        resolution=resolution_choices,
+        thinking=thinking_choices,
     )
     async def edit(
         self,
@@ -60,6 +73,8 @@ class Edit(commands.Cog):
         aspect_ratio: str = AUTO,
         resolution: str | None = None,
         model: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        thinking: str | None = None,
     ) -> None:
         """Defer, fetch the input, run the job, reply with the result."""
         loading = await acknowledge(interaction)
@@ -70,6 +85,8 @@ class Edit(commands.Cog):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            seed=new_seed() if seed is None else seed,
+            thinking=(thinking or "").strip().lower() or None,
             **job_context(interaction),
         )
         delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)

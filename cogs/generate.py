@@ -7,8 +7,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.service import JobSpec
+from bot.jobs.spec import new_seed
+from bot.providers.base import MAX_SEED
 from bot.ui.attachments import pending_attachment
-from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices
+from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices, thinking_choices
 from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
@@ -31,8 +33,15 @@ class Generate(commands.Cog):
         image="Reference image",
         image2="Second reference image",
         image3="Third reference image",
+        seed="Same seed, prompt and options: the same image again (default: a random one, shown)",
+        thinking="How much the model thinks first (only models that take it)",
     )
-    @app_commands.autocomplete(model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices)
+    @app_commands.autocomplete(
+        model=model_choices,
+        aspect_ratio=ratio_choices,
+        resolution=resolution_choices,
+        thinking=thinking_choices,
+    )
     async def imagine(
         self,
         interaction: Interaction,
@@ -44,6 +53,8 @@ class Generate(commands.Cog):
         image: discord.Attachment | None = None,
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        thinking: str | None = None,
     ) -> None:
         """Defer, run the job (references are downloaded once it is admitted), reply with the images."""
         loading = await acknowledge(interaction)
@@ -57,6 +68,8 @@ class Generate(commands.Cog):
             aspect_ratio=aspect_ratio,
             resolution=resolution,
             count=count,
+            seed=new_seed() if seed is None else seed,
+            thinking=(thinking or "").strip().lower() or None,
             **job_context(interaction),
         )
         delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)

@@ -1,4 +1,4 @@
-"""/settings: defaults, allowed channels, blocklist, pace limits and the cost rules (admins)."""
+"""/settings: defaults, allowed channels, blocklist, pace limits, safety and the cost rules (admins)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from bot.wiring import services_of
 from cogs.admin import ADMIN, guild_id_of, require_manager
 
 MAX_BLOCKLIST = 200
+#: What each safety level does, as /settings show says it.
+SAFETY_SHOWN = {
+    "strict": "strict (blocks even a low likelihood of harm)",
+    "default": "default (the provider's own filters)",
+    "relaxed": "relaxed in age-restricted channels (blocks only a high likelihood); default elsewhere",
+}
 
 
 def store_of(bot: Client) -> GuildSettingsStore:
@@ -36,6 +42,7 @@ def settings_embed(bot: Client, config: GuildConfig) -> discord.Embed:
     jobs = config.max_concurrent or services_of(bot).settings.max_concurrent_jobs
     embed.add_field(name="Jobs at once per member", value=str(jobs))
     embed.add_field(name="Cost multiplier", value=f"×{config.cost_multiplier:g}")
+    embed.add_field(name="Safety", value=SAFETY_SHOWN[config.safety])
     blocked = ", ".join(f"“{p}”" for p in config.blocklist) or "none"
     embed.add_field(name="Blocked phrases", value=blocked[:1024], inline=False)
     embed.add_field(
@@ -85,8 +92,10 @@ class Settings(commands.Cog):
         jobs_at_once="Jobs one member may run at the same time",
         age_restricted_only="Only allow images in age-restricted channels",
         cost_multiplier="Multiply every job's cost (e.g. 2 to halve what limits allow)",
+        safety="How strictly images are filtered (relaxed: in age-restricted channels only)",
     )
     @app_commands.autocomplete(model=model_choices)
+    @app_commands.choices(safety=[app_commands.Choice(name=level, value=level) for level in SAFETY_SHOWN])
     async def set_(
         self,
         interaction: Interaction,
@@ -95,6 +104,7 @@ class Settings(commands.Cog):
         jobs_at_once: app_commands.Range[int, 1, 50] | None = None,
         age_restricted_only: bool | None = None,
         cost_multiplier: app_commands.Range[float, 0, 100] | None = None,
+        safety: str | None = None,
     ) -> None:
         """Update the given fields only."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -107,6 +117,7 @@ class Settings(commands.Cog):
             ("max_concurrent", jobs_at_once),
             ("age_restricted_only", age_restricted_only),
             ("cost_multiplier", cost_multiplier),
+            ("safety", safety),
         ):
             if value is not None:
                 changes[key] = value

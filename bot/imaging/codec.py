@@ -11,6 +11,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from PIL import Image, ImageFile, ImageOps
 
@@ -107,12 +108,17 @@ def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> No
         raise ImageTooLarge(f"{name} is {width}×{height} pixels; the limit is {limit} megapixels")
 
 
-def open_image(data: bytes, name: str, mime: str, max_pixels: int | None = None) -> ImageFile.ImageFile:
-    """Open lazily (header only), refusing oversized images before Pillow allocates any pixels."""
+def open_image(
+    data: bytes, name: str, mime: str, max_pixels: int | None = None, *, source: IO[bytes] | None = None
+) -> ImageFile.ImageFile:
+    """Open lazily (header only), refusing oversized images before Pillow allocates any pixels.
+
+    data is the whole image, or with source (a file the image is read from) its first bytes.
+    """
     if (dims := header_dims(data, mime)) is not None:
         check_pixels(name, dims, max_pixels)
     try:
-        image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[mime]])
+        image = Image.open(source or io.BytesIO(data), formats=[PIL_FORMATS[mime]])
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{name} has too many pixels to process safely") from e
     except DECODE_ERRORS as e:
@@ -124,7 +130,17 @@ def open_image(data: bytes, name: str, mime: str, max_pixels: int | None = None)
 def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
     """Sniff, guard, fully decode the first frame, apply EXIF orientation and normalise the mode."""
     mime = check_supported(data, name)
-    image = open_image(data, name, mime, max_pixels)
+    return _load(open_image(data, name, mime, max_pixels), name, mime, max_pixels)
+
+
+def decode_file(source: IO[bytes], head: bytes, name: str, max_pixels: int) -> Decoded:
+    """decode() reading from a file as it is read (a download arriving); head is its first bytes."""
+    mime = check_supported(head, name)
+    return _load(open_image(head, name, mime, max_pixels, source=source), name, mime, max_pixels)
+
+
+def _load(image: ImageFile.ImageFile, name: str, mime: str, max_pixels: int) -> Decoded:
+    """Decode an opened image's first frame, upright, in RGB or RGBA."""
     try:
         animated = bool(getattr(image, "is_animated", False))  # seeks, so before load()
         image.load()

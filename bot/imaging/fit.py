@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.errors import ImageTooLarge
-from bot.imaging.codec import check_supported, decode, encode_within, has_alpha, open_image
+from bot.imaging.codec import Decoded, check_supported, decode, encode_within, has_alpha, open_image
 
 # Opaque images go to JPEG, transparent ones to WebP; quality steps before any downscaling.
 FIT_QUALITIES = (90, 85, 80, 75)
 # Largest image we agree to decode here: an 8192² upscale result.
 FIT_MAX_PIXELS = 8192 * 8192
+#: Room kept under Discord's limits for the rest of the message (embeds, multipart framing).
+UPLOAD_MARGIN = 64 * 1024
 _EXTS = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -42,9 +44,13 @@ def fit_for_upload(
     *,
     per_file_limit: int = 10 * 1024 * 1024,
     total_limit: int = 25 * 1024 * 1024,
-    margin: int = 64 * 1024,
+    margin: int = UPLOAD_MARGIN,
+    decoded: Sequence[Decoded | None] = (),
 ) -> list[FittedImage]:
-    """Make every file ≤ per_file_limit - margin and all together ≤ total_limit - margin."""
+    """Make every file ≤ per_file_limit - margin and all together ≤ total_limit - margin.
+
+    decoded may hold, by index, images already decoded from those bytes (while they arrived).
+    """
     per_file, remaining = per_file_limit - margin, total_limit - margin
     if per_file <= 0 or remaining <= 0:
         raise ValueError("the limits must be larger than the margin")
@@ -56,7 +62,8 @@ def fit_for_upload(
         if budget is None:
             break
         index = pending.pop(0)  # the largest file is always one that does not fit its share
-        fitted[index] = _shrink(images[index][0], budget, f"image {index + 1}")
+        ready = decoded[index] if index < len(decoded) else None
+        fitted[index] = _shrink(images[index][0], budget, f"image {index + 1}", ready)
         remaining -= len(fitted[index].data)
     for index in pending:
         fitted[index] = _passthrough(images[index][0], f"image {index + 1}")
@@ -81,11 +88,17 @@ def _passthrough(data: bytes, name: str) -> FittedImage:
     return FittedImage(data, mime, image.width, image.height, reencoded=False)
 
 
-def _shrink(data: bytes, budget: int, name: str) -> FittedImage:
-    """Decode once, then re-encode (JPEG, or WebP for real alpha) within budget bytes."""
+def must_shrink_over(per_file_limit: int, total_limit: int, margin: int = UPLOAD_MARGIN) -> int:
+    """The size over which a result is sure to be re-encoded, whatever else the message holds."""
+    return min(per_file_limit, total_limit) - margin
+
+
+def _shrink(data: bytes, budget: int, name: str, decoded: Decoded | None = None) -> FittedImage:
+    """Decode once (unless done already), then re-encode (JPEG, or WebP for real alpha) within budget."""
     if budget <= 0:
         raise ImageTooLarge(f"{name} does not fit: the message is already at Discord's size limit")
-    decoded = decode(data, name, FIT_MAX_PIXELS)
+    if decoded is None:
+        decoded = decode(data, name, FIT_MAX_PIXELS)
     fmt = "WEBP" if has_alpha(decoded.image) else "JPEG"
     out = encode_within(decoded.image, fmt, budget, FIT_QUALITIES, decoded.icc)
     return FittedImage(out.data, out.mime, out.width, out.height, reencoded=True)

@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 
 from bot.errors import ImageTooLarge, InputError
 from bot.imaging.codec import (
+    Decoded,
     Encoded,
     check_supported,
     decode,
@@ -27,7 +28,7 @@ from bot.imaging.codec import (
     resize_to,
     scaled_size,
 )
-from bot.imaging.fit import FittedImage, fair_share, fit_for_upload
+from bot.imaging.fit import UPLOAD_MARGIN, FittedImage, fair_share, fit_for_upload
 from bot.imaging.header import SUPPORTED_MIMES, header_dims, sniff_mime
 from bot.imaging.pool import run_image
 
@@ -220,7 +221,8 @@ async def fit_for_upload_async(
     *,
     per_file_limit: int = 10 * 1024 * 1024,
     total_limit: int = 25 * 1024 * 1024,
-    margin: int = 64 * 1024,
+    margin: int = UPLOAD_MARGIN,
+    decoded: Sequence[Decoded | None] = (),
 ) -> list[FittedImage]:
     """fit_for_upload off the loop: in the image pool when a file must be re-encoded.
 
@@ -234,6 +236,7 @@ async def fit_for_upload_async(
         per_file_limit=per_file_limit,
         total_limit=total_limit,
         margin=margin,
+        decoded=decoded,
     )
 
 

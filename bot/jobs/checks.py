@@ -1,13 +1,13 @@
 """Refusals decided before anything is reserved, downloaded or decoded: conversations that may not
 be continued (deleted results, someone else's under CONTINUE_POLICY=starter), too many inputs for the
-model, and upscales whose result would be too large."""
+model, a resolution, ratio or thinking level it cannot take, and upscales whose result would be too large."""
 
 from __future__ import annotations
 
 import math
 
 from bot.errors import InputError, Refused
-from bot.jobs.spec import JobInput, JobSpec, PendingInput, RawInput
+from bot.jobs.spec import AUTO, JobInput, JobSpec, PendingInput, RawInput
 from bot.providers.base import ModelSpec
 from bot.storage.turns import TurnRecord, TurnStore
 
@@ -72,3 +72,25 @@ def check_upscale_size(width: int, height: int, factor: int, max_pixels: int) ->
         f"×{factor} of this {width}×{height} image would make {pixels / 1e6:.1f} MP, over this bot's "
         f"{max_pixels / 1e6:.0f} MP limit; {what}. Nothing was charged."
     )
+
+
+def check_shape(spec: ModelSpec, job: JobSpec) -> None:
+    """A resolution or aspect ratio the decided model cannot make, refused before anything is
+    reserved (the provider checks the whole request again before sending it)."""
+    if job.resolution and job.resolution not in spec.resolutions:
+        raise InputError(f"{spec.name} does not offer {job.resolution}; choose {', '.join(spec.resolutions)}")
+    ratio = job.aspect_ratio
+    if ratio and ratio != AUTO and ratio not in spec.aspect_ratios:
+        ratios = ", ".join(spec.aspect_ratios)
+        raise InputError(f"{spec.name} does not support aspect ratio {ratio}; choose one of {ratios}")
+    check_thinking(spec, job.thinking)
+
+
+def check_thinking(spec: ModelSpec, level: str | None) -> None:
+    """A thinking level the model does not take, refused before anything is reserved."""
+    if level is None or level in spec.thinking_levels:
+        return
+    if not spec.thinking_levels:
+        raise InputError(f"{spec.name} takes no thinking level; leave the thinking option out")
+    levels = ", ".join(spec.thinking_levels)
+    raise InputError(f"{spec.name} does not take thinking level {level}; choose {levels}")

@@ -10,7 +10,16 @@ from collections.abc import Callable
 
 from bot.config import Settings
 from bot.errors import InputError
-from bot.imaging import FittedImage, fit_for_upload_async, image_dims, nearest_ratio
+from bot.imaging import (
+    ByteBudget,
+    FittedImage,
+    Intake,
+    fit_for_upload_async,
+    image_dims,
+    intake,
+    must_shrink_over,
+    nearest_ratio,
+)
 from bot.jobs.checks import check_upscale_size
 from bot.jobs.conversations import Threads
 from bot.jobs.inputs import load_inputs, prepare_inputs
@@ -19,6 +28,12 @@ from bot.jobs.routing import JobRun, Routing
 from bot.jobs.spec import AUTO, DISCORD_MESSAGE_LIMIT, JobResult, JobSpec, Outcome, RawInput, raw_image
 from bot.providers.base import GenerateRequest, InputImage, ModelSpec, Turn, UpscaleRequest
 from bot.providers.router import Router
+
+#: Bytes of provider answers (results, JSON with base64 results) all jobs together may hold from
+#: download to fit: a 4K PNG is 48 MB, so about five at once. Over it, a download waits its turn
+#: (before reading the body): fifty 4K jobs at once otherwise held 2.4 GB of answers, waiting for
+#: the image pool, and the process passed 3 GiB.
+RESULT_BYTES_BUDGET = 160 * 1024 * 1024
 
 
 class Pipeline:
@@ -39,20 +54,23 @@ class Pipeline:
         self.threads = threads
         self.recorder = recorder
         self.sending = sending
+        self.budget = ByteBudget(RESULT_BYTES_BUDGET)
 
     async def run(self, job: JobSpec, run: JobRun) -> JobResult:
         """Download the inputs, call the provider, store and fit; a failure leaves a failed turn."""
         started = time.monotonic()
-        try:
-            inputs = await load_inputs(job.inputs)
-            if job.kind == "upscale":
-                outcome = await self._upscale(job, inputs, run)
-            else:
-                outcome = await self._generate(job, inputs, run)
-        except Exception as e:
-            await self.recorder.failed(job, failure_text(e))
-            raise
-        files, turn_id = await self._fit_and_record(job, outcome)
+        decode_over = must_shrink_over(job.upload_limit, DISCORD_MESSAGE_LIMIT)
+        with intake(self.budget, decode_over=decode_over) as results:  # until the fit is done
+            try:
+                inputs = await load_inputs(job.inputs)
+                if job.kind == "upscale":
+                    outcome = await self._upscale(job, inputs, run)
+                else:
+                    outcome = await self._generate(job, inputs, run)
+            except Exception as e:
+                await self.recorder.failed(job, failure_text(e))
+                raise
+            files, turn_id = await self._fit_and_record(job, outcome, results)
         result = outcome.result
         return JobResult(
             files=files,
@@ -65,26 +83,22 @@ class Pipeline:
             text=result.text,
             turn_id=turn_id,
             history_cut=outcome.history_cut,
+            seed=job.seed,
         )
 
     async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
         """Each input checked and shrunk to what the model accepts (off the loop)."""
         return await prepare_inputs(self.settings, inputs, spec)
 
-    async def _fit_and_record(self, job: JobSpec, outcome: Outcome) -> tuple[list[FittedImage], int | None]:
+    async def _fit_and_record(
+        self, job: JobSpec, outcome: Outcome, results: Intake
+    ) -> tuple[list[FittedImage], int | None]:
         """Fit the images for upload (image pool) while their originals and the turn are stored.
 
         Both take time on a 4K result (a re-encode; hashing and writing 48 MB): side by side, the
         user waits for the longer one only. A fit that fails leaves the turn failed, not done.
         """
-        images = outcome.result.images
-        fitting = asyncio.ensure_future(
-            fit_for_upload_async(
-                [(image.data, image.mime) for image in images],
-                per_file_limit=job.upload_limit,
-                total_limit=DISCORD_MESSAGE_LIMIT,
-            )
-        )
+        fitting = asyncio.ensure_future(self._fit(job, outcome, results))
         try:
             turn_id = await self.recorder.done(job, outcome)
         except BaseException:
@@ -97,6 +111,16 @@ class Pipeline:
         except Exception as e:
             await self.recorder.mark_failed(turn_id, failure_text(e))
             raise
+
+    async def _fit(self, job: JobSpec, outcome: Outcome, results: Intake) -> list[FittedImage]:
+        """The images fitted for upload, from the pixels decoded while they arrived where there are."""
+        images = outcome.result.images
+        return await fit_for_upload_async(
+            [(image.data, image.mime) for image in images],
+            per_file_limit=job.upload_limit,
+            total_limit=DISCORD_MESSAGE_LIMIT,
+            decoded=await results.decoded([image.data for image in images]),
+        )
 
     async def _generate(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:
         """Imagine / edit / refine: inputs to the model's limits, history or parent image, the router."""
@@ -121,6 +145,9 @@ class Pipeline:
             resolution=job.resolution,
             count=job.count,
             history=history,
+            seed=job.seed,
+            thinking=job.thinking,
+            safety=job.safety_applied,
         )
         self.sending(run)
         allow = self.routing.affordable(job, run)

@@ -99,6 +99,8 @@ def options_of(job: JobSpec) -> dict[str, object]:
         "resolution": job.resolution,
         "count": job.count,
         "inputs": [raw.name for raw in job.inputs],
+        "seed": job.seed,  # so the result can be made again
+        "thinking": job.thinking,
     }
     if job.kind == "upscale":
         options["factor"] = job.factor

@@ -18,7 +18,14 @@ from bot.billing.admission import Admission, Charge, Who
 from bot.billing.costs import credits
 from bot.config import Settings
 from bot.errors import DeliveryFailed, InputError, NanoBotError, StorageUnavailable
-from bot.jobs.checks import check_continue, check_input_count, check_upscale_size, declared_dims, live_parent
+from bot.jobs.checks import (
+    check_continue,
+    check_input_count,
+    check_shape,
+    check_upscale_size,
+    declared_dims,
+    live_parent,
+)
 from bot.jobs.conversations import Threads
 from bot.jobs.ordering import DeliveryOrder
 from bot.jobs.pipeline import Pipeline
@@ -181,7 +188,7 @@ class JobService:
         place = self.supervisor.hold(job_id, job.user_id, job.sent_at)  # before any await: in order
         try:
             config = await self.admission.config(job.guild_id)
-            job = self.routing.with_guild_defaults(job, config)
+            job = replace(self.routing.with_guild_defaults(job, config), safety=config.safety)
             self.admission.check_rules(self._who(job), config, job.prompt)
             job = await self._precheck(await self._resolve_latest(job))
             run = JobRun(job_id, self.routing.decide(job))
@@ -272,6 +279,7 @@ class JobService:
         replays = job.use_history and decision.kind == "gemini" and spec.multi_turn
         with_parent = job.parent is not None and job.parent_image and not replays
         check_input_count(spec, len(job.inputs) + (1 if with_parent else 0))
+        check_shape(spec, job)
 
     async def _admit(self, job: JobSpec, config: GuildConfig, run: JobRun) -> Charge:
         """The reservation of the job's cost (check_rules ran first, before anything was looked up)."""

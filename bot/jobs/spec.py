@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -9,7 +10,7 @@ from typing import Literal, Protocol
 from bot.billing.admission import Charge
 from bot.imaging import FittedImage
 from bot.jobs.supervisor import ProgressHook
-from bot.providers.base import GenerateResult, ImageData, InputImage
+from bot.providers.base import MAX_SEED, GenerateResult, ImageData, InputImage, SafetyLevel
 from bot.storage.turns import TurnRecord
 
 JobKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
@@ -77,6 +78,19 @@ class JobSpec:
     #: With no input and no parent: use the channel's latest result, else this finds an image of ours
     #: in the channel (without downloading it). Resolved only after the rules have passed.
     find_latest: Callable[[], Awaitable[PendingInput]] | None = None
+    #: The seed asked for (/imagine and /edit pick one when none is given; 🔁 Reroll a new one).
+    seed: int | None = None
+    #: A thinking level of the model's (`ModelSpec.thinking_levels`); None: the model's default.
+    thinking: str | None = None
+    #: The server's safety level (/settings set safety), filled in from its settings.
+    safety: SafetyLevel = "default"
+
+    @property
+    def safety_applied(self) -> SafetyLevel:
+        """The safety level sent: "relaxed" only in an age-restricted channel, else the default."""
+        if self.safety == "relaxed" and not self.channel_nsfw:
+            return "default"
+        return self.safety
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +108,8 @@ class JobResult:
     turn_id: int | None = None
     history_cut: bool = False
     charge: Charge = field(default_factory=lambda: Charge(None, 0))
+    #: The seed of the first image (the n-th used seed + n), to make it again.
+    seed: int | None = None
 
     @property
     def cost_cents(self) -> int:
@@ -137,6 +153,11 @@ class Outcome:
     history_cut: bool = False
     #: The model asked for (a provider may report another name for it).
     requested_model: str | None = None
+
+
+def new_seed() -> int:
+    """A random seed, so a result made without one can still be made again."""
+    return random.randint(0, MAX_SEED)
 
 
 def raw_image(image: ImageData) -> RawInput:

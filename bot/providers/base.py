@@ -7,6 +7,10 @@ from typing import Any, ClassVar, Literal, Protocol
 
 JsonDict = dict[str, Any]
 Role = Literal["user", "model"]
+#: How strictly a provider filters harmful content: the server's `/settings set safety` level.
+SafetyLevel = Literal["strict", "default", "relaxed"]
+#: The largest seed a provider takes (Gemini's `generationConfig.seed` is an int32).
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,11 @@ class GenerateRequest:
     resolution: str | None = None
     count: int = 1
     history: list[Turn] = field(default_factory=list)
+    #: Makes the output repeatable where the API takes a seed (the n-th image uses seed + n).
+    seed: int | None = None
+    #: A thinking level the model takes ("minimal", "low", "medium", "high"); None: its default.
+    thinking: str | None = None
+    safety: SafetyLevel = "default"
 
 
 @dataclass(slots=True)
@@ -93,6 +102,10 @@ class ModelSpec:
     input_mimes: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/webp"})
     multi_turn: bool = False
     needs_urls: bool = False
+    #: Google Search grounding (`tools: [{googleSearch: {}}]`); off unless the model is known to have it.
+    grounding: bool = False
+    #: The `thinkingConfig.thinkingLevel` values the model takes, lower case (empty: none).
+    thinking_levels: tuple[str, ...] = ()
 
     @property
     def default_resolution(self) -> str:

@@ -22,11 +22,11 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
-from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
+from bot.providers.base import MAX_SEED, GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
 from bot.providers.common import ProviderBase, fan_out
-from bot.providers.http import ErrorMapper
+from bot.providers.http import ErrorMapper, image_from_base64
 from bot.providers.sanitize import reason
-from bot.providers.wire import Loose, WireModel, parse, parse_error_body
+from bot.providers.wire import Base64, Loose, WireModel, parse, parse_error_body
 
 SAFETY_REASONS = frozenset(
     {
@@ -41,6 +41,10 @@ SAFETY_REASONS = frozenset(
     }
 )
 _RESOLUTION_WIRE = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
+#: The adjustable harm categories of image models, and each /settings safety level's threshold.
+HARMS = ("HARASSMENT", "HATE_SPEECH", "SEXUALLY_EXPLICIT", "DANGEROUS_CONTENT")
+HARM_CATEGORIES = tuple(f"HARM_CATEGORY_{harm}" for harm in HARMS)
+_THRESHOLDS = {"strict": "BLOCK_LOW_AND_ABOVE", "relaxed": "BLOCK_ONLY_HIGH"}
 _DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
 _RETRY_IN = re.compile(r"retry in ([\d.]+)\s*s", re.IGNORECASE)
 
@@ -61,7 +65,7 @@ class _Google(WireModel):
 class _InlineData(_Google):
     """A blob: base64 image bytes (the MIME type is sniffed from the bytes, not trusted)."""
 
-    data: str
+    data: Base64
     mime_type: Loose[str] = None
 
 
@@ -214,7 +218,23 @@ def build_body(request: GenerateRequest, spec: ModelSpec) -> JsonDict:
     config: JsonDict = {"responseModalities": ["TEXT", "IMAGE"]}
     if image_config:
         config["imageConfig"] = image_config
-    return {"contents": contents, "generationConfig": config}
+    if request.seed is not None:
+        config["seed"] = request.seed
+    if request.thinking and request.thinking in spec.thinking_levels:  # never one it would refuse
+        config.setdefault("thinkingConfig", {})["thinkingLevel"] = request.thinking.upper()
+    body: JsonDict = {"contents": contents, "generationConfig": config}
+    if threshold := _THRESHOLDS.get(request.safety):  # "default": Google's own thresholds
+        body["safetySettings"] = [{"category": c, "threshold": threshold} for c in HARM_CATEGORIES]
+    return body
+
+
+def seeded(body: JsonDict, count: int) -> list[JsonDict]:
+    """One body per image: with a seed, the n-th image's is seed + n (one seed would repeat one image)."""
+    config = body["generationConfig"]
+    if "seed" not in config:
+        return [body] * count
+    seeds = ((config["seed"] + n) % (MAX_SEED + 1) for n in range(count))
+    return [{**body, "generationConfig": {**config, "seed": seed}} for seed in seeds]
 
 
 # --- errors --------------------------------------------------------------------------------------------
@@ -308,8 +328,8 @@ class GeminiProvider(ProviderBase):
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """One call per requested image (Gemini returns one), run concurrently."""
         spec = self.validate(request)
-        body = build_body(request, spec)
-        return await fan_out(lambda: self._call(spec.name, body), request.count)
+        bodies = iter(seeded(build_body(request, spec), request.count))
+        return await fan_out(lambda: self._call(spec.name, next(bodies)), request.count)
 
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
         """Send one generateContent request and read its answer."""
@@ -347,7 +367,7 @@ class GeminiProvider(ProviderBase):
                 continue
             entry: JsonDict
             if part.inline_data is not None and part.inline_data.data:
-                images.append(self.decode_b64_image(part.inline_data.data))
+                images.append(image_from_base64(part.inline_data.data, self.name))
                 entry = {"image": len(images) - 1}
             elif part.text is not None:
                 texts.append(part.text)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import time
@@ -16,10 +18,11 @@ import aiohttp
 import yarl
 
 from bot.errors import InputError, ProviderError, ProviderTimeout, ProviderUnavailable
-from bot.imaging import sniff_mime
+from bot.imaging import Arrival, current_intake, sniff_mime
 from bot.providers.base import ImageData
 from bot.providers.netguard import check_url
 from bot.providers.retry import Retryable, RetryPolicy, run
+from bot.providers.wire import Base64, Base64Blob, loads
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _decode_json(body: bytes, content_type: str, provider: str) -> Any:
-    """Parse a 2xx body as JSON, or explain what came back instead."""
+    """Parse a 2xx body as JSON (large ones with their base64 images left in the body), or explain
+    what came back instead."""
     try:
-        return json.loads(body)
+        return loads(body) if len(body) > BIG_BODY else json.loads(body)
     except (ValueError, UnicodeDecodeError):
         if "html" in content_type or body.lstrip()[:1] == b"<":
             raise ProviderUnavailable(
@@ -239,7 +243,7 @@ class HttpClient:
                     if resp.status in RETRY_STATUSES:
                         raise Retryable(error, None)
                     raise error
-                body = await _read_capped(resp, limits.max_download_bytes, provider)
+                body = await _read_capped(resp, limits.max_download_bytes, provider, image=True)
         except TimeoutError as e:
             raise ProviderTimeout(
                 f"downloading the image from {provider} timed out", provider=provider
@@ -260,6 +264,19 @@ def image_from_bytes(body: bytes, provider: str) -> ImageData:
     return ImageData(body, mime)
 
 
+def image_from_base64(value: Base64, provider: str) -> ImageData:
+    """Decode base64 (with or without a data: prefix, or still in the answer's bytes) into a checked image."""
+    if isinstance(value, str) and value.startswith("data:"):
+        value = value.partition(",")[2]
+    try:
+        raw = value.decode() if isinstance(value, Base64Blob) else base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderUnavailable(
+            f"{provider} returned damaged image data (bad base64); try again", provider=provider
+        ) from None
+    return image_from_bytes(raw, provider)
+
+
 def looks_complete(body: bytes, mime: str) -> bool:
     """Cheap end-of-file check that catches images cut short in transit (no decoding)."""
     if mime == "image/png":
@@ -271,22 +288,32 @@ def looks_complete(body: bytes, mime: str) -> bool:
     return True
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
-    """Read a body, refusing it as soon as it passes the cap (Content-Length checked first)."""
-    if resp.content_length is not None and resp.content_length > cap:
-        raise ProviderUnavailable(
-            f"{provider} sent {resp.content_length} bytes, over the {cap} cap", provider=provider
-        )
-    chunks: list[bytes] = []
+async def _read_capped(
+    resp: aiohttp.ClientResponse, cap: int, provider: str, *, image: bool = False
+) -> bytes:
+    """Read a body, refusing it as soon as it passes the cap (Content-Length checked first).
+
+    Within a job (an Intake is set), a large body first waits for its share of the result-bytes
+    budget, and an image that must be re-encoded anyway is decoded while it arrives.
+    """
+    announced = resp.content_length
+    if announced is not None and announced > cap:
+        raise ProviderUnavailable(f"{provider} sent {announced} bytes, over the {cap} cap", provider=provider)
+    intake = current_intake()
+    if intake is not None and announced is not None and announced > BIG_BODY:
+        await intake.reserve(announced)
+    arrival = Arrival(intake if image else None, announced)
     size = 0
-    async for chunk in resp.content.iter_any():  # whatever arrived: fewer, larger pieces
-        size += len(chunk)
-        if size > cap:
-            raise ProviderUnavailable(f"{provider} sent more than {cap} bytes", provider=provider)
-        chunks.append(chunk)
-    if size > BIG_BODY:  # joining tens of megabytes would stall the event loop
-        return await asyncio.to_thread(b"".join, chunks)
-    return b"".join(chunks)
+    try:
+        async for chunk in resp.content.iter_any():  # whatever arrived: fewer, larger pieces
+            size += len(chunk)
+            if size > cap:
+                raise ProviderUnavailable(f"{provider} sent more than {cap} bytes", provider=provider)
+            arrival.add(chunk)
+    except BaseException:
+        arrival.abort()
+        raise
+    return await arrival.body(join_off_loop=size > BIG_BODY)  # joining megabytes would stall the loop
 
 
 def _try_json(body: bytes) -> Any:

@@ -30,9 +30,9 @@ from bot.providers.base import (
     UpscaleRequest,
 )
 from bot.providers.common import ProviderBase, multipart
-from bot.providers.http import ErrorMapper, parse_retry_after
+from bot.providers.http import ErrorMapper, image_from_base64, parse_retry_after
 from bot.providers.sanitize import clean_message, reason
-from bot.providers.wire import Loose, WireModel, parse, parse_error_body
+from bot.providers.wire import Base64, Loose, WireModel, parse, parse_error_body
 
 _SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _TRY_AGAIN = re.compile(r"try again in ([\d.]+)\s*s", re.IGNORECASE)
@@ -42,7 +42,7 @@ class _Image(WireModel):
     """One data[] entry: a URL to download or the image as base64 (either will do, one is needed)."""
 
     url: str | None = None
-    b64_json: str | None = None
+    b64_json: Base64 | None = None
     revised_prompt: Loose[str] = None
 
     @model_validator(mode="after")
@@ -222,7 +222,7 @@ class OpenAIImagesProvider(ProviderBase):
     async def _image(self, item: _Image) -> ImageData:
         """One data[] entry as image bytes."""
         if item.b64_json:
-            return await asyncio.to_thread(self.decode_b64_image, item.b64_json)
+            return await asyncio.to_thread(image_from_base64, item.b64_json, self.name)
         return await self.download(item.url or "")
 
     async def check(self) -> str:

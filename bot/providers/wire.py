@@ -12,15 +12,28 @@ Error bodies come from whatever answered (a proxy, a load balancer), so their mo
 `parse_error_body` never raises: a body that fits nothing leaves the HTTP status to decide.
 
 Validating a decoded answer does not copy its strings (pydantic keeps the very `str` objects), so a
-megabyte of base64 costs no more to validate than a short field.
+megabyte of base64 costs no more to validate than a short field. A large answer goes further (`loads`):
+its long base64 values (Gemini's `inlineData.data`, OpenAI's `b64_json`) never become strings at all,
+but views into the body (`Base64Blob`), decoded straight from the bytes that arrived: for a 4K image
+that skips two 64 MB copies and about half the parsing time.
 """
 
 from __future__ import annotations
 
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from bot.errors import BadResponse
 from bot.providers.sanitize import clean_message
@@ -30,6 +43,38 @@ M = TypeVar("M", bound=BaseModel)
 
 #: Longest field path named in a user-facing message.
 _MAX_FIELD = 60
+#: The keys whose values are base64 images in the wire formats that send images inline.
+BASE64_KEYS = (b'"data"', b'"b64_json"')
+#: Shorter values are parsed as plain strings (lifting them would save nothing).
+LIFT_MIN = 64 * 1024
+_PLACEHOLDER = "\x00nanobot-blob:"
+_WHITESPACE = b" \t\r\n"
+
+
+class Base64Blob:
+    """A base64 value left in the answer's bytes (a view, not a copy), decoded when it is read."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+    def __len__(self) -> int:
+        """Its length in base64 characters."""
+        return len(self.view)
+
+    def decode(self) -> bytes:
+        """The bytes it encodes; binascii.Error when it is not valid base64."""
+        return binascii.a2b_base64(self.view, strict_mode=True)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validated as itself (never copied into a string)."""
+        return core_schema.is_instance_schema(cls)
+
+
+#: A field holding base64 text: a string, or in a large answer a Base64Blob.
+Base64 = str | Base64Blob
 
 
 def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -48,6 +93,62 @@ class WireModel(BaseModel):
     """Base of the answer models: unknown fields ignored, immutable, numbers accepted where text is."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+
+def loads(body: bytes) -> Any:
+    """json.loads, except that long values of BASE64_KEYS stay in body, as Base64Blob views."""
+    spans = _base64_spans(body)
+    if not spans:
+        return json.loads(body)
+    view = memoryview(body)
+    pieces: list[bytes | memoryview] = []
+    blobs: dict[str, Base64Blob] = {}
+    at = 0
+    for start, data_start, end in spans:
+        token = f"{_PLACEHOLDER}{len(blobs)}"
+        blobs[token] = Base64Blob(view[data_start:end])
+        pieces += [view[at:start], json.dumps(token)[1:-1].encode()]
+        at = end
+    pieces.append(view[at:])
+
+    def lift(obj: dict[str, Any]) -> dict[str, Any]:
+        """Put each blob back where its placeholder was parsed."""
+        for key, value in obj.items():
+            if isinstance(value, str) and value.startswith(_PLACEHOLDER) and value in blobs:
+                obj[key] = blobs[value]
+        return obj
+
+    return json.loads(b"".join(pieces), object_hook=lift)
+
+
+def _base64_spans(body: bytes) -> list[tuple[int, int, int]]:
+    """(start, base64 start, end) of each long, unescaped string value of a BASE64_KEYS key."""
+    spans: list[tuple[int, int, int]] = []
+    for key in BASE64_KEYS:
+        at = body.find(key)
+        while at != -1:
+            start = _value_start(body, at + len(key))
+            end = body.find(b'"', start) if start != -1 else -1
+            if end - start >= LIFT_MIN and body.find(b"\\", start, end) == -1:
+                data_start = start
+                if body.startswith(b"data:", start):  # a data: URL: the base64 follows the comma
+                    data_start = body.find(b",", start, end) + 1 or start
+                spans.append((start, data_start, end))
+            at = body.find(key, max(end, at + 1))
+    return sorted(spans)
+
+
+def _value_start(body: bytes, at: int) -> int:
+    """Where a string value starts after a key ending at at (past the colon and the quote), or -1."""
+    length = len(body)
+    while at < length and body[at] in _WHITESPACE:
+        at += 1
+    if at >= length or body[at] != ord(":"):
+        return -1
+    at += 1
+    while at < length and body[at] in _WHITESPACE:
+        at += 1
+    return at + 1 if at < length and body[at] == ord('"') else -1
 
 
 def parse(model_cls: type[M], data: Any, provider: str) -> M:

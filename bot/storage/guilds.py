@@ -1,6 +1,8 @@
-"""Per-server settings (/settings): defaults, allowed channels, blocklist, cooldown, concurrency."""
+"""Per-server settings (/settings): defaults, allowed channels, blocklist, cooldown, concurrency, safety."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -22,6 +24,9 @@ class GuildConfig(BaseModel):
     cooldown_seconds: int = Field(default=0, ge=0, le=86_400)
     max_concurrent: int | None = Field(default=None, ge=1, le=50)
     cost_multiplier: float = Field(default=1.0, ge=0, le=100)
+    #: How strictly the provider filters harmful content; "relaxed" applies only in age-restricted
+    #: channels (elsewhere the provider's defaults do).
+    safety: Literal["strict", "default", "relaxed"] = "default"
 
 
 class GuildSettingsStore:

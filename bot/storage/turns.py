@@ -74,6 +74,12 @@ class TurnRecord:
     updated_at: datetime
     message_ids: tuple[int, ...] = ()
 
+    @property
+    def seed(self) -> int | None:
+        """The seed its images were asked for with (kept in its options), if any."""
+        seed = self.options.get("seed")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
 
 @dataclass(kw_only=True, slots=True)
 class NewTurn:

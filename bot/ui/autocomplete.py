@@ -1,4 +1,4 @@
-"""Autocomplete for model, aspect ratio and resolution: only what the chosen model supports."""
+"""Autocomplete for model, aspect ratio, resolution and thinking: only what the chosen model supports."""
 
 from __future__ import annotations
 
@@ -57,3 +57,9 @@ async def resolution_choices(interaction: Interaction, current: str) -> list[app
     """The chosen model's resolutions."""
     spec = _spec(interaction)
     return _filtered(list(spec.resolutions) if spec else [], current)
+
+
+async def thinking_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The chosen model's thinking levels (none for a model that takes no thinking option)."""
+    spec = _spec(interaction)
+    return _filtered(list(spec.thinking_levels) if spec else [], current)

@@ -9,16 +9,22 @@ import discord
 
 from bot.ui.types import Interaction
 
-#: action → (label, emoji, style, row)
+#: action → (label, emoji, style, row). Rows hold at most 5 buttons: new images on the first row,
+#: the rest (upscales, edit, delete) on the second, so each row keeps room for one more.
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle, int]] = {
     "reroll": ("Reroll", "🔁", discord.ButtonStyle.secondary, 0),
-    "vary": ("Vary", "🔀", discord.ButtonStyle.secondary, 0),
-    "up2": ("×2", "⬆️", discord.ButtonStyle.secondary, 0),
-    "up4": ("×4", "⬆️", discord.ButtonStyle.secondary, 0),
+    "vsub": ("Vary (subtle)", "🔀", discord.ButtonStyle.secondary, 0),
+    "vstr": ("Vary (strong)", "🌀", discord.ButtonStyle.secondary, 0),
+    "up2": ("×2", "⬆️", discord.ButtonStyle.secondary, 1),
+    "up4": ("×4", "⬆️", discord.ButtonStyle.secondary, 1),
     "edit": ("Edit", "✏️", discord.ButtonStyle.primary, 1),
     "del": ("Delete", "🗑️", discord.ButtonStyle.danger, 1),
 }
-TEMPLATE = re.compile(r"nb:(?P<action>reroll|vary|up2|up4|edit|del):(?P<turn>\d{1,20})")
+#: Actions of buttons no longer offered, still on results posted before: each is handled as the
+#: action it maps to. The single 🔀 Vary edited the result keeping its subject and style, which is
+#: what a subtle variation does.
+LEGACY: dict[str, str] = {"vary": "vsub"}
+TEMPLATE = re.compile(rf"nb:(?P<action>{'|'.join((*ACTIONS, *LEGACY))}):(?P<turn>\d{{1,20}})")
 
 
 class ButtonHandler(Protocol):
@@ -43,8 +49,9 @@ class TurnButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
     async def from_custom_id(  # type: ignore[override]
         cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str]
     ) -> TurnButton:
-        """Rebuild the button from a click, after a restart as before."""
-        return cls(match["action"], int(match["turn"]))
+        """Rebuild the button from a click, after a restart as before (an old button as its successor)."""
+        action = LEGACY.get(match["action"], match["action"])
+        return cls(action, int(match["turn"]))
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Hand the click to the Buttons cog."""

@@ -33,7 +33,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def result_embed(result: JobResult, title: str) -> discord.Embed:
-    """Prompt (truncated), model, resolution, elapsed seconds and the model's text if any."""
+    """Prompt (truncated), model, resolution, elapsed seconds, seed and the model's text if any."""
     embed = discord.Embed(title=title, colour=OK_COLOUR)
     if result.prompt:
         embed.description = clip(inert(clip(result.prompt, PROMPT_SHOWN)), 4096)
@@ -43,6 +43,9 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     label = " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
     embed.add_field(name="Resolution", value=label)
     embed.add_field(name="Time", value=f"{result.elapsed:.1f} s")
+    if result.seed is not None:
+        more = " (+1 per image)" if len(result.files) > 1 else ""
+        embed.add_field(name="Seed", value=f"{result.seed}{more}")
     if result.cost_cents:
         plural = "" if result.cost_cents == 100 else "s"
         embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credit{plural}")

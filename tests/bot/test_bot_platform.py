@@ -57,7 +57,7 @@ async def test_job_outliving_the_token_is_posted_as_a_reply(tmp_path: Path) -> N
             assert data == provider.outputs[-1]
             assert posted["embeds"][0]["description"] == "a slow cathedral"
             buttons = [c["custom_id"] for row in posted["components"] for c in row["components"]]
-            assert len(buttons) == 6 and all(b.startswith("nb:") for b in buttons)  # buttons included
+            assert len(buttons) == 7 and all(b.startswith("nb:") for b in buttons)  # buttons included
 
 
 async def test_provider_crash_mid_request_then_keeps_serving(tmp_path: Path) -> None:

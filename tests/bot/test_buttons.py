@@ -53,7 +53,7 @@ def custom_ids(message: dict[str, Any]) -> dict[str, str]:
 async def test_every_result_has_the_buttons(world: World) -> None:
     async with world.bot():
         message = await world.imagine()
-        assert set(custom_ids(message)) == {"reroll", "vary", "up2", "up4", "edit", "del"}
+        assert set(custom_ids(message)) == {"reroll", "vsub", "vstr", "up2", "up4", "edit", "del"}
         assert all(len(cid) <= 100 for cid in custom_ids(message).values())
 
 
@@ -66,16 +66,18 @@ async def test_reroll_same_inputs_new_image(world: World) -> None:
         requests = [r.json for r in world.gemini.requests]
         assert requests[1]["contents"] == requests[0]["contents"]
         assert requests[1]["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}
-        assert set(custom_ids(second)) == {"reroll", "vary", "up2", "up4", "edit", "del"}
+        assert set(custom_ids(second)) == {"reroll", "vsub", "vstr", "up2", "up4", "edit", "del"}
 
 
-async def test_vary_sends_the_image(world: World) -> None:
+async def test_both_variations_send_the_image(world: World) -> None:
     async with world.bot():
         first = await world.imagine()
-        await (await world.click(first, "vary")).wait_done()
-        parts = world.gemini.requests[-1].json["contents"][-1]["parts"]
-        assert "variation" in parts[0]["text"] and "a cat" in parts[0]["text"]
-        assert base64.b64decode(parts[1]["inlineData"]["data"]) == world.gemini.outputs[0]
+        for action in ("vsub", "vstr"):
+            await (await world.click(first, action)).wait_done()
+            parts = world.gemini.requests[-1].json["contents"][-1]["parts"]
+            assert "variation" in parts[0]["text"] or "reference" in parts[0]["text"]
+            assert "a cat" in parts[0]["text"]
+            assert base64.b64decode(parts[1]["inlineData"]["data"]) == world.gemini.outputs[0]
 
 
 @pytest.mark.parametrize(("action", "factor"), [("up2", 2), ("up4", 4)])

@@ -16,9 +16,21 @@ KEY = "continue-key"
 EPHEMERAL = 64
 #: Every way of continuing a result: its buttons, the ✏️ modal, both menus, the two commands that
 #: take "the latest image" when given none, and a reply.
-WAYS = ("reroll", "vary", "up2", "up4", "edit", "menu-edit", "menu-upscale", "/edit", "/upscale", "reply")
+WAYS = (
+    "reroll",
+    "vsub",
+    "vstr",
+    "up2",
+    "up4",
+    "edit",
+    "menu-edit",
+    "menu-upscale",
+    "/edit",
+    "/upscale",
+    "reply",
+)
 #: The ways that ask an image model (the upscales run on the local upscaler).
-GENERATES = {"reroll", "vary", "edit", "menu-edit", "/edit", "reply"}
+GENERATES = {"reroll", "vsub", "vstr", "edit", "menu-edit", "/edit", "reply"}
 
 
 class World(GeminiWorld):
@@ -61,7 +73,7 @@ async def bot_reply(world: World, to: dict[str, Any], text: str, user: str) -> d
 async def continue_(world: World, result: dict[str, Any], way: str, user: str) -> dict[str, Any]:
     """`user` continues the conversation shown by `result` one way; what they are answered."""
     fake = world.discord
-    if way in ("reroll", "vary", "up2", "up4"):
+    if way in ("reroll", "vsub", "vstr", "up2", "up4"):
         return await wait_result(await fake.send_component(result, button_id(result, way), user=user))
     if way == "edit":
         clicked = await fake.send_component(result, button_id(result, "edit"), user=user)
@@ -137,4 +149,4 @@ async def test_the_starter_is_the_root_of_a_conversation_others_joined(world: Wo
             answer = await continue_(world, joined, way, "bob")
             assert refusal(answer)[0] == "🔒 Not your conversation"
         assert world.gemini.calls == calls
-        assert world.discord.files_of(await continue_(world, joined, "vary", "alice"))
+        assert world.discord.files_of(await continue_(world, joined, "vstr", "alice"))

@@ -27,7 +27,7 @@ from tests.fakes.imagegen import make_image
 KEY = "delete-key"
 EPHEMERAL = 64
 #: What a stale copy of a deleted result's message still offers.
-STALE_WAYS = ("reroll", "vary", "up2", "up4", "edit", "menu-edit", "menu-upscale", "reply")
+STALE_WAYS = ("reroll", "vsub", "vstr", "up2", "up4", "edit", "menu-edit", "menu-upscale", "reply")
 
 
 class World(GeminiWorld):
@@ -99,7 +99,7 @@ async def bot_reply(world: World, to: dict[str, Any], text: str) -> dict[str, An
 async def use_stale(world: World, stale: dict[str, Any], way: str) -> dict[str, Any]:
     """Use a stale copy of a result's message one way; what the user is answered."""
     fake = world.discord
-    if way in ("reroll", "vary", "up2", "up4"):
+    if way in ("reroll", "vsub", "vstr", "up2", "up4"):
         return await wait_result(await fake.send_component(stale, button_id(stale, way), force=True))
     if way in ("edit", "menu-edit"):
         opened = (

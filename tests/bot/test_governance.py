@@ -207,14 +207,14 @@ async def test_prompts_and_model_text_are_shown_inert(world: World) -> None:
         assert "https://evil.example" not in said and "\\_\\_more\\_\\_" in said
 
 
-async def test_reroll_and_vary_work_when_the_provider_names_its_own_model(world: World) -> None:
+async def test_reroll_and_variations_work_when_the_provider_names_its_own_model(world: World) -> None:
     """nano-banana-pro.net answers "nano-banana-2-1k" for a nano-banana-pro request."""
     async with FakeNBPro(api_key=KEY) as nbpro:
         entry = {"name": "nbpro", "kind": "nbpro", "base_url": nbpro.base_url, "api_key": KEY}
         async with world.bot(entry) as bot:
             first = await world.imagine()
             assert world.discord.files_of(first)
-            for action in ("reroll", "vary"):
+            for action in ("reroll", "vsub", "vstr"):
                 [custom_id] = [
                     c["custom_id"]
                     for row in first["components"]

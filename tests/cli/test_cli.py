@@ -304,3 +304,67 @@ async def test_config_env_example_prints_and_writes_the_file(tmp_path: Path) -> 
     assert (printed.code, printed.out, printed.err) == (0, expected, "")
     written = await nanobot("config", "env-example", "--write", "out.env", config=bad, cwd=tmp_path)
     assert written.code == 0 and (tmp_path / "out.env").read_text(encoding="utf-8") == expected
+
+
+def table_rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """`models` output as {(provider, model): [known, inputs, resolutions, ratios, grounding, note]}."""
+    header, *lines = out.splitlines()
+    assert header.split()[:3] == ["PROVIDER", "MODEL", "KNOWN"]
+    rows = {}
+    for line in lines:
+        provider, model, *rest = line.split(maxsplit=7)
+        rows[provider, model] = rest
+    return rows
+
+
+async def test_models_lists_each_providers_models_with_their_limits(
+    config: Path, tmp_path: Path, fakes: Fakes
+) -> None:
+    from tests.fakes.providers.gemini import model_entry
+
+    fakes.gemini.listed_models += [
+        model_entry("gemini-3.1-flash-lite-image-preview"),
+        model_entry("gemini-4-flash-image-preview"),  # a model the bot does not know
+    ]
+    fakes.gemini.list_page_max = 2  # the listing spans several pages
+    run = await nanobot("models", config=config, cwd=tmp_path)
+    assert run.code == 0, run.err
+    rows = table_rows(run.out)
+    standard = "1:1,2:3,3:2,3:4,4:3,4:5,5:4,9:16,16:9,21:9"
+    assert rows["google", "gemini-3-pro-image-preview"][:5] == ["yes", "14", "1K,2K,4K", standard, "yes"]
+    assert rows["google", "gemini-3.1-flash-lite-image-preview"][:5] == ["yes", "3", "1K", standard, "no"]
+    assert rows["google", "gemini-4-flash-image-preview"][:5] == ["no", "3", "1K", standard, "no"]
+    assert rows["google", "gemini-2.5-flash-image"][-1] == "configured"
+    assert ("google", "gemini-2.5-flash") not in rows and ("google", "gemini-embedding-001") not in rows
+    assert rows["relay", "nano-banana-2"][:3] == ["yes", "4", "1K,2K,4K"]
+    assert ("relay", "nano-banana-hd") in rows  # listed by the host, though not configured
+    assert rows["nbpro", "nano-banana-pro"][-1] == "configured (no list endpoint)"
+    assert ("vtrix", "nano_banana_2") in rows
+    lists = [r for r in fakes.gemini.requests if r.path == "/v1beta/models"]
+    assert len(lists) == -(-len(fakes.gemini.listed_models) // 2)  # every page was fetched, and no more
+    assert "pageToken" not in lists[0].query and all("pageToken" in r.query for r in lists[1:])
+    assert {r.headers["x-goog-api-key"] for r in lists} == {"g-key"}
+    assert fakes.relay.requests[-1].headers["Authorization"] == "Bearer r-key"
+    assert not [key for key in ("g-key", "r-key", "n-key", "t-key") if key in run.out + run.err]
+
+
+async def test_models_all_marks_what_makes_no_images(config: Path, tmp_path: Path, fakes: Fakes) -> None:
+    run = await nanobot("models", "--all", "--provider", "google", config=config, cwd=tmp_path)
+    assert run.code == 0, run.err
+    rows = table_rows(run.out)
+    assert rows["google", "gemini-2.5-flash"][-1] == "not an image model?"
+    assert rows["google", "gemini-embedding-001"][-1] == "not an image model?"
+    assert {provider for provider, _ in rows} == {"google"}
+
+
+async def test_models_one_failing_provider_is_one_line_and_the_others_are_listed(
+    config: Path, tmp_path: Path, fakes: Fakes
+) -> None:
+    run = await nanobot("models", config=config, cwd=tmp_path, extra_env={"TEST_RELAY_KEY": "sk-wrong-key"})
+    assert run.code == 3
+    [line] = run.err.strip().splitlines()
+    assert line.startswith("relay (openai-images): FAILED:") and "Traceback" not in run.err
+    rows = table_rows(run.out)
+    assert ("google", "gemini-3-pro-image-preview") in rows and ("nbpro", "nano-banana-pro") in rows
+    assert not [key for key in rows if key[0] == "relay"]
+    assert "sk-wrong-key" not in run.out + run.err

@@ -81,6 +81,44 @@ GEMINI_FAULTS = (
 )
 
 
+#: models.list answers 50 models a page unless asked, and never more than 1000.
+LIST_PAGE_DEFAULT = 50
+LIST_PAGE_MAX = 1000
+
+
+def model_entry(
+    model: str,
+    methods: Sequence[str] = ("generateContent", "countTokens"),
+    *,
+    display_name: str | None = None,
+) -> dict[str, Any]:
+    """One `Model` of models.list, as Google serialises it (token limits are illustrative)."""
+    return {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": display_name or f"Nano Banana ({model})",
+        "description": f"{model} (fake)",
+        "inputTokenLimit": 65536,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": list(methods),
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+    }
+
+
+def default_listing() -> list[dict[str, Any]]:
+    """What the fake lists: the image models it serves, plus a text model and an embedding model."""
+    return [
+        *(model_entry(model) for model in MODELS),
+        model_entry("gemini-2.5-flash", display_name="Gemini 2.5 Flash"),
+        model_entry(
+            "gemini-embedding-001", ("embedContent", "countTextTokens"), display_name="Gemini Embedding"
+        ),
+    ]
+
+
 def error_for_fault(fault: Fault, model: str) -> GeminiError | None:
     """The Google error envelope for an HTTP-error fault, or None for other faults."""
     message = fault.message
@@ -176,11 +214,17 @@ class FakeGemini(FakeProvider):
         super().__init__(api_key, api_keys=api_keys)
         #: Every thoughtSignature this fake has sent, in order (multi-turn tests compare them).
         self.signatures: list[str] = []
+        #: The models GET /v1beta/models lists (tests may add or replace entries: see model_entry).
+        self.listed_models: list[dict[str, Any]] = default_listing()
+        #: The most models one page of the list holds (Google's cap; tests lower it to force paging).
+        self.list_page_max = LIST_PAGE_MAX
+        self._page_tokens: dict[str, int] = {}
 
     def _add_routes(self, app: web.Application) -> None:
-        """Register POST /v1beta/models/{model}:generateContent."""
+        """Register generateContent (POST), models.get and models.list (GET)."""
         app.router.add_post("/v1beta/models/{target}", self._handle)
         app.router.add_get("/v1beta/models/{target}", self._model_info)
+        app.router.add_get("/v1beta/models", self._list_models)
 
     async def _model_info(self, request: web.Request) -> web.Response:
         """GET models/{model}: the model's metadata (what `check` uses to prove the key)."""
@@ -196,6 +240,27 @@ class FakeGemini(FakeProvider):
                 "supportedGenerationMethods": ["generateContent", "countTokens"],
             }
         )
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        """GET models (models.list): `pageSize` (default 50, at most 1000), opaque `pageToken`s."""
+        if (denied := self._check_key(request)) is not None:
+            return denied.response()
+        try:
+            size = int(request.query.get("pageSize") or LIST_PAGE_DEFAULT)
+        except ValueError:
+            return invalid("Invalid value at 'page_size' (TYPE_INT32)").response()
+        size = min(size if size > 0 else LIST_PAGE_DEFAULT, LIST_PAGE_MAX, self.list_page_max)
+        token = request.query.get("pageToken")
+        start = self._page_tokens.get(token, -1) if token else 0
+        if start < 0:
+            return invalid("Invalid page token.").response()
+        body: dict[str, Any] = {}
+        if page := self.listed_models[start : start + size]:  # proto3 JSON omits an empty list
+            body["models"] = page
+        if start + size < len(self.listed_models):  # omitted on the last page
+            body["nextPageToken"] = next_token = random_id()
+            self._page_tokens[next_token] = start + size
+        return web.json_response(body)
 
     def _route_not_found(self, request: web.Request) -> web.Response:
         """Google-style 404."""

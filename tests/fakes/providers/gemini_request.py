@@ -91,6 +91,41 @@ SCHEMA: dict[str, dict[str, tuple[str | None, bool]]] = {
 }
 
 
+#: HarmCategory values the Gemini API filters on (the older PaLM categories are refused).
+HARM_CATEGORIES = frozenset(
+    {
+        "HARM_CATEGORY_HARASSMENT",
+        "HARM_CATEGORY_HATE_SPEECH",
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+        "HARM_CATEGORY_DANGEROUS_CONTENT",
+        "HARM_CATEGORY_CIVIC_INTEGRITY",
+    }
+)
+PALM_CATEGORIES = frozenset(
+    {
+        "HARM_CATEGORY_UNSPECIFIED",
+        "HARM_CATEGORY_DEROGATORY",
+        "HARM_CATEGORY_TOXICITY",
+        "HARM_CATEGORY_VIOLENCE",
+        "HARM_CATEGORY_SEXUAL",
+        "HARM_CATEGORY_MEDICAL",
+        "HARM_CATEGORY_DANGEROUS",
+    }
+)
+HARM_THRESHOLDS = frozenset(
+    {
+        "HARM_BLOCK_THRESHOLD_UNSPECIFIED",
+        "BLOCK_LOW_AND_ABOVE",
+        "BLOCK_MEDIUM_AND_ABOVE",
+        "BLOCK_ONLY_HIGH",
+        "BLOCK_NONE",
+        "OFF",
+    }
+)
+THINKING_LEVELS = frozenset({"THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH"})
+INT32_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Per-model limits of the Gemini image models."""
@@ -99,11 +134,13 @@ class ModelSpec:
     max_images: int
     ratios: tuple[str, ...]
     sizes: tuple[str, ...]
+    #: thinkingConfig.thinkingLevel values the model takes (none: it refuses the field).
+    thinking: tuple[str, ...] = ()
 
 
 FLASH_25 = ModelSpec("flash-2.5", 3, STANDARD_RATIOS, ("1K",))
-PRO_3 = ModelSpec("pro-3", 14, STANDARD_RATIOS, ("1K", "2K", "4K"))
-FLASH_31 = ModelSpec("flash-3.1", 14, ALL_RATIOS, ("512", "1K", "2K", "4K"))
+PRO_3 = ModelSpec("pro-3", 14, STANDARD_RATIOS, ("1K", "2K", "4K"), ("LOW", "HIGH"))
+FLASH_31 = ModelSpec("flash-3.1", 14, ALL_RATIOS, ("512", "1K", "2K", "4K"), ("MINIMAL", "HIGH"))
 MODELS: dict[str, ModelSpec] = {
     "gemini-2.5-flash-image": FLASH_25,
     "gemini-3-pro-image-preview": PRO_3,
@@ -313,4 +350,45 @@ def parse_request(body: Any, model: str, spec: ModelSpec) -> ParsedRequest:
     want_text, want_image = _check_modalities(config)
     ratio, size = _check_image_config(config, spec, images)
     thoughts = bool(config.get("thinkingConfig", {}).get("includeThoughts", False))
+    _check_seed(config)
+    _check_thinking_level(config, spec)
+    _check_safety_settings(request.get("safetySettings", []))
     return ParsedRequest(prompt, images, ratio, size, want_text, want_image, thoughts)
+
+
+def _check_seed(config: dict[str, Any]) -> None:
+    """generationConfig.seed is an int32."""
+    seed = config.get("seed")
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -INT32_MAX - 1 <= seed <= INT32_MAX:
+        raise _bad_value("generation_config.seed", "TYPE_INT32", seed)
+
+
+def _check_thinking_level(config: dict[str, Any], spec: ModelSpec) -> None:
+    """thinkingLevel: a ThinkingLevel name (any case, as Google's own examples write it) the model takes."""
+    level = config.get("thinkingConfig", {}).get("thinkingLevel")
+    if level is None:
+        return
+    path = "generation_config.thinking_config.thinking_level"
+    if not isinstance(level, str) or level.upper() not in THINKING_LEVELS:
+        raise _bad_value(path, "ThinkingConfig.ThinkingLevel", level)
+    if level.upper() not in spec.thinking:
+        raise invalid(f"* GenerateContentRequest.{path}: Thinking level is not supported for this model.\n")
+
+
+def _check_safety_settings(settings: list[dict[str, Any]]) -> None:
+    """Each SafetySetting: a Gemini harm category, once, with a known threshold."""
+    seen: set[str] = set()
+    for i, setting in enumerate(settings):
+        path = f"safety_settings[{i}]"
+        category, threshold = setting.get("category"), setting.get("threshold")
+        if category not in HARM_CATEGORIES | PALM_CATEGORIES:
+            raise _bad_value(f"{path}.category", "HarmCategory", category)
+        if threshold not in HARM_THRESHOLDS:
+            raise _bad_value(f"{path}.threshold", "SafetySetting.HarmBlockThreshold", threshold)
+        if category not in HARM_CATEGORIES:
+            raise invalid(f"* GenerateContentRequest.{path}.category: {category} is not supported.\n")
+        if category in seen:
+            raise invalid(f"* GenerateContentRequest.{path}: duplicate category {category}.\n")
+        seen.add(category)
