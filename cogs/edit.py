@@ -17,6 +17,8 @@ from bot.ui.autocomplete import (
     edit_ratio_choices,
     model_choices,
     resolution_choices,
+    search_choices,
+    search_option,
     thinking_choices,
 )
 from bot.ui.delivery import acknowledge, job_context, to_interaction
@@ -58,12 +60,14 @@ class Edit(commands.Cog):
         model="Model to use",
         seed="Same seed, prompt and options: the same result again (default: a random one, shown)",
         thinking="How much the model thinks first (only models that take it)",
+        search="Ground the image in Google Search: on or off (only models that have it)",
     )
     @app_commands.autocomplete(
         model=model_choices,
         aspect_ratio=edit_ratio_choices,
         resolution=resolution_choices,
         thinking=thinking_choices,
+        search=search_choices,
     )
     async def edit(
         self,
@@ -75,8 +79,10 @@ class Edit(commands.Cog):
         model: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         thinking: str | None = None,
+        search: str | None = None,
     ) -> None:
         """Defer, fetch the input, run the job, reply with the result."""
+        wants_search = search_option(search)  # a typo is answered at once, before anything else
         loading = await acknowledge(interaction)
         job = JobSpec(
             kind="edit",
@@ -87,6 +93,7 @@ class Edit(commands.Cog):
             resolution=resolution,
             seed=new_seed() if seed is None else seed,
             thinking=(thinking or "").strip().lower() or None,
+            search=wants_search,
             **job_context(interaction),
         )
         delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)

@@ -10,7 +10,14 @@ from bot.jobs.service import JobSpec
 from bot.jobs.spec import new_seed
 from bot.providers.base import MAX_SEED
 from bot.ui.attachments import pending_attachment
-from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices, thinking_choices
+from bot.ui.autocomplete import (
+    model_choices,
+    ratio_choices,
+    resolution_choices,
+    search_choices,
+    search_option,
+    thinking_choices,
+)
 from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
@@ -35,12 +42,14 @@ class Generate(commands.Cog):
         image3="Third reference image",
         seed="Same seed, prompt and options: the same image again (default: a random one, shown)",
         thinking="How much the model thinks first (only models that take it)",
+        search="Ground the image in Google Search: on or off (only models that have it)",
     )
     @app_commands.autocomplete(
         model=model_choices,
         aspect_ratio=ratio_choices,
         resolution=resolution_choices,
         thinking=thinking_choices,
+        search=search_choices,
     )
     async def imagine(
         self,
@@ -55,8 +64,10 @@ class Generate(commands.Cog):
         image3: discord.Attachment | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         thinking: str | None = None,
+        search: str | None = None,
     ) -> None:
         """Defer, run the job (references are downloaded once it is admitted), reply with the images."""
+        wants_search = search_option(search)  # a typo is answered at once, before anything else
         loading = await acknowledge(interaction)
         cap = self.services.settings.max_input_bytes
         attachments = [a for a in (image, image2, image3) if a is not None]
@@ -70,6 +81,7 @@ class Generate(commands.Cog):
             count=count,
             seed=new_seed() if seed is None else seed,
             thinking=(thinking or "").strip().lower() or None,
+            search=wants_search,
             **job_context(interaction),
         )
         delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)

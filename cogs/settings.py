@@ -1,4 +1,4 @@
-"""/settings: defaults, allowed channels, blocklist, pace limits, safety and the cost rules (admins)."""
+"""/settings: defaults, channels, blocklist, pace limits, safety, search and the cost rules (admins)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ SAFETY_SHOWN = {
     "strict": "strict (blocks even a low likelihood of harm)",
     "default": "default (the provider's own filters)",
     "relaxed": "relaxed in age-restricted channels (blocks only a high likelihood); default elsewhere",
+}
+#: What the search default does, as /settings show says it.
+SEARCH_SHOWN = {
+    True: "on: images are grounded in Google Search on models that offer it, unless a job turns it off",
+    False: "off: only jobs that turn the search option on are grounded",
 }
 
 
@@ -43,6 +48,7 @@ def settings_embed(bot: Client, config: GuildConfig) -> discord.Embed:
     embed.add_field(name="Jobs at once per member", value=str(jobs))
     embed.add_field(name="Cost multiplier", value=f"×{config.cost_multiplier:g}")
     embed.add_field(name="Safety", value=SAFETY_SHOWN[config.safety])
+    embed.add_field(name="Google Search", value=SEARCH_SHOWN[config.search_default])
     blocked = ", ".join(f"“{p}”" for p in config.blocklist) or "none"
     embed.add_field(name="Blocked phrases", value=blocked[:1024], inline=False)
     embed.add_field(
@@ -93,9 +99,13 @@ class Settings(commands.Cog):
         age_restricted_only="Only allow images in age-restricted channels",
         cost_multiplier="Multiply every job's cost (e.g. 2 to halve what limits allow)",
         safety="How strictly images are filtered (relaxed: in age-restricted channels only)",
+        search="Ground images in Google Search by default (on models that offer it)",
     )
     @app_commands.autocomplete(model=model_choices)
-    @app_commands.choices(safety=[app_commands.Choice(name=level, value=level) for level in SAFETY_SHOWN])
+    @app_commands.choices(
+        safety=[app_commands.Choice(name=level, value=level) for level in SAFETY_SHOWN],
+        search=[app_commands.Choice(name=word, value=word) for word in ("on", "off")],
+    )
     async def set_(
         self,
         interaction: Interaction,
@@ -105,6 +115,7 @@ class Settings(commands.Cog):
         age_restricted_only: bool | None = None,
         cost_multiplier: app_commands.Range[float, 0, 100] | None = None,
         safety: str | None = None,
+        search: str | None = None,
     ) -> None:
         """Update the given fields only."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -118,6 +129,7 @@ class Settings(commands.Cog):
             ("age_restricted_only", age_restricted_only),
             ("cost_multiplier", cost_multiplier),
             ("safety", safety),
+            ("search_default", None if search is None else search == "on"),
         ):
             if value is not None:
                 changes[key] = value

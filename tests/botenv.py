@@ -274,3 +274,49 @@ def cancel_id(message: dict[str, Any]) -> str:
     [custom_id] = [c["custom_id"] for row in message["components"] for c in row["components"]]
     assert custom_id.startswith("nb:cancel:")
     return custom_id
+
+
+def embed_fields(message: dict[str, Any]) -> dict[str, str]:
+    """name → value of the fields of a message's one embed (a result's)."""
+    [embed] = message["embeds"]
+    return {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+@dataclass
+class GeminiBot:
+    """A running bot on a fake Discord and a fake Gemini, with shortcuts to command it and to read
+    what reached the Gemini wire."""
+
+    discord: FakeDiscord
+    gemini: FakeGemini
+    bot: NanoBot
+    prompt: str = "a lighthouse"
+
+    async def command(self, name: str, options: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        """Send a slash command and return the first answer the user sees."""
+        inter = await self.discord.send_slash(name, options, **kw)
+        return await inter.wait_done()
+
+    async def imagine(self, **options: Any) -> dict[str, Any]:
+        """/imagine with these options (channel_id: the channel it is sent in)."""
+        channel = options.pop("channel_id", None)
+        return await self.command("imagine", {"prompt": self.prompt, **options}, channel_id=channel)
+
+    def posts(self) -> list[Any]:
+        """The generateContent bodies the fake Gemini received, in order."""
+        return [r.json for r in self.gemini.requests if r.method == "POST"]
+
+    def sent(self) -> dict[str, Any]:
+        """The last generateContent body the fake Gemini received."""
+        body: dict[str, Any] = self.gemini.requests[-1].json
+        return body
+
+
+@contextlib.asynccontextmanager
+async def gemini_bot(data_dir: Path, key: str, prompt: str = "a lighthouse") -> AsyncIterator[GeminiBot]:
+    """The real bot on a fake Discord and a fake Gemini; no Discord rule may be broken meanwhile."""
+    async with FakeDiscord() as fake, FakeGemini(api_key=key) as gemini:
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": key}
+        async with running_bot(fake, data_dir, entry) as bot:
+            yield GeminiBot(fake, gemini, bot, prompt)
+        assert fake.violations == []

@@ -1,6 +1,7 @@
 """Refusals decided before anything is reserved, downloaded or decoded: conversations that may not
 be continued (deleted results, someone else's under CONTINUE_POLICY=starter), too many inputs for the
-model, a resolution, ratio or thinking level it cannot take, and upscales whose result would be too large."""
+model, a resolution, ratio, thinking level or search it cannot take, and upscales whose result would be too
+large."""
 
 from __future__ import annotations
 
@@ -84,6 +85,17 @@ def check_shape(spec: ModelSpec, job: JobSpec) -> None:
         ratios = ", ".join(spec.aspect_ratios)
         raise InputError(f"{spec.name} does not support aspect ratio {ratio}; choose one of {ratios}")
     check_thinking(spec, job.thinking)
+    check_search(spec, job.search)
+
+
+def check_search(spec: ModelSpec, search: bool | None) -> None:
+    """A Google Search asked of a model without grounding, refused before anything is reserved (the
+    server's default is no ask: it simply does not apply to such a model)."""
+    if search and not spec.grounding:
+        raise InputError(
+            f"{spec.name} cannot ground its images in Google Search; turn the search option off, or "
+            "choose a model that offers it (the search option lists on and off only for those)"
+        )
 
 
 def check_thinking(spec: ModelSpec, level: str | None) -> None:

@@ -84,6 +84,7 @@ class Pipeline:
             turn_id=turn_id,
             history_cut=outcome.history_cut,
             seed=job.seed,
+            sources=result.sources,
         )
 
     async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
@@ -148,6 +149,7 @@ class Pipeline:
             seed=job.seed,
             thinking=job.thinking,
             safety=job.safety_applied,
+            search=job.searches(spec),
         )
         self.sending(run)
         allow = self.routing.affordable(job, run)

@@ -36,6 +36,8 @@ class TurnRecorder:
         options = {**options_of(job), **({"aspect_ratio": outcome.ratio} if outcome.ratio else {})}
         if outcome.requested_model:
             options["requested_model"] = outcome.requested_model
+        if result.sources:  # what Google Search grounding drew on, so a re-post can show it again
+            options["sources"] = result.sources.as_json()
         turn = await self.turns.create(
             new_turn(
                 job,
@@ -101,6 +103,7 @@ def options_of(job: JobSpec) -> dict[str, object]:
         "inputs": [raw.name for raw in job.inputs],
         "seed": job.seed,  # so the result can be made again
         "thinking": job.thinking,
+        "search": job.search,  # None: the server's default applied
     }
     if job.kind == "upscale":
         options["factor"] = job.factor

@@ -188,7 +188,7 @@ class JobService:
         place = self.supervisor.hold(job_id, job.user_id, job.sent_at)  # before any await: in order
         try:
             config = await self.admission.config(job.guild_id)
-            job = replace(self.routing.with_guild_defaults(job, config), safety=config.safety)
+            job = self.routing.with_guild_defaults(job, config).with_server(config)
             self.admission.check_rules(self._who(job), config, job.prompt)
             job = await self._precheck(await self._resolve_latest(job))
             run = JobRun(job_id, self.routing.decide(job))

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from bot.billing.admission import Charge
 from bot.imaging import FittedImage
 from bot.jobs.supervisor import ProgressHook
-from bot.providers.base import MAX_SEED, GenerateResult, ImageData, InputImage, SafetyLevel
+from bot.providers.base import (
+    MAX_SEED,
+    GenerateResult,
+    ImageData,
+    InputImage,
+    ModelSpec,
+    SafetyLevel,
+    Sources,
+)
+from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnRecord
 
 JobKind = Literal["imagine", "edit", "upscale", "refine", "reroll", "vary"]
@@ -84,6 +93,11 @@ class JobSpec:
     thinking: str | None = None
     #: The server's safety level (/settings set safety), filled in from its settings.
     safety: SafetyLevel = "default"
+    #: Ground the images in Google Search: asked for (refused on a model without grounding), asked
+    #: not to, or None for the server's default.
+    search: bool | None = None
+    #: The server's default for `search` (/settings set search), filled in from its settings.
+    search_default: bool = False
 
     @property
     def safety_applied(self) -> SafetyLevel:
@@ -91,6 +105,16 @@ class JobSpec:
         if self.safety == "relaxed" and not self.channel_nsfw:
             return "default"
         return self.safety
+
+    def with_server(self, config: GuildConfig) -> JobSpec:
+        """The job with its server's settings filled in (the safety level, the search default)."""
+        return replace(self, safety=config.safety, search_default=config.search_default)
+
+    def searches(self, spec: ModelSpec) -> bool:
+        """Whether the request grounds in Google Search: as asked, else the server's default where the
+        model can (a server default never refuses a job; an explicit ask was checked before admission)."""
+        wanted = self.search_default if self.search is None else self.search
+        return wanted and spec.grounding
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +134,8 @@ class JobResult:
     charge: Charge = field(default_factory=lambda: Charge(None, 0))
     #: The seed of the first image (the n-th used seed + n), to make it again.
     seed: int | None = None
+    #: What Google Search grounding drew on (empty when the job did not search).
+    sources: Sources = field(default_factory=Sources)
 
     @property
     def cost_cents(self) -> int:

@@ -14,6 +14,8 @@ from bot.jobs.queue import UNLIMITED, JobQueue, Ticket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Seconds a job waits before its message says "Queued" (most waits are over by then).
+QUEUED_GRACE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +99,25 @@ class Supervisor:
             self._active.pop(job_id, None)
 
     async def _wait_turn(self, ticket: Ticket, report: ProgressHook | None) -> bool:
-        """While the job waits, report its place every interval; whether it had to wait."""
-        waited = not ticket.granted.done()
+        """While the job waits, report its place every interval; whether a place was shown.
+
+        The first report waits a moment: most waits end at once (a slot frees, or an earlier job of
+        the member is refused as it is checked), and a "Queued" that flashes by only confuses.
+        """
+        shown = False
+        delay = min(QUEUED_GRACE, self.interval)
         while not ticket.granted.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ticket.granted), delay)
+            if ticket.granted.done():
+                break
             if report is not None:
                 position = self.queue.position(ticket.job_id)
                 eta = self.queue.estimate(ticket.job_id)
                 await _safely(report, Progress(ticket.job_id, "queued", ticket.provider, position, eta))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(ticket.granted), self.interval)
-        return waited
+                shown = True
+            delay = self.interval
+        return shown
 
     async def _tick(self, ticket: Ticket, report: ProgressHook | None, *, now: bool) -> None:
         """While the job runs, report its elapsed time every interval (at once when it had been shown

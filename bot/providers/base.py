@@ -64,6 +64,8 @@ class GenerateRequest:
     #: A thinking level the model takes ("minimal", "low", "medium", "high"); None: its default.
     thinking: str | None = None
     safety: SafetyLevel = "default"
+    #: Ground the image in Google Search (`tools: [{googleSearch: ...}]`), on models that have it.
+    search: bool = False
 
 
 @dataclass(slots=True)
@@ -75,9 +77,45 @@ class UpscaleRequest:
     model: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What a search-grounded result drew on: the searches run and the pages found, as (title, link)."""
+
+    queries: tuple[str, ...] = ()
+    pages: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        """Whether there is anything to show."""
+        return bool(self.queries or self.pages)
+
+    def merged(self, other: Sources) -> Sources:
+        """Both, each query and page once, in order (the images of one job each searched)."""
+        return Sources(
+            tuple(dict.fromkeys((*self.queries, *other.queries))),
+            tuple(dict.fromkeys((*self.pages, *other.pages))),
+        )
+
+    def as_json(self) -> JsonDict:
+        """As stored with the turn."""
+        return {"queries": list(self.queries), "pages": [list(page) for page in self.pages]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Sources:
+        """As read back from a turn's options (anything malformed is left out)."""
+        if not isinstance(data, dict):
+            return cls()
+        queries = tuple(q for q in data.get("queries") or () if isinstance(q, str))
+        pages = tuple(
+            (p[0], p[1])
+            for p in data.get("pages") or ()
+            if isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        )
+        return cls(queries, pages)
+
+
 @dataclass(slots=True)
 class GenerateResult:
-    """What a provider produced: images, the model's text, opaque state and usage."""
+    """What a provider produced: images, the model's text, opaque state, usage and search sources."""
 
     images: list[ImageData]
     provider: str
@@ -85,6 +123,8 @@ class GenerateResult:
     text: str | None = None
     state: JsonDict = field(default_factory=dict)
     usage: JsonDict = field(default_factory=dict)
+    #: Google Search grounding's queries and pages (shown with the result, as Google's terms require).
+    sources: Sources = field(default_factory=Sources)
 
 
 @dataclass(frozen=True, slots=True)

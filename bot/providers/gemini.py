@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -22,8 +22,9 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
-from bot.providers.base import MAX_SEED, GenerateRequest, GenerateResult, ImageData, JsonDict, ModelSpec, Turn
+from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, Sources
 from bot.providers.common import ProviderBase, fan_out
+from bot.providers.gemini_body import build_body, seeded
 from bot.providers.http import ErrorMapper, image_from_base64
 from bot.providers.sanitize import reason
 from bot.providers.wire import Base64, Loose, WireModel, parse, parse_error_body
@@ -40,11 +41,11 @@ SAFETY_REASONS = frozenset(
         "IMAGE_RECITATION",
     }
 )
-_RESOLUTION_WIRE = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
-#: The adjustable harm categories of image models, and each /settings safety level's threshold.
-HARMS = ("HARASSMENT", "HATE_SPEECH", "SEXUALLY_EXPLICIT", "DANGEROUS_CONTENT")
-HARM_CATEGORIES = tuple(f"HARM_CATEGORY_{harm}" for harm in HARMS)
-_THRESHOLDS = {"strict": "BLOCK_LOW_AND_ABOVE", "relaxed": "BLOCK_ONLY_HIGH"}
+#: At most this many search queries and pages are kept from one answer's grounding metadata.
+MAX_SOURCES = 20
+#: Longer titles are cut, longer links dropped (a cut link leads nowhere).
+MAX_SOURCE_TITLE = 300
+MAX_SOURCE_LINK = 2048
 _DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
 _RETRY_IN = re.compile(r"retry in ([\d.]+)\s*s", re.IGNORECASE)
 
@@ -93,13 +94,62 @@ class _SafetyRating(_Google):
     blocked: Loose[bool] = None
 
 
+class _WebChunk(_Google):
+    """A web page Google Search grounding drew on."""
+
+    uri: Loose[str] = None
+    title: Loose[str] = None
+
+
+class _ImageChunk(_Google):
+    """An image search result grounding drew on: the page it is on (sourceUri) is the link shown."""
+
+    source_uri: Loose[str] = None
+    title: Loose[str] = None
+
+
+class _GroundingChunk(_Google):
+    """One grounding chunk: a web page or an image search result (other kinds are ignored)."""
+
+    web: Loose[_WebChunk] = None
+    image: Loose[_ImageChunk] = None
+
+    def page(self) -> tuple[str, str] | None:
+        """(title, link) of the page it came from, when it names a link that fits."""
+        if self.web is not None:
+            title, link = self.web.title, self.web.uri
+        elif self.image is not None:
+            title, link = self.image.title, self.image.source_uri
+        else:
+            return None
+        if not link or len(link) > MAX_SOURCE_LINK:
+            return None
+        return ((title or "").strip() or link)[:MAX_SOURCE_TITLE], link
+
+
+class _GroundingMetadata(_Google):
+    """What a search-grounded answer reports; searchEntryPoint (HTML for a web view) is ignored."""
+
+    web_search_queries: Loose[list[Loose[str]]] = None
+    image_search_queries: Loose[list[Loose[str]]] = None
+    grounding_chunks: Loose[list[Loose[_GroundingChunk]]] = None
+
+    def sources(self) -> Sources:
+        """The queries and the pages, each once and bounded (an answer is not trusted to be small)."""
+        asked = (*(self.web_search_queries or ()), *(self.image_search_queries or ()))
+        queries = (q.strip()[:MAX_SOURCE_TITLE] for q in asked if q and q.strip())
+        pages = (page for chunk in self.grounding_chunks or () if chunk and (page := chunk.page()))
+        return Sources(tuple(dict.fromkeys(queries))[:MAX_SOURCES], tuple(dict.fromkeys(pages))[:MAX_SOURCES])
+
+
 class _Candidate(_Google):
-    """One candidate answer; groundingMetadata and citations are ignored for now."""
+    """One candidate answer; citations are ignored."""
 
     content: _Content | None = None
     finish_reason: Loose[str] = None
     finish_message: Loose[str] = None
     safety_ratings: Loose[list[_SafetyRating]] = None
+    grounding_metadata: Loose[_GroundingMetadata] = None
 
 
 class _PromptFeedback(_Google):
@@ -168,73 +218,6 @@ class _ErrorBody(_Google):
     """{"error": {...}}."""
 
     error: Loose[_Error] = None
-
-
-# --- requests ------------------------------------------------------------------------------------------
-
-
-def _inline(image: ImageData, signature: str | None = None) -> JsonDict:
-    """An inlineData part, with its thought signature when it had one."""
-    part: JsonDict = {"inlineData": {"mimeType": image.mime, "data": base64.b64encode(image.data).decode()}}
-    if signature is not None:
-        part["thoughtSignature"] = signature
-    return part
-
-
-def _turn_parts(turn: Turn) -> list[JsonDict]:
-    """Rebuild a stored turn's parts, model parts with their signatures in their original order."""
-    recorded = turn.state.get("parts") if turn.role == "model" else None
-    if not recorded:
-        parts: list[JsonDict] = [{"text": turn.text}] if turn.text else []
-        return parts + [_inline(img) for img in turn.images]
-    parts = []
-    for entry in recorded:
-        signature = entry.get("thoughtSignature")
-        if "image" in entry:
-            index = int(entry["image"])
-            if index < len(turn.images):
-                parts.append(_inline(turn.images[index], signature))
-        elif "text" in entry:
-            part: JsonDict = {"text": entry["text"]}
-            if signature is not None:
-                part["thoughtSignature"] = signature
-            parts.append(part)
-    return parts
-
-
-def build_body(request: GenerateRequest, spec: ModelSpec) -> JsonDict:
-    """The generateContent request body: history, then the new user turn, then image options."""
-    contents = [
-        {"role": turn.role, "parts": parts} for turn in request.history if (parts := _turn_parts(turn))
-    ]
-    user_parts: list[JsonDict] = [{"text": request.prompt}]
-    user_parts += [_inline(img) for i in request.images if (img := i.as_image()) is not None]
-    contents.append({"role": "user", "parts": user_parts})
-    image_config: JsonDict = {}
-    if request.aspect_ratio:
-        image_config["aspectRatio"] = request.aspect_ratio
-    if request.resolution and len(spec.resolutions) > 1:
-        image_config["imageSize"] = _RESOLUTION_WIRE[request.resolution]
-    config: JsonDict = {"responseModalities": ["TEXT", "IMAGE"]}
-    if image_config:
-        config["imageConfig"] = image_config
-    if request.seed is not None:
-        config["seed"] = request.seed
-    if request.thinking and request.thinking in spec.thinking_levels:  # never one it would refuse
-        config.setdefault("thinkingConfig", {})["thinkingLevel"] = request.thinking.upper()
-    body: JsonDict = {"contents": contents, "generationConfig": config}
-    if threshold := _THRESHOLDS.get(request.safety):  # "default": Google's own thresholds
-        body["safetySettings"] = [{"category": c, "threshold": threshold} for c in HARM_CATEGORIES]
-    return body
-
-
-def seeded(body: JsonDict, count: int) -> list[JsonDict]:
-    """One body per image: with a seed, the n-th image's is seed + n (one seed would repeat one image)."""
-    config = body["generationConfig"]
-    if "seed" not in config:
-        return [body] * count
-    seeds = ((config["seed"] + n) % (MAX_SEED + 1) for n in range(count))
-    return [{**body, "generationConfig": {**config, "seed": seed}} for seed in seeds]
 
 
 # --- errors --------------------------------------------------------------------------------------------
@@ -329,7 +312,16 @@ class GeminiProvider(ProviderBase):
         """One call per requested image (Gemini returns one), run concurrently."""
         spec = self.validate(request)
         bodies = iter(seeded(build_body(request, spec), request.count))
-        return await fan_out(lambda: self._call(spec.name, next(bodies)), request.count)
+        found: list[Sources] = []
+
+        async def call() -> GenerateResult:
+            result = await self._call(spec.name, next(bodies))
+            found.append(result.sources)
+            return result
+
+        result = await fan_out(call, request.count)
+        result.sources = functools.reduce(Sources.merged, found, Sources())  # each image searched
+        return result
 
     async def _call(self, model: str, body: JsonDict) -> GenerateResult:
         """Send one generateContent request and read its answer."""
@@ -354,6 +346,7 @@ class GeminiProvider(ProviderBase):
             text=text,
             state={"parts": state_parts},
             usage=usage.model_dump(by_alias=True, exclude_none=True) if usage else {},
+            sources=candidate.grounding_metadata.sources() if candidate.grounding_metadata else Sources(),
         )
 
     def _read_parts(self, candidate: _Candidate) -> tuple[list[ImageData], list[str], list[JsonDict]]:

@@ -1,4 +1,4 @@
-"""Per-server settings (/settings): defaults, allowed channels, blocklist, cooldown, concurrency, safety."""
+"""Per-server settings (/settings): defaults, channels, blocklist, cooldown, concurrency, safety, search."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ class GuildConfig(BaseModel):
     #: How strictly the provider filters harmful content; "relaxed" applies only in age-restricted
     #: channels (elsewhere the provider's defaults do).
     safety: Literal["strict", "default", "relaxed"] = "default"
+    #: Ground images in Google Search unless a job says otherwise (only on models that can).
+    search_default: bool = False
 
 
 class GuildSettingsStore:

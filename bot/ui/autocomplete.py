@@ -1,16 +1,18 @@
-"""Autocomplete for model, aspect ratio, resolution and thinking: only what the chosen model supports."""
+"""Autocomplete for model, ratio, resolution, thinking and search: only what the chosen model supports."""
 
 from __future__ import annotations
 
 from discord import app_commands
 
-from bot.errors import NanoBotError
+from bot.errors import InputError, NanoBotError
 from bot.providers.base import ModelSpec
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
 MAX_CHOICES = 25
 AUTO = "auto"
+#: What the search option takes (offered as "on" and "off", for a model with Google Search grounding).
+SEARCH_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
 def _spec(interaction: Interaction) -> ModelSpec | None:
@@ -63,3 +65,19 @@ async def thinking_choices(interaction: Interaction, current: str) -> list[app_c
     """The chosen model's thinking levels (none for a model that takes no thinking option)."""
     spec = _spec(interaction)
     return _filtered(list(spec.thinking_levels) if spec else [], current)
+
+
+async def search_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """ "on" and "off" for a model with Google Search grounding; nothing for one without."""
+    spec = _spec(interaction)
+    return _filtered(["on", "off"] if spec and spec.grounding else [], current)
+
+
+def search_option(value: str | None) -> bool | None:
+    """The search option as typed: True, False, or None when left out (the server's default)."""
+    word = (value or "").strip().lower()
+    if not word:
+        return None
+    if word not in SEARCH_WORDS:
+        raise InputError("The search option takes on or off")
+    return SEARCH_WORDS[word]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, quote_plus, urlsplit
 
 import discord
 
 from bot.billing.costs import credits
 from bot.errors import NanoBotError
 from bot.jobs.service import JobResult
+from bot.providers.base import Sources
 
 PROMPT_SHOWN = 300
 MODEL_TEXT_SHOWN = 900
@@ -18,6 +20,14 @@ ERROR_COLOUR = discord.Colour.red()
 LINK = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)")
 #: Mentions and custom emoji in text we echo: shown as text, never rendered.
 MENTION = re.compile(r"<([@#][!&]?|a?:)")
+#: How much of Google Search grounding's sources a result shows (Discord's field value limit: 1024).
+SOURCES_SHOWN = 5
+QUERIES_SHOWN = 3
+SOURCE_TITLE_SHOWN = 80
+FIELD_LIMIT = 1024
+#: Characters left as they are in a shown link; anything else (brackets, spaces, quotes) is %-encoded
+#: so that it cannot end the markdown link early.
+LINK_SAFE = ":/?#@!$&+,;=%-._~"
 
 
 def inert(text: str) -> str:
@@ -53,9 +63,47 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
         embed.add_field(
             name="Model says", value=clip(inert(clip(result.text, MODEL_TEXT_SHOWN)), 1024), inline=False
         )
+    if result.sources and (shown := sources_text(result.sources)):
+        embed.add_field(name="Sources", value=shown, inline=False)
     if result.reencoded:
         embed.set_footer(text="Re-encoded to fit Discord's upload limit")
     return embed
+
+
+def link_text(text: str) -> str:
+    """Provider text as the words of a markdown link: one line, no brackets, inert, short."""
+    flat = " ".join(text.replace("[", "(").replace("]", ")").split())
+    return clip(discord.utils.escape_mentions(inert(clip(flat, SOURCE_TITLE_SHOWN))), 2 * SOURCE_TITLE_SHOWN)
+
+
+def safe_link(uri: str) -> str | None:
+    """An http(s) link fit for a markdown link's target (None: not one to show)."""
+    try:
+        parts = urlsplit(uri.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(uri.strip(), safe=LINK_SAFE)
+
+
+def sources_text(sources: Sources) -> str:
+    """The searches run (each a link to its Google results) and up to five pages drawn on, as
+    markdown links within one field's 1024 characters; titles and queries made inert."""
+    searched = ""
+    for query in sources.queries[:QUERIES_SHOWN]:
+        words = clip(query, SOURCE_TITLE_SHOWN)
+        item = f"[{link_text(query)}](https://www.google.com/search?q={quote_plus(words)})"
+        longer = f"{searched} · {item}" if searched else f"🔎 {item}"
+        if len(longer) <= FIELD_LIMIT // 2:  # the pages keep at least half of the field
+            searched = longer
+    lines = [searched] if searched else []
+    pages = [(title, link) for title, uri in sources.pages if (link := safe_link(uri))]
+    for title, link in pages[:SOURCES_SHOWN]:
+        line = f"• [{link_text(title)}]({link})"
+        if len("\n".join([*lines, line])) <= FIELD_LIMIT:  # a link cut short would lead nowhere
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def error_text(error: BaseException) -> tuple[str, str]:

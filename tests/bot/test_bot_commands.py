@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import NanoBot
-from tests.botenv import image_size, running_bot
+from tests.botenv import embed_fields, image_size, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeTask, Fault
@@ -41,11 +41,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         async with running_bot(discord_fake, tmp_path, entry) as bot:
             yield Env(discord_fake, gemini, bot)
         assert discord_fake.violations == []
-
-
-def embed_fields(message: dict[str, Any]) -> dict[str, str]:
-    [embed] = message["embeds"]
-    return {f["name"]: f["value"] for f in embed.get("fields", [])}
 
 
 async def test_imagine_delivers_image_with_embed(env: Env) -> None:

@@ -26,7 +26,12 @@ async def test_fifty_commands_at_once_all_acknowledged_in_time(tmp_path: Path) -
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as provider:
         provider.delay = 2.0  # a slow provider: every job outlives the 3-second window
         async with running_bot(
-            fake, tmp_path, gemini(provider), max_concurrent_jobs=50, max_queued_per_user=50
+            fake,
+            tmp_path,
+            gemini(provider),
+            max_concurrent_jobs=50,
+            max_queued_per_user=50,
+            max_running_jobs=8,  # so that most wait, and are told where they stand
         ):
             handles = await asyncio.gather(
                 *(fake.send_slash("imagine", {"prompt": f"apple {n}"}) for n in range(50))

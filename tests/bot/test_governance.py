@@ -23,6 +23,7 @@ from tests.botenv import (
     settled_usage,
     text,
     title,
+    wait_result,
 )
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, FakeNBPro, Fault
@@ -150,7 +151,7 @@ async def test_concurrent_commands_pass_the_cooldown_once(world: World, n: int) 
         inters = await asyncio.gather(
             *(world.discord.send_slash("imagine", {"prompt": f"pear {i}"}) for i in range(n))
         )
-        answers = await asyncio.gather(*(i.wait_done(60) for i in inters))
+        answers = await asyncio.gather(*(wait_result(i, 60) for i in inters))  # past any progress
         delivered = [a for a in answers if world.discord.files_of(a)]
         cooling = [a for a in answers if "Cooldown" in title(a)]
         assert len(delivered) == 1 and len(cooling) == n - 1

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.app import NanoBot
-from tests.botenv import button_id, linked_turn, running_bot, text
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeGemini
+from tests.botenv import GeminiBot, button_id, embed_fields, gemini_bot, linked_turn, text
 
 KEY = "seed-key"
 FLASH = "gemini-2.5-flash-image"
@@ -26,80 +21,52 @@ CATEGORIES = [
 ]
 
 
-@dataclass
-class Env:
-    discord: FakeDiscord
-    gemini: FakeGemini
-    bot: NanoBot
-
-    async def command(self, name: str, options: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        inter = await self.discord.send_slash(name, options, **kw)
-        return await inter.wait_done()
-
-    async def imagine(self, **options: Any) -> dict[str, Any]:
-        channel = options.pop("channel_id", None)
-        return await self.command("imagine", {"prompt": "a lighthouse", **options}, channel_id=channel)
-
-    def sent(self) -> dict[str, Any]:
-        """The last generateContent body the fake Gemini received."""
-        body: dict[str, Any] = self.gemini.requests[-1].json
-        return body
-
-
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry) as bot:
-            yield Env(fake, gemini, bot)
-        assert fake.violations == []
+async def env(tmp_path: Path) -> AsyncIterator[GeminiBot]:
+    async with gemini_bot(tmp_path, KEY, prompt="a lighthouse") as found:
+        yield found
 
 
-def fields(message: dict[str, Any]) -> dict[str, str]:
-    """name → value of the result embed's fields."""
-    return {f["name"]: f["value"] for f in message["embeds"][0].get("fields", [])}
-
-
-async def test_seed_and_thinking_reach_the_wire_the_embed_and_the_turn(env: Env) -> None:
+async def test_seed_and_thinking_reach_the_wire_the_embed_and_the_turn(env: GeminiBot) -> None:
     message = await env.imagine(model=NB2, seed=1234, thinking="high")
     assert env.discord.files_of(message)
     config = env.sent()["generationConfig"]
     assert config["seed"] == 1234
     assert config["thinkingConfig"] == {"thinkingLevel": "HIGH"}
-    assert fields(message)["Seed"] == "1234"
+    assert embed_fields(message)["Seed"] == "1234"
     turn = await linked_turn(env.bot, message)
     assert turn.seed == 1234 and turn.options["thinking"] == "high"
 
 
-async def test_a_seed_is_picked_when_none_is_given_and_shown(env: Env) -> None:
+async def test_a_seed_is_picked_when_none_is_given_and_shown(env: GeminiBot) -> None:
     message = await env.imagine()
     seed = env.sent()["generationConfig"]["seed"]
     assert isinstance(seed, int) and 0 <= seed < 2**31
     assert "thinkingConfig" not in env.sent()["generationConfig"]
-    assert fields(message)["Seed"] == str(seed)
+    assert embed_fields(message)["Seed"] == str(seed)
     assert (await linked_turn(env.bot, message)).seed == seed
 
 
-async def test_each_image_of_a_job_gets_its_own_seed(env: Env) -> None:
+async def test_each_image_of_a_job_gets_its_own_seed(env: GeminiBot) -> None:
     message = await env.imagine(seed=2**31 - 1, count=2)
     assert len(env.discord.files_of(message)) == 2
     seeds = sorted(r.json["generationConfig"]["seed"] for r in env.gemini.requests if r.method == "POST")
     assert seeds == [0, 2**31 - 1]  # seed + 1 wraps within the int32 the API takes
-    assert fields(message)["Seed"] == f"{2**31 - 1} (+1 per image)"
+    assert embed_fields(message)["Seed"] == f"{2**31 - 1} (+1 per image)"
 
 
-async def test_reroll_uses_a_new_seed_and_keeps_the_thinking_level(env: Env) -> None:
+async def test_reroll_uses_a_new_seed_and_keeps_the_thinking_level(env: GeminiBot) -> None:
     first = await env.imagine(model=PRO, seed=77, thinking="low")
     inter = await env.discord.send_component(first, button_id(first, "reroll"))
     second = await inter.wait_done()
     config = env.sent()["generationConfig"]
     assert config["seed"] != 77
     assert config["thinkingConfig"] == {"thinkingLevel": "LOW"}
-    assert fields(second)["Seed"] == str(config["seed"])
+    assert embed_fields(second)["Seed"] == str(config["seed"])
     assert (await linked_turn(env.bot, second)).seed == config["seed"]
 
 
-async def test_a_thinking_level_the_model_does_not_take_is_refused_before_any_call(env: Env) -> None:
+async def test_a_thinking_level_the_model_does_not_take_is_refused_before_any_call(env: GeminiBot) -> None:
     refused = await env.imagine(model=FLASH, thinking="high")
     assert f"{FLASH} takes no thinking level" in text(refused)
     wrong = await env.imagine(model=PRO, thinking="minimal")
@@ -112,7 +79,7 @@ async def test_a_thinking_level_the_model_does_not_take_is_refused_before_any_ca
     ("model", "levels"), [(FLASH, []), (PRO, ["low", "high"]), (NB2, ["minimal", "high"])]
 )
 async def test_thinking_autocomplete_offers_the_models_levels(
-    env: Env, model: str, levels: list[str]
+    env: GeminiBot, model: str, levels: list[str]
 ) -> None:
     offered = await env.discord.send_autocomplete(
         "imagine", {"prompt": "x", "model": model, "thinking": ""}, focused="thinking"
@@ -121,19 +88,19 @@ async def test_thinking_autocomplete_offers_the_models_levels(
     assert [c["value"] for c in offered.autocomplete_choices or []] == levels
 
 
-async def test_default_safety_sends_no_settings_and_strict_blocks_more(env: Env) -> None:
+async def test_default_safety_sends_no_settings_and_strict_blocks_more(env: GeminiBot) -> None:
     await env.imagine()
     assert "safetySettings" not in env.sent()
     shown = await env.command("settings set", {"safety": "strict"}, user="admin")
-    assert fields(shown)["Safety"].startswith("strict")
+    assert embed_fields(shown)["Safety"].startswith("strict")
     await env.imagine()
     expected = [{"category": c, "threshold": "BLOCK_LOW_AND_ABOVE"} for c in CATEGORIES]
     assert env.sent()["safetySettings"] == expected
 
 
-async def test_relaxed_applies_only_in_age_restricted_channels(env: Env) -> None:
+async def test_relaxed_applies_only_in_age_restricted_channels(env: GeminiBot) -> None:
     shown = await env.command("settings set", {"safety": "relaxed"}, user="admin")
-    assert "default elsewhere" in fields(shown)["Safety"]
+    assert "default elsewhere" in embed_fields(shown)["Safety"]
     assert env.discord.files_of(await env.imagine(channel_id=env.discord.nsfw_channel_id))
     expected = [{"category": c, "threshold": "BLOCK_ONLY_HIGH"} for c in CATEGORIES]
     assert env.sent()["safetySettings"] == expected
@@ -141,10 +108,10 @@ async def test_relaxed_applies_only_in_age_restricted_channels(env: Env) -> None
     assert "safetySettings" not in env.sent()
 
 
-async def test_edit_takes_a_seed_and_a_thinking_level(env: Env) -> None:
+async def test_edit_takes_a_seed_and_a_thinking_level(env: GeminiBot) -> None:
     await env.imagine(model=NB2)
     edited = await env.command("edit", {"prompt": "at night", "model": NB2, "seed": 5, "thinking": " High"})
     assert env.discord.files_of(edited)
     config = env.sent()["generationConfig"]
     assert config["seed"] == 5 and config["thinkingConfig"] == {"thinkingLevel": "HIGH"}
-    assert fields(edited)["Seed"] == "5"
+    assert embed_fields(edited)["Seed"] == "5"

@@ -17,6 +17,7 @@ from tests.fakes.providers.base import (
     format_seconds,
     random_id,
 )
+from tests.fakes.providers.gemini_grounding import DEFAULT_PAGES, grounding_metadata, search_types
 from tests.fakes.providers.gemini_request import (
     FLASH_25,
     MODELS,
@@ -219,6 +220,8 @@ class FakeGemini(FakeProvider):
         #: The most models one page of the list holds (Google's cap; tests lower it to force paging).
         self.list_page_max = LIST_PAGE_MAX
         self._page_tokens: dict[str, int] = {}
+        #: What a grounded answer's searches find, as (title, uri).
+        self.grounding_pages: list[tuple[str, str]] = list(DEFAULT_PAGES)
 
     def _add_routes(self, app: web.Application) -> None:
         """Register generateContent (POST), models.get and models.list (GET)."""
@@ -309,6 +312,7 @@ class FakeGemini(FakeProvider):
         if rec.json is None:
             raise invalid("Invalid JSON payload received. Unexpected token.")
         parsed = parse_request(rec.json, model, spec)
+        parsed.search = search_types(parsed.tools, model, spec)
         fault = self._next_fault(request)
         await self._pause(fault)
         if (answer := self._transport_fault(request, fault)) is not None:
@@ -342,6 +346,10 @@ class FakeGemini(FakeProvider):
             "finishReason": "STOP",
             "index": 0,
         }
+        if parsed.search:
+            candidate["groundingMetadata"] = grounding_metadata(
+                parsed.prompt, parsed.search, self.grounding_pages
+            )
         body = self._envelope(model, parsed, candidates=[candidate])
         body["usageMetadata"].update(self._output_usage(spec, parsed, body["usageMetadata"]))
         return body

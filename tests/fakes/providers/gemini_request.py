@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -34,7 +34,7 @@ SCHEMA: dict[str, dict[str, tuple[str | None, bool]]] = {
     "GenerateContentRequest": {
         "model": (None, False),
         "contents": ("Content", True),
-        "tools": (None, True),
+        "tools": ("Tool", True),
         "toolConfig": (None, False),
         "safetySettings": ("SafetySetting", True),
         "systemInstruction": ("Content", False),
@@ -88,6 +88,16 @@ SCHEMA: dict[str, dict[str, tuple[str | None, bool]]] = {
         "thinkingLevel": (None, False),
     },
     "ImageConfig": {"aspectRatio": (None, False), "imageSize": (None, False)},
+    "Tool": {
+        **{
+            name: (None, False)
+            for name in ("googleSearchRetrieval", "codeExecution", "urlContext", "googleMaps", "fileSearch")
+        },
+        "functionDeclarations": (None, True),
+        "googleSearch": ("GoogleSearch", False),
+    },
+    "GoogleSearch": {"timeRangeFilter": (None, False), "searchTypes": ("SearchTypes", False)},
+    "SearchTypes": {"webSearch": (None, False), "imageSearch": (None, False)},
 }
 
 
@@ -136,11 +146,15 @@ class ModelSpec:
     sizes: tuple[str, ...]
     #: thinkingConfig.thinkingLevel values the model takes (none: it refuses the field).
     thinking: tuple[str, ...] = ()
+    #: Whether it takes the googleSearch tool, and its image search (searchTypes.imageSearch).
+    grounding: bool = False
+    image_search: bool = False
 
 
 FLASH_25 = ModelSpec("flash-2.5", 3, STANDARD_RATIOS, ("1K",))
-PRO_3 = ModelSpec("pro-3", 14, STANDARD_RATIOS, ("1K", "2K", "4K"), ("LOW", "HIGH"))
-FLASH_31 = ModelSpec("flash-3.1", 14, ALL_RATIOS, ("512", "1K", "2K", "4K"), ("MINIMAL", "HIGH"))
+PRO_3 = ModelSpec("pro-3", 14, STANDARD_RATIOS, ("1K", "2K", "4K"), ("LOW", "HIGH"), grounding=True)
+# 3.1 Flash grounds in web and image search (True, True).
+FLASH_31 = ModelSpec("flash-3.1", 14, ALL_RATIOS, ("512", "1K", "2K", "4K"), ("MINIMAL", "HIGH"), True, True)
 MODELS: dict[str, ModelSpec] = {
     "gemini-2.5-flash-image": FLASH_25,
     "gemini-3-pro-image-preview": PRO_3,
@@ -236,6 +250,10 @@ class ParsedRequest:
     want_text: bool
     want_image: bool
     include_thoughts: bool
+    #: The request's tools, canonical (see gemini_grounding.search_types).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    #: The searches grounding runs ("web", "image"); empty: no googleSearch tool.
+    search: tuple[str, ...] = ()
 
 
 def _check_inline(blob: dict[str, Any], path: str) -> bytes:
@@ -353,7 +371,9 @@ def parse_request(body: Any, model: str, spec: ModelSpec) -> ParsedRequest:
     _check_seed(config)
     _check_thinking_level(config, spec)
     _check_safety_settings(request.get("safetySettings", []))
-    return ParsedRequest(prompt, images, ratio, size, want_text, want_image, thoughts)
+    return ParsedRequest(
+        prompt, images, ratio, size, want_text, want_image, thoughts, request.get("tools", [])
+    )
 
 
 def _check_seed(config: dict[str, Any]) -> None:
