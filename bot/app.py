@@ -245,6 +245,8 @@ class NanoBot(commands.AutoShardedBot):
             await self.health.stop()
             self.health = None
         built = hasattr(self, "services")
+        if built:
+            self.service.supervisor.queue.stop()  # running jobs finish; waiting ones never start
         idle = not built or await self.service.wait_idle(self.settings.shutdown_grace)
         if built:
             await self._retire()

@@ -13,7 +13,7 @@ from bot.jobs.checks import GONE
 from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
-from bot.ui.delivery import ReplyDelivery
+from bot.ui.delivery import ReplyDelivery, age_restricted
 from bot.ui.embeds import error_embed
 from bot.ui.types import Client
 from bot.wiring import services_of
@@ -103,7 +103,7 @@ class Refine(commands.Cog):
             channel_id=message.channel.id,
             user_id=message.author.id,
             role_ids=tuple(r.id for r in getattr(message.author, "roles", ())),
-            channel_nsfw=bool(getattr(message.channel, "nsfw", False)),
+            channel_nsfw=age_restricted(message.channel),
             upload_limit=limit,
             sent_at=message.id,
         )

@@ -226,7 +226,8 @@ class ByteBudget:
             if waiter.done() and not waiter.cancelled():
                 self.give(nbytes)  # granted just as the wait was cancelled
             else:
-                self._waiters.remove((nbytes, waiter))
+                with contextlib.suppress(ValueError):  # _wake may have taken it off the line already
+                    self._waiters.remove((nbytes, waiter))
                 self._wake()
             raise
         return nbytes
@@ -258,15 +259,20 @@ class Intake:
         self.decode_over = decode_over
         self.held = 0
         self.decodes: list[StreamDecode] = []
+        self._first = asyncio.Lock()
 
     async def reserve(self, nbytes: int) -> None:
         """Hold nbytes of the budget until the job's fit is done (the first reservation may wait)."""
         if self.budget is None or nbytes <= 0:
             return
-        if self.held:
-            self.held += self.budget.force(nbytes)
-        else:
-            self.held += await self.budget.take(nbytes)
+        # A job's parallel requests (count > 1, several downloads) queue behind its first one: only
+        # that one waits in the budget's line, the others then take their share without waiting.
+        # Two requests of one job in the line could each wait for bytes the other job holds.
+        async with self._first:
+            if self.held:
+                self.held += self.budget.force(nbytes)
+            else:
+                self.held += await self.budget.take(nbytes)
 
     def decoder(self, head: bytes, announced: int | None) -> StreamDecode | None:
         """A decoder for a result starting with head, when it must be re-encoded and a core is free."""

@@ -78,6 +78,7 @@ class JobQueue:
         self._ids = itertools.count(1)
         self._arrivals = itertools.count()
         self._places_cache: dict[str, tuple[int, Ticket]] | None = None
+        self._stopped = False
 
     def next_id(self) -> str:
         """A short id for a new job (used in the Cancel button)."""
@@ -187,9 +188,16 @@ class JobQueue:
             del self._lines[user]
         return ticket
 
+    def stop(self) -> None:
+        """Start nothing more (the bot is shutting down: a job started now would be billed by its
+        provider and then abandoned); the waiting jobs are refunded and told at the end of the grace."""
+        self._stopped = True
+
     def _pump(self) -> None:
         """Start waiting jobs while any may start (members in turn; each member's in order)."""
         self._places_cache = None  # called after every change: places are worked out afresh
+        if self._stopped:
+            return
         while self._total < self.global_limit and (ticket := self._next()) is not None:
             self._grant(ticket)
 
@@ -247,11 +255,11 @@ class JobQueue:
             self._user_running[ticket.user_id] -= 1
             if not self._user_running[ticket.user_id]:
                 del self._user_running[ticket.user_id]
-        if ticket.user_id not in self._lines and ticket.user_id not in self._user_running:
-            self._served.pop(ticket.user_id, None)  # gone from the queue: nothing to remember
             if finished:
                 recent = self._durations.setdefault(ticket.provider, deque(maxlen=RECENT))
                 recent.append(time.monotonic() - ticket.started)
+        if ticket.user_id not in self._lines and ticket.user_id not in self._user_running:
+            self._served.pop(ticket.user_id, None)  # gone from the queue: nothing to remember
         if not ticket.granted.done():
             ticket.granted.cancel()
         self._pump()

@@ -8,6 +8,8 @@ maintenance round.
 
 from __future__ import annotations
 
+import math
+
 from aiolimiter import AsyncLimiter
 
 #: aiolimiter measures rates over this many seconds.
@@ -27,10 +29,17 @@ class Pacer:
         self._build()
 
     def _limiter(self, per_minute: int | None) -> AsyncLimiter | None:
-        """A bucket for this process's share of a rate (never below one request per minute)."""
+        """A bucket for this process's share of a rate (never below one request per minute).
+
+        The bucket holds a tenth of a minute's requests and drains at the rate: a full bucket of
+        `rate` per minute would let twice the rate through in the first minute (the burst, then the
+        drain). Here any 60 s see at most the rate plus a tenth.
+        """
         if per_minute is None:
             return None
-        return AsyncLimiter(max(1.0, per_minute / self.processes), MINUTE)
+        rate = max(1.0, per_minute / self.processes)
+        burst = max(1.0, math.floor(rate / 10))
+        return AsyncLimiter(burst, MINUTE * burst / rate)
 
     def _build(self) -> None:
         """Fresh buckets for the current share."""

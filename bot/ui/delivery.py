@@ -46,10 +46,17 @@ def job_context(interaction: Interaction) -> dict[str, Any]:
         "channel_id": interaction.channel_id or 0,
         "user_id": user.id,
         "role_ids": tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
-        "channel_nsfw": bool(getattr(channel, "nsfw", False)),
+        "channel_nsfw": age_restricted(channel),
         "upload_limit": interaction.filesize_limit,
         "sent_at": interaction.id,
     }
+
+
+def age_restricted(channel: object) -> bool:
+    """Whether a channel is age-restricted; a thread asks its parent (is_nsfw), and a channel we know
+    nothing about is not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def progress_reporter(interaction: Interaction, lifetime: float) -> ProgressHook:

@@ -20,12 +20,13 @@ NOT_YET = 0.3
 
 async def test_a_provider_over_its_rate_waits_instead_of_sending(router_for: Callable[..., Router]) -> None:
     async with FakeGemini() as fake:
-        router = router_for(entry(fake, "gemini", api_key="k", requests_per_minute=2))
+        # 20 a minute: a burst of two (a tenth of a minute's), then one every 3 s.
+        router = router_for(entry(fake, "gemini", api_key="k", requests_per_minute=20))
         for _ in range(2):
             await router.generate(PROMPT)
         third = asyncio.ensure_future(router.generate(PROMPT))
         done, _ = await asyncio.wait([third], timeout=NOT_YET)
-        assert not done and fake.calls == 2  # the third waits for the next minute's share
+        assert not done and fake.calls == 2  # the third waits its turn at the rate
         third.cancel()
         with pytest.raises(asyncio.CancelledError):
             await third
@@ -41,14 +42,14 @@ async def test_a_key_at_its_rate_hands_over_to_the_next_key(router_for: Callable
 
 
 async def test_processes_share_the_rate() -> None:
-    pacer = Pacer(per_provider=4, per_key=None)
-    pacer.share(2)  # two live processes: two requests a minute each
+    pacer = Pacer(per_provider=40, per_key=None)
+    pacer.share(2)  # two live processes: 20 a minute each, in bursts of two
     await pacer.wait(None)
     await pacer.wait(None)
     assert not pacer.has_capacity(None)
     pacer.share(1)  # the other process left: the whole rate again
     assert pacer.has_capacity(None)
-    pacer.share(10)  # never below one request a minute
+    pacer.share(100)  # never below one request a minute
     assert pacer.has_capacity(None)
     await pacer.wait(None)
     assert not pacer.has_capacity(None)
@@ -59,3 +60,12 @@ async def test_no_limit_never_waits() -> None:
     for _ in range(1000):
         await pacer.wait(None)
     assert pacer.has_capacity(None) and pacer.has_capacity(0)
+
+
+async def test_a_minute_never_sees_much_more_than_the_rate() -> None:
+    pacer = Pacer(per_provider=100)
+    at_once = 0
+    while pacer.has_capacity(None) and at_once < 1000:
+        await pacer.wait(None)
+        at_once += 1
+    assert at_once == 10  # a tenth of a minute's requests at once; the rest come at the rate

@@ -244,3 +244,19 @@ async def test_a_members_running_share_is_kept() -> None:
     assert [queue.estimate(f"a{n}") for n in (2, 3, 4)] == [DEFAULT_DURATION] * 2 + [2 * DEFAULT_DURATION]
     queue.release(tickets[0], finished=True)
     assert granted(*tickets[1:]) == [True, True, False, False]
+
+
+async def test_the_estimate_learns_while_the_member_still_has_jobs_waiting() -> None:
+    queue = make_queue(global_limit=1, per_user_queued=10)
+    tickets = [queue.enqueue(f"a{n}", 1, "google") for n in range(3)]
+    queue.release(tickets[0], finished=True)  # the member still has two jobs in the queue
+    assert queue.average("google") < DEFAULT_DURATION  # learnt from the run that just ended
+
+
+async def test_a_stopped_queue_starts_nothing_more() -> None:
+    queue = make_queue(global_limit=1)
+    running, waiting = queue.enqueue("a", 1, "google"), queue.enqueue("b", 2, "google")
+    queue.stop()  # shutting down: the running job finishes, the waiting one must not reach a provider
+    queue.release(running, finished=True)
+    assert granted(waiting) == [False] and queue.running == 0
+    assert granted(queue.enqueue("c", 3, "google")) == [False]

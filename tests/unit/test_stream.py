@@ -16,7 +16,7 @@ from bot.imaging import ByteBudget, fit_for_upload, intake
 from bot.imaging.codec import Decoded, decode, decode_file
 from bot.imaging.fit import FIT_MAX_PIXELS
 from bot.imaging.pool import claim_stream, image_pool, run_image
-from bot.imaging.stream import HEAD_BYTES, Arrival, Feed, StreamAborted
+from bot.imaging.stream import HEAD_BYTES, Arrival, Feed, Intake, StreamAborted
 
 CHUNK = 8 * 1024
 
@@ -211,3 +211,23 @@ async def _reserve_in_intake(budget: ByteBudget, nbytes: int) -> None:
     """Reserve within a job's intake, then give it back (the intake's end)."""
     with intake(budget, decode_over=None) as results:
         await results.reserve(nbytes)
+
+
+async def test_jobs_with_several_requests_never_wait_on_each_other_in_the_budget() -> None:
+    """Two jobs of two requests each, their requests queued interleaved: only a job's first request
+    waits in the budget's line, so neither job ends up waiting for bytes the other holds."""
+    budget = ByteBudget(100)
+    holder = await budget.take(100)  # another job holds everything for now
+    jobs = [Intake(budget, decode_over=None) for _ in range(2)]
+
+    async def job(intake: Intake) -> None:
+        await asyncio.gather(intake.reserve(60), intake.reserve(60))  # count=2: two answers
+        intake.close()  # fitted and stored: the bytes go back
+
+    running = [asyncio.ensure_future(job(intake)) for intake in jobs]
+    for _ in range(20):  # let every request reach the budget (or its job's lock)
+        await asyncio.sleep(0)
+    assert len(budget._waiters) == 2  # one per job, not four
+    budget.give(holder)
+    await asyncio.wait_for(asyncio.gather(*running), 5)
+    assert budget.used == 0 and not budget._waiters
