@@ -53,4 +53,5 @@ def build_router(
         breaker_cooldown=settings.breaker_cooldown,
         fallback_on_no_image=settings.fallback_on_no_image,
         pacers=[p.keys.pacer for p in generating],
+        concurrency={c.name: c.concurrency for c in settings.providers if c.concurrency},
     )

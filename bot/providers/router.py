@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -39,8 +40,11 @@ class Router:
         breaker_cooldown: float = 60.0,
         fallback_on_no_image: bool = False,
         pacers: Sequence[Pacer] = (),
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.providers = list(providers)
+        #: Calls at once per provider with a `concurrency` (fallback calls included).
+        self.gates = {name: asyncio.Semaphore(n) for name, n in (concurrency or {}).items()}
         #: The providers' requests-per-minute limits, split between the live processes.
         self.pacers = list(pacers)
         self.local = local
@@ -70,11 +74,17 @@ class Router:
     async def _call(
         self, provider: ImageProvider, call: Callable[[], Awaitable[GenerateResult]]
     ) -> GenerateResult:
-        """Run a provider call through its breaker (the local upscaler has none)."""
+        """Run a provider call through its breaker (the local upscaler has none), within the provider's
+        `concurrency`: the queue's lanes count a job against the provider it was routed to, and this
+        keeps a fallback provider's own limit too."""
         breaker = self.breakers.get(provider.name)
         if breaker is None:
             return await call()
-        return await breaker.call(call)
+        gate = self.gates.get(provider.name)
+        if gate is None:
+            return await breaker.call(call)
+        async with gate:
+            return await breaker.call(call)
 
     def _may_fall_back(self, error: ProviderError) -> bool:
         """Whether the next provider may take over after this error (never after a safety block)."""

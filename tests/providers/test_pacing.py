@@ -10,7 +10,7 @@ import pytest
 from bot.providers.base import GenerateRequest
 from bot.providers.pacing import Pacer
 from bot.providers.router import Router
-from tests.fakes.providers import FakeGemini
+from tests.fakes.providers import FakeGemini, Fault
 from tests.providers.test_resilience import KEYS, entry, keys_seen
 
 PROMPT = GenerateRequest("a lighthouse at dusk")
@@ -69,3 +69,21 @@ async def test_a_minute_never_sees_much_more_than_the_rate() -> None:
         await pacer.wait(None)
         at_once += 1
     assert at_once == 10  # a tenth of a minute's requests at once; the rest come at the rate
+
+
+async def test_a_fallback_provider_keeps_its_own_concurrency(router_for: Callable[..., Router]) -> None:
+    async with FakeGemini(api_key="ka") as first, FakeGemini(api_key="kb") as second:
+        first.script(*[Fault("unavailable")] * 20)  # every job falls back
+        release = second.hold_next(3)
+        router = router_for(
+            entry(first, "gemini", name="first", api_key="ka"),
+            entry(second, "gemini", name="second", api_key="kb", concurrency=1),
+            retry_attempts=1,
+            breaker_failures=100,
+        )
+        jobs = [asyncio.ensure_future(router.generate(PROMPT)) for _ in range(3)]
+        done, _ = await asyncio.wait(jobs, timeout=NOT_YET)
+        assert not done and second.calls == 1  # one call at once there, whoever was routed where
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*jobs), 30)
+        assert len(results) == 3 and second.calls == 3
