@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bot.config import Settings
 from bot.errors import InputError
@@ -27,6 +28,7 @@ from bot.jobs.recorder import TurnRecorder, failure_text
 from bot.jobs.routing import JobRun, Routing
 from bot.jobs.spec import AUTO, DISCORD_MESSAGE_LIMIT, JobResult, JobSpec, Outcome, RawInput, raw_image
 from bot.providers.base import GenerateRequest, InputImage, ModelSpec, Turn, UpscaleRequest
+from bot.providers.pacing import ON_SEND
 from bot.providers.router import Router
 
 #: Bytes of provider answers (results, JSON with base64 results) all jobs together may hold from
@@ -151,9 +153,12 @@ class Pipeline:
             safety=job.safety_applied,
             search=job.searches(spec),
         )
-        self.sending(run)
         allow = self.routing.affordable(job, run)
-        result = await self.router.generate(request, decision.provider, allow=allow)
+        told = ON_SEND.set(partial(self.sending, run))  # when the request leaves, after any rate wait
+        try:
+            result = await self.router.generate(request, decision.provider, allow=allow)
+        finally:
+            ON_SEND.reset(told)
         return Outcome(result, images, ratio, cut, requested_model=spec.name)
 
     async def _upscale(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:

@@ -10,7 +10,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from bot.errors import AuthFailed, NoImageReturned, ProviderError, RateLimited, SafetyBlocked
-from bot.providers.pacing import UNPACED, Pacer
+from bot.providers.pacing import UNPACED, Pacer, sending
 from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class KeyRing:
         """Run call with the current key; on a key-level failure run it again with the next key."""
         if not self._keys:
             await self.pacer.wait(None)
+            sending()
             return await call(None)
         order = self.order()
         for position, index in enumerate(order[:-1]):
@@ -93,6 +94,7 @@ class KeyRing:
     async def _attempt(self, index: int, call: Callable[[str | None], Awaitable[T]]) -> T:
         """One try with one key: a key-level failure rests the key; no error leaves with a key in it."""
         await self.pacer.wait(index)  # within the provider's and the key's requests per minute
+        sending()  # only now does the provider get (and bill) the request
         try:
             return await call(self._keys[index].get_secret_value())
         except ProviderError as e:

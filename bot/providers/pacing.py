@@ -9,8 +9,22 @@ maintenance round.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 
 from aiolimiter import AsyncLimiter
+
+#: Told when a request is about to leave for the provider, after any wait for the rate (the job's
+#: "a cancel from now on is charged" moment); set around a provider call by the job that makes it.
+ON_SEND: ContextVar[Callable[[], None] | None] = ContextVar("nanobot_on_send", default=None)
+
+
+def sending() -> None:
+    """The request leaves now: tell whoever asked (nothing outside a job)."""
+    hook = ON_SEND.get()
+    if hook is not None:
+        hook()
+
 
 #: aiolimiter measures rates over this many seconds.
 MINUTE = 60.0

@@ -126,3 +126,26 @@ async def test_a_failed_earlier_job_never_holds_up_the_next_result(wide: Env) ->
     second = await env.send("alice", "a fine one")
     assert "Blocked" in str((await wait_result(first, HANG))["embeds"][0]["title"])
     assert env.discord.files_of(await wait_result(second, HANG))
+
+
+async def test_a_job_waiting_for_the_providers_rate_is_cancelled_for_free(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        entry = {
+            "name": "google",
+            "kind": "gemini",
+            "base_url": gemini.base_url,
+            "api_key": KEY,
+            "requests_per_minute": 1,  # the second job waits about a minute for its turn
+        }
+        async with running_bot(fake, tmp_path, entry, progress_interval=0.3) as bot:
+            first = await fake.send_slash("imagine", {"prompt": "one"}, user="alice")
+            assert fake.files_of(await wait_result(first, HANG))
+            second = await fake.send_slash("imagine", {"prompt": "two"}, user="alice")
+            shown = await wait_for_text(second, "Working with")
+            assert "charged" not in shown["content"]  # the provider has not got it: cancelling is free
+            click = await fake.send_component(shown, cancel_id(shown), user="alice")
+            await click.wait_ack()
+            assert await bot.service.wait_idle(HANG)
+            used, reserved = await settled_usage(fake, bot, "alice")
+            assert gemini.calls == 1 and (used, reserved) == (100, 0)
+        assert fake.violations == []
