@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 
 from bot.jobs.queue import now_snowflake
+from bot.jobs.supervisor import Progress, ProgressHook
 
 
 @dataclass(eq=False)
@@ -38,9 +40,16 @@ class DeliveryOrder:
         line.insert(bisect.bisect(line, place.order, key=lambda p: p.order), place)
         return place
 
-    async def turn(self, place: Place) -> None:
-        """Wait until every earlier job of the member has left (posted, failed or cancelled)."""
+    async def turn(self, place: Place, report: ProgressHook | None = None, provider: str = "") -> None:
+        """Wait until every earlier job of the member has left (posted, failed or cancelled); a job
+        that must wait says it is ready (best effort: a failed report never holds it up)."""
+        told = False
         while (line := self._lines.get(place.user_id)) and line[0] is not place:
+            if report is not None and not told:
+                told = True
+                with contextlib.suppress(Exception):
+                    await report(Progress("", "ready", provider))
+                continue  # the line may have moved while the report was sent
             await line[0].done.wait()
 
     def leave(self, place: Place) -> None:

@@ -374,7 +374,7 @@ class JobService:
                     log.error("job failed", exc_info=error)
                 await delivery.fail(error)
                 return
-            await self.order.turn(place)  # the member's earlier results go first
+            await self.order.turn(place, job.progress, result.provider)  # earlier results go first
             await self._deliver(result, delivery)
         finally:
             self.order.leave(place)

@@ -23,7 +23,8 @@ class Progress:
     """Where a job stands: waiting (with its place and an estimate) or running (for how long)."""
 
     job_id: str
-    state: Literal["queued", "running"]
+    #: "ready": done, and posted as soon as the member's earlier results are.
+    state: Literal["queued", "running", "ready"]
     provider: str
     position: int | None = None
     eta: float | None = None

@@ -65,6 +65,10 @@ def progress_reporter(interaction: Interaction, lifetime: float) -> ProgressHook
     async def report(progress: Progress) -> None:
         if token_expired(interaction, lifetime):
             return
+        if progress.state == "ready":  # nothing left to cancel: no button
+            text = "✅ Ready: posted as soon as your earlier images are"
+            await interaction.edit_original_response(content=text, view=None)
+            return
         if progress.state == "queued":
             eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
             text = f"⏳ Queued: position {progress.position}{eta} (members take turns)"

@@ -109,8 +109,9 @@ async def test_a_result_that_finishes_early_waits_for_the_members_earlier_one(wi
     first = await env.send("alice", "the slow one")
     second = await env.send("alice", "the quick one")
     await eventually(lambda: env.gemini.calls == 2, what="both jobs at the provider (jobs_at_once 2)")
-    assert await env.bot.service.wait_idle(0.5) is False  # the quick result waits, not posted
-    assert not env.discord.files_of(second.original or {})
+    ready = await wait_for_text(second, "Ready: posted as soon as your earlier images are")
+    assert not ready.get("components")  # nothing left to cancel
+    assert not env.discord.files_of(second.original or {})  # the quick result waits, not posted
     slow.set()
     for inter in (first, second):
         assert env.discord.files_of(await wait_result(inter, HANG))
