@@ -180,7 +180,7 @@ class OutageWorld:
     key: str
     outage_budget: float
 
-    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
+    def bot(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[NanoBot]:
         """The bot, reaching its database through the proxy, waiting out outages for outage_budget."""
         entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": self.key}
         return running_bot(
@@ -190,6 +190,7 @@ class OutageWorld:
             database_url=self.proxy.url_for(self.db_url),
             database_outage_seconds=self.outage_budget,
             heartbeat_interval=0.5,
+            **overrides,
         )
 
 

@@ -16,7 +16,7 @@ import aiohttp
 
 from bot import __version__
 from bot.app import NanoBot
-from tests.botenv import OutageWorld, eventually_async, outage_world, running_bot, wait_result
+from tests.botenv import OutageWorld, eventually_async, outage_world, wait_result
 
 KEY = "health-gemini-key"
 OUTAGE_BUDGET = 3.0
@@ -25,20 +25,9 @@ OUTAGE_BUDGET = 3.0
 class World(OutageWorld):
     """The outage world, with the health server listening and an operator's budget to report."""
 
-    def bot(self) -> contextlib.AbstractAsyncContextManager[NanoBot]:
+    def bot(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[NanoBot]:
         """The bot through the relay, with HEALTH_PORT on a free port of 127.0.0.1."""
-        entry = {"name": "google", "kind": "gemini", "base_url": self.gemini.base_url, "api_key": self.key}
-        return running_bot(
-            self.discord,
-            self.tmp,
-            entry,
-            database_url=self.proxy.url_for(self.db_url),
-            database_outage_seconds=self.outage_budget,
-            heartbeat_interval=0.5,
-            health_port=0,
-            health_host="127.0.0.1",
-            operator_daily_budget=100,
-        )
+        return super().bot(health_port=0, health_host="127.0.0.1", operator_daily_budget=100, **overrides)
 
 
 async def get(bot: NanoBot, path: str) -> tuple[int, Any]:
