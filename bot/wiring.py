@@ -56,9 +56,12 @@ class Services:
 
 
 def open_session(settings: Settings) -> aiohttp.ClientSession:
-    """The process's one HTTP session: providers' own hosts trusted, every other address public only."""
+    """The process's one HTTP session: providers' own hosts (and IMAGE_URL_HOSTS) trusted, every other
+    address public only."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout)
-    return aiohttp.ClientSession(timeout=timeout, connector=guarded_connector(settings.provider_hosts))
+    return aiohttp.ClientSession(
+        timeout=timeout, connector=guarded_connector(settings.provider_hosts | set(settings.image_url_hosts))
+    )
 
 
 def build_providers(settings: Settings, session: aiohttp.ClientSession, telemetry: Telemetry) -> Router:

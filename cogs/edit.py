@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InputError
 from bot.jobs.service import JobSpec
 from bot.jobs.spec import new_seed
 from bot.providers.base import MAX_SEED
@@ -22,26 +25,33 @@ from bot.ui.autocomplete import (
     thinking_choices,
 )
 from bot.ui.delivery import acknowledge, job_context, to_interaction
+from bot.ui.references import Given, parse_references
 from bot.ui.types import Client, Interaction
+from bot.ui.upload import open_upload_form
 from bot.wiring import services_of
 
 
-def input_or_latest(
-    bot: Client, interaction: Interaction, image: discord.Attachment | None
-) -> dict[str, Any]:
-    """JobSpec arguments for the attached image; else for the latest image of this channel (the newest
-    result of its conversations, else an image of mine in its history).
+def latest_finder(bot: Client, interaction: Interaction) -> dict[str, Any]:
+    """JobSpec arguments to edit the latest image of this channel (the newest result of its
+    conversations, else an image of mine in its history), when no image is attached.
 
     Nothing is looked up or downloaded here: the job does that once the rules have passed.
     """
     cap = services_of(bot).settings.max_input_bytes
-    if image is not None:
-        return {"inputs": [pending_attachment(image, cap)]}
     channel = interaction.channel
     me = bot.user
     assert me is not None and isinstance(channel, discord.abc.Messageable)
     turns = services_of(bot).jobs.turns
     return {"find_latest": lambda: latest_bot_image(channel, me, cap, turns)}
+
+
+def input_or_latest(
+    bot: Client, interaction: Interaction, image: discord.Attachment | None
+) -> dict[str, Any]:
+    """JobSpec arguments for the attached image; else for the latest image of this channel."""
+    if image is not None:
+        return {"inputs": [pending_attachment(image, services_of(bot).settings.max_input_bytes)]}
+    return latest_finder(bot, interaction)
 
 
 class Edit(commands.Cog):
@@ -61,6 +71,8 @@ class Edit(commands.Cog):
         seed="Same seed, prompt and options: the same result again (default: a random one, shown)",
         thinking="How much the model thinks first (only models that take it)",
         search="Ground the image in Google Search: on or off (only models that have it)",
+        references="Reference images: links to messages with images, and image URLs (space-separated)",
+        upload="Open a form to upload up to 10 reference images",
     )
     @app_commands.autocomplete(
         model=model_choices,
@@ -80,23 +92,47 @@ class Edit(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         thinking: str | None = None,
         search: str | None = None,
+        references: str | None = None,
+        upload: bool = False,
     ) -> None:
-        """Defer, fetch the input, run the job, reply with the result."""
+        """Defer (or open the upload form), run the job on the image, reply with the result."""
         wants_search = search_option(search)  # a typo is answered at once, before anything else
-        loading = await acknowledge(interaction)
+        links = parse_references(references)
         job = JobSpec(
             kind="edit",
             prompt=prompt,
-            **input_or_latest(self.bot, interaction, image),
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
             seed=new_seed() if seed is None else seed,
             thinking=(thinking or "").strip().lower() or None,
             search=wants_search,
-            **job_context(interaction),
         )
+        given = Given([image] if image is not None else [], links)
+        if upload:
+            await open_upload_form(interaction, partial(self._run, job, given))
+            return
+        await self._run(job, given, interaction, [], None)
+
+    async def _run(
+        self,
+        job: JobSpec,
+        given: Given,
+        interaction: Interaction,
+        uploaded: list[discord.Attachment],
+        _: str | None,
+    ) -> None:
+        """Answer the interaction, look the references up, hand the job over (the edited image is
+        the attached one, else the channel's latest)."""
+        loading = await acknowledge(interaction)
         delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        try:
+            inputs = await given.inputs(interaction, uploaded)
+        except InputError as error:
+            await delivery.fail(error)
+            return
+        latest = {} if given.attachments else latest_finder(self.bot, interaction)
+        job = replace(job, inputs=inputs, **latest, **job_context(interaction))
         await self.services.jobs.submit(job, delivery)
 
 

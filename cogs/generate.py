@@ -1,15 +1,18 @@
-"""/imagine: make images from a prompt and up to three reference images."""
+"""/imagine: make images from a prompt and reference images (attachments, message links, URLs, a form)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InputError
 from bot.jobs.service import JobSpec
 from bot.jobs.spec import new_seed
 from bot.providers.base import MAX_SEED
-from bot.ui.attachments import pending_attachment
 from bot.ui.autocomplete import (
     model_choices,
     ratio_choices,
@@ -19,7 +22,9 @@ from bot.ui.autocomplete import (
     thinking_choices,
 )
 from bot.ui.delivery import acknowledge, job_context, to_interaction
+from bot.ui.references import Given, parse_references
 from bot.ui.types import Client, Interaction
+from bot.ui.upload import open_upload_form
 from bot.wiring import services_of
 
 
@@ -40,6 +45,8 @@ class Generate(commands.Cog):
         image="Reference image",
         image2="Second reference image",
         image3="Third reference image",
+        references="More references: links to messages with images, and image URLs (space-separated)",
+        upload="Open a form to upload up to 10 more reference images",
         seed="Same seed, prompt and options: the same image again (default: a random one, shown)",
         thinking="How much the model thinks first (only models that take it)",
         search="Ground the image in Google Search: on or off (only models that have it)",
@@ -62,19 +69,19 @@ class Generate(commands.Cog):
         image: discord.Attachment | None = None,
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
+        references: str | None = None,
+        upload: bool = False,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         thinking: str | None = None,
         search: str | None = None,
     ) -> None:
-        """Defer, run the job (references are downloaded once it is admitted), reply with the images."""
+        """Defer (or open the upload form), run the job (references are downloaded once it is
+        admitted), reply with the images."""
         wants_search = search_option(search)  # a typo is answered at once, before anything else
-        loading = await acknowledge(interaction)
-        cap = self.services.settings.max_input_bytes
-        attachments = [a for a in (image, image2, image3) if a is not None]
+        links = parse_references(references)
         job = JobSpec(
             kind="imagine",
             prompt=prompt,
-            inputs=[pending_attachment(a, cap) for a in attachments],
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
@@ -82,10 +89,30 @@ class Generate(commands.Cog):
             seed=new_seed() if seed is None else seed,
             thinking=(thinking or "").strip().lower() or None,
             search=wants_search,
-            **job_context(interaction),
         )
+        given = Given([a for a in (image, image2, image3) if a is not None], links)
+        if upload:
+            await open_upload_form(interaction, partial(self._run, job, given))
+            return
+        await self._run(job, given, interaction, [], None)
+
+    async def _run(
+        self,
+        job: JobSpec,
+        given: Given,
+        interaction: Interaction,
+        uploaded: list[discord.Attachment],
+        _: str | None,
+    ) -> None:
+        """Answer the interaction, look the references up, hand the job over."""
+        loading = await acknowledge(interaction)
         delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
-        await self.services.jobs.submit(job, delivery)
+        try:
+            inputs = await given.inputs(interaction, uploaded)
+        except InputError as error:
+            await delivery.fail(error)
+            return
+        await self.services.jobs.submit(replace(job, inputs=inputs, **job_context(interaction)), delivery)
 
 
 async def setup(bot: Client) -> None:

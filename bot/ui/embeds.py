@@ -56,6 +56,10 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     if result.seed is not None:
         more = " (+1 per image)" if len(result.files) > 1 else ""
         embed.add_field(name="Seed", value=f"{result.seed}{more}")
+    if result.references:
+        embed.add_field(
+            name="References", value=f"{result.references} image{'s' if result.references > 1 else ''}"
+        )
     if result.cost_cents:
         plural = "" if result.cost_cents == 100 else "s"
         embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credit{plural}")

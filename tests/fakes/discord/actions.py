@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from tests.fakes.discord.gateway import Gateway
 
 SELECT_TYPES = {3, 5, 6, 7, 8}
+#: A modal's file upload (inside a label): what it submits is attachment ids.
+FILE_UPLOAD = 19
 
 
 class ActionsMixin:
@@ -195,8 +197,11 @@ class ActionsMixin:
         channel_id: str | None = None,
     ) -> InteractionHandle:
         """Submit a modal; mirrors the structure of the modal the bot last sent with custom_id."""
-        components = self._modal_components(self._modals.get(custom_id), values)
+        uploads: dict[str, JSON] = {}
+        components = self._modal_components(self._modals.get(custom_id), values, uploads)
         data: JSON = {"custom_id": custom_id, "components": components}
+        if uploads:  # a file upload's values are attachment ids, resolved like command options
+            data["resolved"] = {"attachments": uploads}
         msg = self._current(message) if message is not None else None
         channel = self._channel(msg["channel_id"] if msg else channel_id)
         extra = copy.deepcopy(msg) if msg else None
@@ -204,8 +209,15 @@ class ActionsMixin:
             INTERACTION_MODAL_SUBMIT, data, self._user_for(user), channel, message=extra
         )
 
-    def _modal_components(self, modal: JSON | None, values: dict[str, Any]) -> list[JSON]:
-        """Submitted components for a modal (action rows of text inputs if the modal is unknown)."""
+    def _modal_components(
+        self, modal: JSON | None, values: dict[str, Any], uploads: dict[str, JSON] | None = None
+    ) -> list[JSON]:
+        """Submitted components for a modal (action rows of text inputs if the modal is unknown).
+
+        A file upload's value is a list of files, each `(filename, bytes)` or an attachment object:
+        they are put on the CDN and added to `uploads` (the submission's resolved attachments).
+        """
+        uploads = {} if uploads is None else uploads
         if modal is None:
             return [
                 {"type": 1, "components": [{"type": 4, "custom_id": k, "value": str(v)}]}
@@ -221,8 +233,28 @@ class ActionsMixin:
                 inner = [_submitted(c, values) for c in comp.get("components") or [] if c.get("custom_id")]
                 out.append({"type": 1, "components": inner})
             elif comp["type"] == 18 and comp.get("component"):
-                out.append({"type": 18, "component": _submitted(comp["component"], values)})
+                inner = comp["component"]
+                if inner.get("type") == FILE_UPLOAD:
+                    submitted = self._uploaded(inner, values.get(str(inner.get("custom_id")), []), uploads)
+                else:
+                    submitted = _submitted(inner, values)
+                out.append({"type": 18, "id": comp.get("id"), "component": submitted})
         return out
+
+    def _uploaded(self, comp: JSON, files: list[Any], uploads: dict[str, JSON]) -> JSON:
+        """A file upload as submitted: its files on the CDN, within the component's min and max."""
+        low = comp.get("min_values")
+        high = comp.get("max_values")
+        low, high = (1 if low is None else low), (1 if high is None else high)
+        if comp.get("required", True) is False:
+            low = 0
+        if not low <= len(files) <= high:
+            raise ValueError(f"file upload {comp['custom_id']!r} takes {low}-{high} files, not {len(files)}")
+        stored = [self.upload_attachment(f[1], f[0]) if isinstance(f, tuple) else f for f in files]
+        for attachment in stored:
+            uploads[str(attachment["id"])] = copy.deepcopy(attachment)
+        values = [str(a["id"]) for a in stored]
+        return {"type": FILE_UPLOAD, "id": comp.get("id"), "custom_id": comp["custom_id"], "values": values}
 
     async def _dispatch_interaction(
         self,

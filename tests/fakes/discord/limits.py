@@ -185,6 +185,40 @@ def check_modal(data: JSON) -> FormErrors:
         errors.append(("data.title", "Must be between 1 and 45 in length."))
     if not 1 <= len(data.get("components") or []) <= 5:
         errors.append(("data.components", "Must be between 1 and 5 in length."))
+    for i, comp in enumerate(data.get("components") or []):
+        errors += _check_modal_row(comp, f"data.components.{i}")
+    return errors
+
+
+def _check_modal_row(comp: JSON, path: str) -> FormErrors:
+    """A top-level modal component: a file upload only inside a label (per the official spec)."""
+    if comp.get("type") == 19:
+        return [(f"{path}.type", "A file upload must be inside a label.")]
+    if comp.get("type") != 18:
+        return []
+    errors: FormErrors = []
+    if not 1 <= len(comp.get("label") or "") <= 45:
+        errors.append((f"{path}.label", "Must be between 1 and 45 in length."))
+    if len(comp.get("description") or "") > 100:
+        errors.append((f"{path}.description", "Must be 100 or fewer in length."))
+    inner = comp.get("component") or {}
+    if inner.get("type") == 19:
+        errors += _check_file_upload(inner, f"{path}.component")
+    return errors
+
+
+def _check_file_upload(comp: JSON, path: str) -> FormErrors:
+    """FileUploadComponentForModalRequest: custom_id 1-100, min_values 0-10, max_values 1-10."""
+    errors: FormErrors = []
+    if not 1 <= len(comp.get("custom_id") or "") <= MAX_CUSTOM_ID:
+        errors.append((f"{path}.custom_id", "Must be between 1 and 100 in length."))
+    low, high = comp.get("min_values"), comp.get("max_values")
+    if low is not None and not 0 <= low <= 10:
+        errors.append((f"{path}.min_values", "Must be between 0 and 10."))
+    if high is not None and not 1 <= high <= 10:
+        errors.append((f"{path}.max_values", "Must be between 1 and 10."))
+    if low is not None and high is not None and low > high:
+        errors.append((f"{path}.min_values", "Must be less than or equal to max_values."))
     return errors
 
 

@@ -1,0 +1,168 @@
+"""The `references` option: links to Discord messages (each message's images) and image URLs.
+
+The text is read before the interaction is answered (a typo or too many entries is refused at once);
+the links are looked up after it (a message fetch each), and nothing is downloaded until the job has
+been admitted, so a job over the model's reference limit is refused before any image is fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import discord
+import yarl
+
+from bot.config import Settings
+from bot.errors import InputError, ProviderError
+from bot.jobs.spec import JobInput, PendingInput, RawInput
+from bot.providers.http import HttpClient, Limits
+from bot.providers.netguard import check_url
+from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.types import Interaction
+from bot.wiring import services_of
+
+#: The most entries the option takes (no model takes more references than this).
+MAX_ENTRIES = 16
+_LINK = re.compile(
+    r"^https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?P<guild>\d+|@me)/(?P<channel>\d+)/(?P<message>\d+)/?$"
+)
+_SPLIT = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLink:
+    """A link to a Discord message: its images are references."""
+
+    guild_id: int | None
+    channel_id: int
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageUrl:
+    """An image on the web (fetched through the address guard)."""
+
+    url: str
+
+
+Reference = MessageLink | ImageUrl
+
+
+def _entry(token: str) -> Reference:
+    """One entry: a message link, else an http(s) URL; anything else is refused by name."""
+    if match := _LINK.match(token):
+        guild = match["guild"]
+        return MessageLink(
+            None if guild == "@me" else int(guild), int(match["channel"]), int(match["message"])
+        )
+    try:
+        url = yarl.URL(token)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        shown = token if len(token) <= 60 else token[:57] + "…"
+        raise InputError(f"`{shown}` is neither a link to a Discord message nor an http(s) image URL")
+    return ImageUrl(token)
+
+
+def parse_references(text: str | None) -> list[Reference]:
+    """The entries of the option (spaces, commas or new lines between them; `<link>` accepted)."""
+    tokens = [t.strip("<>") for t in _SPLIT.split(text or "") if t.strip("<>")]
+    if len(tokens) > MAX_ENTRIES:
+        raise InputError(f"`references` takes at most {MAX_ENTRIES} links or URLs; it has {len(tokens)}")
+    return list(dict.fromkeys(_entry(t) for t in tokens))
+
+
+async def _linked_channel(interaction: Interaction, link: MessageLink) -> discord.abc.Messageable:
+    """The channel a link points into, if the member may read it there (same server, or this DM)."""
+    if link.guild_id is None or interaction.guild is None:
+        if link.guild_id is None and link.channel_id == interaction.channel_id:
+            channel = interaction.channel
+            assert isinstance(channel, discord.abc.Messageable)
+            return channel
+        raise InputError("A message link must point to a message in this server (or in this DM)")
+    if link.guild_id != interaction.guild.id:
+        raise InputError("A message link must point to a message in this server")
+    guild = interaction.guild
+    try:
+        channel = guild.get_channel_or_thread(link.channel_id) or await guild.fetch_channel(link.channel_id)
+    except (discord.NotFound, discord.Forbidden, discord.InvalidData):
+        raise InputError("A message link points to a channel I cannot see") from None
+    member = interaction.user
+    if not isinstance(member, discord.Member) or not isinstance(channel, discord.abc.Messageable):
+        raise InputError("A message link points to a channel I cannot read")
+    allowed = channel.permissions_for(member)
+    if not (allowed.view_channel and allowed.read_message_history):
+        raise InputError("A message link points to a channel you cannot read")
+    return channel
+
+
+async def _linked_images(interaction: Interaction, link: MessageLink, cap: int) -> list[PendingInput]:
+    """The images of a linked message (looked up, not downloaded)."""
+    channel = await _linked_channel(interaction, link)
+    try:
+        message = await channel.fetch_message(link.message_id)
+    except discord.NotFound:
+        raise InputError("A linked message does not exist (deleted?)") from None
+    except discord.Forbidden:
+        raise InputError("I cannot read a linked message's channel") from None
+    images = [pending_attachment(a, cap) for a in message.attachments if is_image_attachment(a)]
+    if not images:
+        raise InputError(f"The linked message {message.jump_url} has no image")
+    return images
+
+
+def _url_input(http: HttpClient, settings: Settings, url: str) -> PendingInput:
+    """An image URL as a job input, downloaded (guarded, capped) once the job is admitted."""
+    limits = Limits(max_download_bytes=settings.max_input_bytes, download_timeout=settings.download_timeout)
+    name = yarl.URL(url).name or "image"
+
+    async def fetch() -> RawInput:
+        try:
+            image = await http.download(
+                url, provider="image URL", limits=limits, trusted_hosts=settings.image_url_hosts
+            )
+        except ProviderError as e:
+            raise InputError(f"The image at {yarl.URL(url).host} could not be downloaded") from e
+        return RawInput(image.data, name, url)
+
+    return PendingInput(name=name, fetch=fetch, url=url)
+
+
+async def reference_inputs(
+    interaction: Interaction, references: list[Reference], *, http: HttpClient, settings: Settings
+) -> list[PendingInput]:
+    """The references as job inputs: message links looked up, URLs checked by the address guard."""
+    inputs: list[PendingInput] = []
+    for reference in references:
+        if isinstance(reference, MessageLink):
+            inputs += await _linked_images(interaction, reference, settings.max_input_bytes)
+        else:
+            await check_url(reference.url, trusted_hosts=settings.image_url_hosts)
+            inputs.append(_url_input(http, settings, reference.url))
+    return inputs
+
+
+def _uploaded(attachment: discord.Attachment, cap: int) -> PendingInput:
+    """A file from the upload form: an image (the form takes any file), checked by its declared size."""
+    if not is_image_attachment(attachment):
+        raise InputError(f"{attachment.filename} is not an image")
+    return pending_attachment(attachment, cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Given:
+    """The references a command was given: its attachments and its `references` entries."""
+
+    attachments: list[discord.Attachment] = field(default_factory=list)
+    links: list[Reference] = field(default_factory=list)
+
+    async def inputs(self, interaction: Interaction, uploaded: list[discord.Attachment]) -> list[JobInput]:
+        """Every reference as a job input, in order: attachments, uploaded files, then the entries."""
+        services = services_of(interaction.client)
+        cap = services.settings.max_input_bytes
+        inputs: list[JobInput] = [pending_attachment(a, cap) for a in self.attachments]
+        inputs += [_uploaded(a, cap) for a in uploaded]
+        http = HttpClient(services.session)
+        return inputs + await reference_inputs(interaction, self.links, http=http, settings=services.settings)
