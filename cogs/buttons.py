@@ -15,7 +15,9 @@ from bot.jobs.spec import new_seed
 from bot.storage.turns import TurnRecord
 from bot.ui.buttons import CancelButton, TurnButton
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
+from bot.ui.references import uploaded_input
 from bot.ui.types import Client, Interaction
+from bot.ui.upload import MAX_UPLOAD_FILES
 from bot.wiring import services_of
 
 #: A subtle variation edits the result: same composition, small changes (the original prompt follows).
@@ -76,14 +78,22 @@ class EditTurnModal(discord.ui.Modal, title="Edit this image"):
         super().__init__()
         self.cog = cog
         self.turn_id = turn_id
+        self.files: discord.ui.FileUpload[EditTurnModal] = discord.ui.FileUpload(
+            min_values=0, max_values=MAX_UPLOAD_FILES, required=False
+        )
+        described = f"Optional: up to {MAX_UPLOAD_FILES} images to use"
+        self.add_item(discord.ui.Label(text="Reference images", description=described, component=self.files))
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Defer, load the turn (only now: the modal had to open first), run the refine."""
         loading = await acknowledge(interaction)
+        cap = self.cog.services.settings.max_input_bytes
+        references = [uploaded_input(a, cap) for a in self.files.values]
         turn = await self.cog.live_turn(self.turn_id)
         job = JobSpec(
             kind="refine",
             prompt=self.instruction.value,
+            inputs=list(references),
             parent=turn,
             use_history=True,
             **job_context(interaction),

@@ -144,7 +144,7 @@ async def reference_inputs(
     return inputs
 
 
-def _uploaded(attachment: discord.Attachment, cap: int) -> PendingInput:
+def uploaded_input(attachment: discord.Attachment, cap: int) -> PendingInput:
     """A file from the upload form: an image (the form takes any file), checked by its declared size."""
     if not is_image_attachment(attachment):
         raise InputError(f"{attachment.filename} is not an image")
@@ -163,6 +163,6 @@ class Given:
         services = services_of(interaction.client)
         cap = services.settings.max_input_bytes
         inputs: list[JobInput] = [pending_attachment(a, cap) for a in self.attachments]
-        inputs += [_uploaded(a, cap) for a in uploaded]
+        inputs += [uploaded_input(a, cap) for a in uploaded]
         http = HttpClient(services.session)
         return inputs + await reference_inputs(interaction, self.links, http=http, settings=services.settings)

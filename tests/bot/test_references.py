@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.botenv import GeminiBot, embed_fields, eventually, running_bot, text, wait_result
+from tests.botenv import GeminiBot, button_id, embed_fields, eventually, running_bot, text, wait_result
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.interactions import InteractionHandle
 from tests.fakes.imagegen import make_image
@@ -194,3 +194,22 @@ async def test_edit_with_references_edits_the_latest_result_with_them(env: Gemin
     sent = sent_images(env.gemini)
     assert sent == [made, picture(7)]  # the result edited, with the linked image as a reference
     assert len(sent) == 2 and embed_fields(edited)["References"] == "2 images"
+
+
+async def test_the_edit_button_takes_references_with_the_instruction(env: GeminiBot) -> None:
+    first = await wait_result(await env.discord.send_slash("imagine", {"prompt": "a cat", "model": PRO}))
+    opened = await env.discord.send_component(first, button_id(first, "edit"))
+    await opened.wait_ack()
+    assert opened.modal is not None
+    instruction = opened.modal["components"][0]["components"][0]["custom_id"]
+    files = [("hat.png", picture(7)), ("scarf.png", picture(8))]
+    submit = await env.discord.send_modal_submit(
+        form_id(opened), {instruction: "dress it like these", upload_field(opened): files}
+    )
+    edited = await wait_result(submit)
+    assert env.discord.files_of(edited), text(edited)
+    body = env.gemini.requests[-1].json
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]  # the conversation replayed
+    assert body["contents"][-1]["parts"][0]["text"] == "dress it like these"
+    assert sent_images(env.gemini) == [picture(7), picture(8)]
+    assert embed_fields(edited)["References"] == "2 images"
