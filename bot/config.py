@@ -69,6 +69,9 @@ class ProviderConfig(BaseModel):
     max_input_images: int | None = Field(default=None, ge=0, le=16)
     aspect_ratios: list[str] | None = None
     resolutions: list[str] | None = None
+    #: Gemini: the largest request body (MB, base64 included) sent inline; bigger ones move their
+    #: largest images to the Files API. 20 is what every Gemini host honours (Google's own takes 100).
+    inline_limit_mb: float = Field(default=20.0, gt=0, le=100)
 
     @field_validator("base_url")
     @classmethod
@@ -168,6 +171,8 @@ class Settings(BaseSettings):
     """Jobs one member may have waiting in the queue behind their running ones; more are refused."""
     progress_interval: float = Field(3.0, gt=0)
     """Seconds between queue-position and running-time updates."""
+    live_preview: bool = True
+    """Show a thinking model's interim images in the progress message while it works (streamed calls)."""
     interaction_token_lifetime: float = Field(900.0, gt=0)
     """Seconds after which results are posted in the channel instead of the interaction."""
 
@@ -191,6 +196,9 @@ class Settings(BaseSettings):
     """Cap on an input image in bytes, checked before it is downloaded."""
     max_input_pixels: int = Field(64_000_000, gt=0)
     """Decompression-bomb guard for input images."""
+    image_url_hosts: list[str] = Field(default_factory=list)
+    """Hosts on a private network that image URLs given as references may name (every other private
+    or local address is refused); empty: public addresses only."""
     task_poll_interval: float = Field(3.0, gt=0)
     """Seconds between polls of a task provider."""
     task_deadline: float = Field(600.0, gt=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.billing.costs import credits, to_cents
@@ -34,6 +34,21 @@ class Charge:
 
     reservation_id: int | None
     cost_cents: int
+    #: The server's cost multiplier the reservation was scaled by (a reported cost is scaled alike).
+    multiplier: float = 1.0
+    #: What the provider's reported usage costs, scaled (None: unknown, the reservation is spent).
+    reported_cents: int | None = None
+
+    def with_reported(self, base_cents: int | None) -> Charge:
+        """The charge once the provider reported what the job used (`base_cents`: before the multiplier)."""
+        if base_cents is None:
+            return self
+        return replace(self, reported_cents=to_cents(base_cents / 100 * self.multiplier))
+
+    @property
+    def spent_cents(self) -> int:
+        """What the job is charged: the reported cost, never more than the reservation."""
+        return self.cost_cents if self.reported_cents is None else min(self.cost_cents, self.reported_cents)
 
 
 class Admission:
@@ -66,7 +81,8 @@ class Admission:
         charged) when a limit, a block or the cooldown says no. The cooldown is checked and started
         in the reservation. The rules that need no database are check_rules(), called first."""
         now = datetime.now(UTC)
-        scaled = to_cents(cost_cents / 100 * config.cost_multiplier) if who.guild_id else cost_cents
+        multiplier = config.cost_multiplier if who.guild_id else 1.0
+        scaled = to_cents(cost_cents / 100 * multiplier) if who.guild_id else cost_cents
         checks = await self._checks(who, config, base_cents=cost_cents)
         pace = config.cooldown_seconds if who.guild_id else self.settings.dm_cooldown
         outcome = await self.quotas.reserve(
@@ -85,7 +101,7 @@ class Admission:
         )
         if isinstance(outcome, Refusal):
             raise _refused(outcome, scaled)
-        return Charge(outcome.id, scaled)
+        return Charge(outcome.id, scaled, multiplier)
 
     def check_rules(self, who: Who, config: GuildConfig, prompt: str) -> None:
         """The rules that need no database: who, where, and what the prompt says."""
@@ -143,9 +159,19 @@ class Admission:
             await self.quotas.set_stage(charge.reservation_id, "running")
 
     async def commit(self, charge: Charge, outcome: str = "ok") -> None:
-        """The job delivered (or was cancelled once the provider had it): the credits are spent."""
-        if charge.reservation_id is not None:
-            await self.quotas.commit(charge.reservation_id, outcome=outcome)
+        """The job delivered (or was cancelled once the provider had it): the credits are spent, the
+        reported cost when it is known (the rest of the reservation is released)."""
+        if charge.reservation_id is None:
+            return
+        if charge.reported_cents is not None and charge.reported_cents > charge.cost_cents:
+            log.info(
+                "reservation %s: reported cost %s credits is above the %s reserved; charged the reservation",
+                charge.reservation_id,
+                credits(charge.reported_cents),
+                credits(charge.cost_cents),
+            )
+        actual = None if charge.reported_cents is None else charge.spent_cents
+        await self.quotas.commit(charge.reservation_id, outcome=outcome, actual_cents=actual)
 
     async def refund(self, charge: Charge, reason: str) -> None:
         """The job failed or was cancelled: nothing is spent."""

@@ -1,12 +1,25 @@
 """The cost model: credits per job from model, resolution, count, references and kind.
 
 One credit is one 1K image on the cheapest model (Gemini 2.5 Flash Image, about $0.04).
-Credits are kept as integer hundredths ("cents") so that quota arithmetic is exact.
+Credits are kept as integer hundredths ("cents") so that quota arithmetic is exact. With
+mode = "tokens", a model with token prices is priced by tokens instead (bot/billing/tokens.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Literal
+
 from pydantic import BaseModel, Field
+
+from bot.billing.tokens import (
+    TokenPrice,
+    TokenUsage,
+    default_token_prices,
+    estimated_credits,
+    profile_of,
+    reported_credits,
+)
 
 CENTS = 100
 
@@ -41,6 +54,12 @@ class CostRules(BaseModel):
     upscale_x2: float = Field(default=0.5, ge=0)
     upscale_x4: float = Field(default=1.0, ge=0)
     local_upscale: float = Field(default=0.25, ge=0)
+    #: "images": a job costs the rules above; "tokens": a model with token prices reserves its token
+    #: estimate and is charged what the provider reports it used (never more than reserved).
+    mode: Literal["images", "tokens"] = "images"
+    #: Credits per million tokens by model (used in "tokens" mode; a model missing here is priced
+    #: by the image rules).
+    tokens: dict[str, TokenPrice] = Field(default_factory=default_token_prices)
 
     def model_cost(self, model: str | None) -> float:
         """Base credits of one 1K image on a model."""
@@ -59,6 +78,31 @@ class CostRules(BaseModel):
         extra = self.reference_image * references + self.refine_turn * history_turns
         return to_cents(per_image * count + extra)
 
+    def token_price(self, model: str | None) -> TokenPrice | None:
+        """The model's token prices when jobs are priced by tokens (None: priced by the image rules)."""
+        return self.tokens.get(model or "") if self.mode == "tokens" else None
+
+    def token_estimate(
+        self, model: str | None, resolution: str | None, count: int, *, chars: int, images: int
+    ) -> int:
+        """Cents reserved for a job priced by tokens: its prompt and history text (`chars`), its
+        reference and history `images`, and what the model makes per image, × count."""
+        price = self.token_price(model)
+        if price is None:
+            raise ValueError(f"{model} has no token prices")
+        return to_cents(
+            estimated_credits(price, profile_of(model), resolution, count, chars=chars, images=images)
+        )
+
+    def reported(self, models: tuple[str | None, ...], usage: Mapping[str, Any]) -> int | None:
+        """Cents the reported usage costs at the first of `models` with token prices; None when the
+        job is not priced by tokens or the provider reported no token counts."""
+        price = next((p for m in models if (p := self.token_price(m)) is not None), None)
+        counted = TokenUsage.from_usage(usage) if price is not None else None
+        if price is None or counted is None:
+            return None
+        return to_cents(reported_credits(price, counted))
+
     def upscale(self, factor: int, *, local: bool) -> int:
         """Cents for an upscale (the offline upscaler has its own, usually free, price)."""
         if local:
@@ -69,6 +113,13 @@ class CostRules(BaseModel):
         """The rules as short lines for /settings."""
         lines = [f"{name}: {cost:g}" for name, cost in sorted(self.models.items())]
         res = ", ".join(f"{k} ×{v:g}" for k, v in self.resolution.items())
+        if self.mode == "tokens":
+            priced = [f"{name}: {price.describe()}" for name, price in sorted(self.tokens.items())]
+            by_image = [
+                f"{name}: {cost:g}" for name, cost in sorted(self.models.items()) if name not in self.tokens
+            ]
+            header = "by tokens (credits per million; charged as reported, at most the estimate):"
+            lines = [header, *priced, "by image (models without token prices):", *by_image]
         return [
             *lines,
             f"other models: {self.default_model:g}",

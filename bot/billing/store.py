@@ -32,6 +32,7 @@ from bot.billing.rules import (
     resets_at,
     window_start,
 )
+from bot.billing.settle import kept, settled_row
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import cooldowns, quota_counters, quota_reservations, quota_rules, utcnow
 
@@ -140,14 +141,14 @@ async def _refusal(conn: AsyncConnection, check: Check, held: Held, now: datetim
     return Refusal(check.label, limit, used, reserved, resets_at(check.window, now))
 
 
-async def _release(conn: AsyncConnection, held: Held, *, keep: bool) -> None:
-    """Give back what a reservation held on one counter; with keep, count it as used."""
+async def _release(conn: AsyncConnection, held: Held, *, keep: int) -> None:
+    """Give back what a reservation held on one counter, counting `keep` cents of it as used."""
     if held.cents == 0:
         return
     t = quota_counters
     values: dict[str, Any] = {"reserved_cents": t.c.reserved_cents - held.cents}
     if keep:
-        values["used_cents"] = t.c.used_cents + held.cents
+        values["used_cents"] = t.c.used_cents + keep
     await conn.execute(update(t).where(_key_of(held)).values(values))
 
 
@@ -274,22 +275,27 @@ class QuotaStore:
             return refused.refusal
         return Reservation(reservation_id, cost_cents)
 
-    async def _finish(self, reservation_id: int, status: str, outcome: str) -> bool:
-        """Move a reservation out of 'reserved' and settle its counters; False if it already was."""
+    async def _finish(
+        self, reservation_id: int, status: str, outcome: str, actual: int | None = None
+    ) -> bool:
+        """Settle a reservation's counters (at `actual` cents, see settle.py); False if already settled."""
         t = quota_reservations
         query = (
             update(t)
             .where(and_(t.c.id == reservation_id, t.c.status == "reserved"))
             .values(status=status, outcome=outcome[:200], finished_at=utcnow())
-            .returning(t.c.counters)
+            .returning(t.c.counters, t.c.cost_cents)
         )
 
         async def work(conn: AsyncConnection) -> bool:
-            counters = (await conn.execute(query)).scalar_one_or_none()
-            if counters is None:
+            if (row := (await conn.execute(query)).first()) is None:
                 return False
-            for held in sorted(Held.from_json(item) for item in counters):
-                await _release(conn, held, keep=status == "committed" and not held.units)
+            spend = status == "committed"
+            for held in sorted(Held.from_json(item) for item in row.counters):
+                keep = kept(held.cents, row.cost_cents, actual) if spend and not held.units else 0
+                await _release(conn, held, keep=keep)
+            if spend and (audit := settled_row(row.cost_cents, actual, outcome)) is not None:
+                await conn.execute(update(t).where(t.c.id == reservation_id).values(audit))
             return True
 
         return await self._write(work)
@@ -300,9 +306,11 @@ class QuotaStore:
         query = t.update().where(and_(t.c.id == reservation_id, t.c.status == "reserved")).values(stage=stage)
         await self._write(lambda conn: conn.execute(query))
 
-    async def commit(self, reservation_id: int, *, outcome: str = "ok") -> None:
-        """The job ran: credits move reserved → used, unit counters are released. Idempotent."""
-        await self._finish(reservation_id, "committed", outcome)
+    async def commit(
+        self, reservation_id: int, *, outcome: str = "ok", actual_cents: int | None = None
+    ) -> None:
+        """The job ran: credits move reserved → used (`actual_cents` if less), units freed. Idempotent."""
+        await self._finish(reservation_id, "committed", outcome, actual_cents)
 
     async def refund(self, reservation_id: int, *, outcome: str) -> bool:
         """The job failed: everything held is released. Idempotent: False when it was not held."""

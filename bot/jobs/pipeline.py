@@ -27,7 +27,16 @@ from bot.jobs.inputs import load_inputs, prepare_inputs
 from bot.jobs.recorder import TurnRecorder, failure_text
 from bot.jobs.routing import JobRun, Routing
 from bot.jobs.spec import AUTO, DISCORD_MESSAGE_LIMIT, JobResult, JobSpec, Outcome, RawInput, raw_image
-from bot.providers.base import GenerateRequest, InputImage, ModelSpec, Turn, UpscaleRequest
+from bot.jobs.supervisor import Progress
+from bot.providers.base import (
+    GenerateRequest,
+    InputImage,
+    ModelSpec,
+    Preview,
+    PreviewHook,
+    Turn,
+    UpscaleRequest,
+)
 from bot.providers.pacing import ON_SEND
 from bot.providers.router import Router
 
@@ -87,6 +96,9 @@ class Pipeline:
             history_cut=outcome.history_cut,
             seed=job.seed,
             sources=result.sources,
+            references=0 if job.kind == "upscale" else len(outcome.inputs),
+            usage=result.usage,
+            reported_cents=self.routing.reported(job, run, result),
         )
 
     async def prepare(self, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:
@@ -152,6 +164,7 @@ class Pipeline:
             thinking=job.thinking,
             safety=job.safety_applied,
             search=job.searches(spec),
+            on_preview=self._previews(job, run),
         )
         allow = self.routing.affordable(job, run)
         told = ON_SEND.set(partial(self.sending, run))  # when the request leaves, after any rate wait
@@ -160,6 +173,22 @@ class Pipeline:
         finally:
             ON_SEND.reset(told)
         return Outcome(result, images, ratio, cut, requested_model=spec.name)
+
+    def _previews(self, job: JobSpec, run: JobRun) -> PreviewHook | None:
+        """Tells the job's progress each interim image of a thinking model, when LIVE_PREVIEW is on."""
+        report = job.progress
+        if not self.settings.live_preview or report is None or not run.decision.spec.thinking_levels:
+            return None
+        started = time.monotonic()
+
+        async def show(preview: Preview) -> None:
+            elapsed = time.monotonic() - started
+            lane = run.decision.lane
+            await report(
+                Progress(run.job_id, "running", lane, elapsed=elapsed, charged=run.sent, preview=preview)
+            )
+
+        return show
 
     async def _upscale(self, job: JobSpec, inputs: list[RawInput], run: JobRun) -> Outcome:
         """Upscale the first input (else the parent's image) with a capable provider, else locally."""

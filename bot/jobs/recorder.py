@@ -38,6 +38,8 @@ class TurnRecorder:
             options["requested_model"] = outcome.requested_model
         if result.sources:  # what Google Search grounding drew on, so a re-post can show it again
             options["sources"] = result.sources.as_json()
+        if result.usage:  # the provider's token counts (what the job really cost it)
+            options["usage"] = dict(result.usage)
         turn = await self.turns.create(
             new_turn(
                 job,

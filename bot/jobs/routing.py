@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.errors import NanoBotError
 from bot.jobs.conversations import replayable
 from bot.jobs.spec import JobSpec
-from bot.providers.base import ImageProvider, ModelSpec
+from bot.providers.base import GenerateResult, ImageProvider, ModelSpec
 from bot.providers.router import Router
 from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnStore
@@ -39,6 +39,9 @@ class JobRun:
     decision: Decision
     base_cents: int = 0
     replayed: int = 0
+    #: The replayed history's images and text (what a job priced by tokens sends besides its own).
+    history_images: int = 0
+    history_chars: int = 0
     #: The request went to the provider (or the local upscaler): from here a cancel is charged.
     sent: bool = False
 
@@ -111,22 +114,37 @@ class Routing:
             return run.base_cents
         if job.parent is not None and job.use_history:
             chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
-            run.replayed = sum(1 for turn in chain if replayable(turn))
-        run.base_cents = self.price(job, decision.spec, run.replayed)
+            replayed = [turn for turn in chain if replayable(turn)]
+            run.replayed = len(replayed)
+            # Each replayed turn sends its prompt and inputs, and the model's text and first image.
+            run.history_images = sum(len(turn.input_images) + 1 for turn in replayed)
+            run.history_chars = sum(len(turn.prompt) + len(turn.model_text or "") for turn in replayed)
+        run.base_cents = self.price(job, decision.spec, run)
         return run.base_cents
 
-    def price(self, job: JobSpec, spec: ModelSpec, replayed: int) -> int:
-        """What a generation job costs on one model."""
+    def price(self, job: JobSpec, spec: ModelSpec, run: JobRun) -> int:
+        """What a generation job costs on one model: by tokens where it has token prices, else by image."""
         uses_parent = job.parent is not None and job.parent_image and not job.use_history
         references = len(job.inputs) + (1 if uses_parent else 0)
         resolution = job.resolution or spec.default_resolution
-        return self.settings.costs.generation(spec.name, resolution, job.count, references, replayed)
+        costs = self.settings.costs
+        if costs.token_price(spec.name) is not None:
+            chars, images = len(job.prompt) + run.history_chars, references + run.history_images
+            return costs.token_estimate(spec.name, resolution, job.count, chars=chars, images=images)
+        return costs.generation(spec.name, resolution, job.count, references, run.replayed)
+
+    def reported(self, job: JobSpec, run: JobRun, result: GenerateResult) -> int | None:
+        """What the provider's reported usage costs by the token prices (None: priced by image, or
+        nothing reported): the model it answered as, else the one it was asked for."""
+        if job.kind == "upscale":
+            return None
+        return self.settings.costs.reported((result.model, run.decision.spec.name), result.usage)
 
     def affordable(self, job: JobSpec, run: JobRun) -> Callable[[ImageProvider], bool]:
         """Whether a fallback provider costs no more than the job reserved (a dearer one is skipped:
         the difference was never reserved, and it is not given away)."""
 
         def allow(candidate: ImageProvider) -> bool:
-            return self.price(job, candidate.spec(run.decision.model), run.replayed) <= run.base_cents
+            return self.price(job, candidate.spec(run.decision.model), run) <= run.base_cents
 
         return allow

@@ -216,7 +216,7 @@ class JobService:
         except BaseException as e:
             await self._refund(charge, type(e).__name__)
             raise
-        return replace(result, charge=charge)
+        return replace(result, charge=charge.with_reported(result.reported_cents))
 
     def _observe(
         self, job: JobSpec, job_id: str, seconds: float, result: JobResult | None, error: BaseException | None
@@ -250,12 +250,12 @@ class JobService:
     async def _resolve_latest(self, job: JobSpec) -> JobSpec:
         """A job on "the latest image" (/edit, /upscale without one): the channel's newest result,
         else an image of ours found in the channel (found, not downloaded; deleted results skipped)."""
-        if job.find_latest is None or job.inputs or job.parent is not None:
+        if job.find_latest is None or job.parent is not None:  # the job's inputs are its references
             return job
         latest = await self.threads.latest_in_channel(job.channel_id)
         if latest is not None:
             return replace(job, parent=latest)
-        return replace(job, inputs=[await job.find_latest()])
+        return replace(job, inputs=[await job.find_latest(), *job.inputs])
 
     async def _precheck(self, job: JobSpec) -> JobSpec:
         """The conversation a job continues, read afresh: refused when deleted, or someone else's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.billing.admission import Charge
 from bot.imaging import FittedImage
@@ -136,11 +136,18 @@ class JobResult:
     seed: int | None = None
     #: What Google Search grounding drew on (empty when the job did not search).
     sources: Sources = field(default_factory=Sources)
+    #: How many images the request carried besides the conversation (references, the edited image).
+    references: int = 0
+    #: The token counts the provider reported (Gemini's usageMetadata, summed over the job's calls).
+    usage: dict[str, Any] = field(default_factory=dict)
+    #: What that usage costs by the token prices, before the server's multiplier (None: the job is
+    #: not priced by tokens, or nothing was reported: the reservation is charged).
+    reported_cents: int | None = None
 
     @property
     def cost_cents(self) -> int:
-        """What the job costs (charged once it is delivered)."""
-        return self.charge.cost_cents
+        """What the job costs (charged once it is delivered): the reported cost when known."""
+        return self.charge.spent_cents
 
     @property
     def reencoded(self) -> bool:

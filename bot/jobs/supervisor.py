@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from bot.jobs.queue import UNLIMITED, JobQueue, Ticket
+from bot.providers.base import Preview
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -20,7 +21,8 @@ QUEUED_GRACE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where a job stands: waiting (with its place and an estimate) or running (for how long)."""
+    """Where a job stands: waiting (with its place and an estimate) or running (for how long, maybe
+    with the model's latest interim image)."""
 
     job_id: str
     #: "ready": done, and posted as soon as the member's earlier results are.
@@ -31,6 +33,8 @@ class Progress:
     elapsed: float = 0.0
     #: The provider has the request: a cancel now stops the delivery but the job is charged.
     charged: bool = False
+    #: A running job's interim "thought" image, as the model sent it (see GenerateRequest.on_preview).
+    preview: Preview | None = None
 
 
 ProgressHook = Callable[[Progress], Awaitable[None]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -48,6 +49,18 @@ class Turn:
     state: JsonDict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A model's interim "thought" image while it works, with a one-line summary of its latest thought."""
+
+    image: ImageData
+    summary: str | None = None
+
+
+#: Told each interim image as it arrives (best effort: a failure never fails the job).
+PreviewHook = Callable[[Preview], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class GenerateRequest:
     """Make or edit images: a prompt, optional inputs and history, and output options."""
@@ -66,6 +79,9 @@ class GenerateRequest:
     safety: SafetyLevel = "default"
     #: Ground the image in Google Search (`tools: [{googleSearch: ...}]`), on models that have it.
     search: bool = False
+    #: Shows the interim thought images of a thinking model while it works (Gemini streams the call
+    #: then); None: no previews. Other wire formats ignore it.
+    on_preview: PreviewHook | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
     ImageData,
+    JsonDict,
     ModelSpec,
     UpscaleRequest,
 )
@@ -79,11 +80,14 @@ class ProviderBase:
         *,
         json_body: Any = None,
         form: FormFactory | None = None,
+        body: bytes | None = None,
         retry: bool = True,
     ) -> Any:
         """One API request with the current key, moving to the next key when a key is limited or refused."""
         return await self.keys.run(
-            lambda key: self.send_with(key, method, url, json_body=json_body, form=form, retry=retry)
+            lambda key: self.send_with(
+                key, method, url, json_body=json_body, form=form, body=body, retry=retry
+            )
         )
 
     async def send_with(
@@ -94,9 +98,13 @@ class ProviderBase:
         *,
         json_body: Any = None,
         form: FormFactory | None = None,
+        body: bytes | None = None,
         retry: bool = True,
     ) -> Any:
-        """One API request with the given key (the shared client retries transient failures)."""
+        """One API request with the given key (the shared client retries transient failures).
+
+        body is JSON already encoded (built off the event loop); json_body is encoded on it.
+        """
         return await self.http.request_json(
             method,
             url,
@@ -106,6 +114,7 @@ class ProviderBase:
             headers=self.auth_headers(key),
             json_body=json_body,
             form=form,
+            body=body,
             retry=retry,
         )
 
@@ -247,8 +256,42 @@ async def fan_out(call: Callable[[], Awaitable[GenerateResult]], count: int) -> 
         model=first.model,
         text="\n".join(texts) or None,
         state={**first.state, "variants": [r.state for r in results]},
-        usage=first.usage,
+        usage=summed_usage([r.usage for r in results]),
     )
+
+
+def summed_usage(usages: list[JsonDict]) -> JsonDict:
+    """The usage of several calls as one: each is billed, so token counts (and per-modality details)
+    add up; anything else (a service tier) is the first call's."""
+    total: JsonDict = {}
+    for usage in usages:
+        for key, value in usage.items():
+            before = total.get(key)
+            if _is_count(value) and (before is None or _is_count(before)):
+                total[key] = (before or 0) + value
+            elif isinstance(value, list) and (before is None or isinstance(before, list)):
+                total[key] = _summed_details(before or [], value)
+            else:
+                total.setdefault(key, value)
+    return total
+
+
+def _is_count(value: Any) -> bool:
+    """Whether a usage value is a token count."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _summed_details(total: list[Any], more: list[Any]) -> list[JsonDict]:
+    """`[{modality, tokenCount}]` lists added up by modality (malformed items are left out)."""
+    counts: dict[str, int] = {}
+    for item in (*total, *more):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("modality"), str)
+            and _is_count(item.get("tokenCount"))
+        ):
+            counts[item["modality"]] = counts.get(item["modality"], 0) + item["tokenCount"]
+    return [{"modality": modality, "tokenCount": tokens} for modality, tokens in counts.items()]
 
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}

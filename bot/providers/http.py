@@ -102,9 +102,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: FormFactory | None = None,
+        body: bytes | None = None,
         retry: bool = True,
     ) -> Any:
         """Send a request and return its parsed JSON, retrying transient failures within the policy."""
+        # json_body is serialised by aiohttp on the event loop: a big body comes encoded, as body.
+        if sum(part is not None for part in (json_body, form, body)) > 1:
+            raise ValueError("request_json takes one of json_body, form and body")
         once = partial(
             self._once,
             method,
@@ -115,6 +119,7 @@ class HttpClient:
             headers=headers,
             json_body=json_body,
             form=form,
+            body=body,
         )
         return await run(self.policy if retry else self.policy.single(), once, provider=provider)
 
@@ -129,9 +134,10 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         json_body: Any,
         form: FormFactory | None,
+        body: bytes | None,
     ) -> Any:
         """One attempt, following same-origin redirects: retryable failures become Retryable."""
-        call = _Call(method, url, json_body, form)
+        call = _Call(method, url, json_body, form, body)
         for _ in range(MAX_REDIRECTS + 1):
             answer = await self._send(call, provider=provider, limits=limits, headers=headers)
             if answer.status not in REDIRECTS or not answer.headers.get("Location"):
@@ -156,7 +162,9 @@ class HttpClient:
     ) -> _Answer:
         """Send the request and read the answer, each failure as its typed error."""
         timeout = aiohttp.ClientTimeout(total=limits.request_timeout, sock_connect=limits.connect_timeout)
-        data = call.form() if call.form is not None else None
+        data: aiohttp.FormData | bytes | None = call.form() if call.form is not None else call.body
+        if call.body is not None:  # encoded JSON: aiohttp would call it application/octet-stream
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self.session.request(
                 call.method,
@@ -352,8 +360,8 @@ async def _next_hop(call: _Call, answer: _Answer, provider: str) -> _Call:
     except InputError:
         raise refused from None
     if answer.status == 303 or (answer.status in (301, 302) and call.method == "POST"):
-        return _Call("HEAD" if call.method == "HEAD" else "GET", str(target), None, None)
-    return _Call(call.method, str(target), call.json_body, call.form)  # 307/308: same method and body
+        return _Call("HEAD" if call.method == "HEAD" else "GET", str(target), None, None, None)
+    return _Call(call.method, str(target), call.json_body, call.form, call.body)  # 307/308: as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +372,7 @@ class _Call:
     url: str
     json_body: Any
     form: FormFactory | None
+    body: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,12 @@ class TurnRecord:
         seed = self.options.get("seed")
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The token counts the provider reported for its images (kept in its options), if any."""
+        usage = self.options.get("usage")
+        return dict(usage) if isinstance(usage, dict) else {}
+
 
 @dataclass(kw_only=True, slots=True)
 class NewTurn:

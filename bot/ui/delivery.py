@@ -13,6 +13,7 @@ from bot.jobs.spec import JobResult, Posted
 from bot.jobs.supervisor import Progress, ProgressHook
 from bot.ui.buttons import cancel_view, result_view
 from bot.ui.embeds import error_embed, result_embed
+from bot.ui.preview import PreviewBoard, board_of, close_previews
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
@@ -60,26 +61,39 @@ def age_restricted(channel: object) -> bool:
 
 
 def progress_reporter(interaction: Interaction, lifetime: float) -> ProgressHook:
-    """Shows the queue position or the running time in the "thinking…" message, with ❌ Cancel."""
+    """Shows the queue position or the running time in the "thinking…" message, with ❌ Cancel, and
+    the model's interim image while it works (see bot/ui/preview.py)."""
+    board = board_of(interaction)
 
     async def report(progress: Progress) -> None:
         if token_expired(interaction, lifetime):
             return
-        if progress.state == "ready":  # nothing left to cancel: no button
-            text = "✅ Ready: posted as soon as your earlier images are"
-            await interaction.edit_original_response(content=text, view=None)
-            return
-        if progress.state == "queued":
-            eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
-            text = f"⏳ Queued: position {progress.position}{eta} (members take turns)"
-        else:
-            text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
-            if progress.charged:
-                text += "\nThe image service has the request: cancelling now stops the result but is charged."
-        view = cancel_view(progress.job_id, charged=progress.charged)
-        await interaction.edit_original_response(content=text, view=view)
+        async with board.lock:  # the result waits for an edit under way, and none follows it
+            if not board.closed:
+                await _show_progress(interaction, progress, board)
 
     return report
+
+
+async def _show_progress(interaction: Interaction, progress: Progress, board: PreviewBoard) -> None:
+    """One progress edit (a preview that came too soon after the last waits for the next one)."""
+    if progress.state == "ready":  # nothing left to cancel: no button
+        text = "✅ Ready: posted as soon as your earlier images are"
+        await interaction.edit_original_response(content=text, view=None)
+        return
+    extra: dict[str, Any] = {}
+    if progress.state == "queued":
+        eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
+        text = f"⏳ Queued: position {progress.position}{eta} (members take turns)"
+    else:
+        text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
+        if progress.charged:
+            text += "\nThe image service has the request: cancelling now stops the result but is charged."
+        if (attached := board.attachments(progress, interaction.filesize_limit)) is None:
+            return
+        extra, text = attached, text + board.summary_line()
+    view = cancel_view(progress.job_id, charged=progress.charged)
+    await interaction.edit_original_response(content=text, view=view, **extra)
 
 
 def _lifetime(interaction: Interaction) -> float:
@@ -192,6 +206,7 @@ def delivery_error(error: discord.HTTPException | discord.RateLimited) -> Delive
 async def _post_result(delivery: InteractionDelivery, result: JobResult) -> discord.Message | None:
     """Replace the "thinking…" message with the result; past the token's life, post in the channel."""
     interaction, stem = delivery.interaction, delivery.stem
+    await close_previews(interaction)  # the result must not be overwritten by a late preview
     embed = result_embed(result, delivery.title)
     view = result_view(result.turn_id)
     if not token_expired(interaction, delivery.lifetime):
@@ -241,6 +256,7 @@ async def post_in_channel(
 async def send_error(interaction: Interaction, error: BaseException, *, lifetime: float) -> None:
     """An ephemeral, specific error (in the channel once the token is `lifetime` seconds old)."""
     embed = error_embed(error)
+    await close_previews(interaction)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(embed=embed, ephemeral=True)

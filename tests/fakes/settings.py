@@ -16,6 +16,8 @@ FAST = {
     "task_deadline": 5.0,
     # Running-time updates would replace "thinking…" in slow tests; tests that want them set it.
     "progress_interval": 60.0,
+    # Thought-image previews would edit "thinking…" too; tests that want them set it.
+    "live_preview": False,
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from bot.errors import OutOfCredits, ProviderUnavailable, RateLimited
-from bot.providers import gemini, nbpro, openai_images, task
+from bot.providers import gemini, gemini_wire, nbpro, openai_images, task
 from bot.providers.base import GenerateRequest
 from bot.providers.router import Router
 from bot.providers.wire import BadResponse, Loose, WireModel, parse, parse_error_body
@@ -273,7 +273,7 @@ async def test_the_gemini_fake_answers_parse(session: aiohttp.ClientSession) -> 
         config = {"responseModalities": ["TEXT", "IMAGE"], "thinkingConfig": {"includeThoughts": True}}
         body = {"contents": [{"role": "user", "parts": [{"text": "a cat"}]}], "generationConfig": config}
         post = {"json": body, "headers": {"x-goog-api-key": "k"}}
-        answer = await read(session, gemini._GenerateContentResponse, "POST", url, **post)
+        answer = await read(session, gemini_wire.GenerateContentResponse, "POST", url, **post)
         [candidate] = answer.candidates or []
         assert candidate.content is not None and candidate.finish_reason == "STOP"
         parts = candidate.content.parts or []
@@ -285,15 +285,15 @@ async def test_the_gemini_fake_answers_parse(session: aiohttp.ClientSession) -> 
         assert answer.model_version == "gemini-3-pro-image-preview"
 
         fake.script("prompt_blocked", "image_safety", Fault("rate_limited", retry_after=0.3))
-        blocked = await read(session, gemini._GenerateContentResponse, "POST", url, **post)
+        blocked = await read(session, gemini_wire.GenerateContentResponse, "POST", url, **post)
         assert blocked.candidates is None and blocked.prompt_feedback is not None
         assert blocked.prompt_feedback.block_reason == "PROHIBITED_CONTENT"
         [candidate] = (
-            await read(session, gemini._GenerateContentResponse, "POST", url, **post)
+            await read(session, gemini_wire.GenerateContentResponse, "POST", url, **post)
         ).candidates or []
         assert candidate.finish_reason == "IMAGE_SAFETY" and "Prohibited" in (candidate.finish_message or "")
         status, data = await fetch(session, "POST", url, **post)
-        error = parse_error_body(gemini._ErrorBody, data).error
+        error = parse_error_body(gemini_wire.ErrorBody, data).error
         assert (
             status == 429 and error is not None and (error.code, error.status) == (429, "RESOURCE_EXHAUSTED")
         )
@@ -303,9 +303,9 @@ async def test_the_gemini_fake_answers_parse(session: aiohttp.ClientSession) -> 
         assert quotas == ["GenerateRequestsPerMinutePerProjectPerModel-FreeTier"]
 
         _, data = await fetch(session, "POST", url, json=body, headers={"x-goog-api-key": "wrong"})
-        error = parse_error_body(gemini._ErrorBody, data).error
+        error = parse_error_body(gemini_wire.ErrorBody, data).error
         assert error is not None and "API_KEY_INVALID" in {d.reason for d in error.known_details}
-        info = await read(session, gemini._ModelInfo, "GET", url.removesuffix(":generateContent"), **post)
+        info = await read(session, gemini_wire.ModelInfo, "GET", url.removesuffix(":generateContent"), **post)
         assert info.display_name == "Nano Banana (gemini-3-pro-image-preview)"
 
 

@@ -16,7 +16,9 @@ from tests.fakes.providers.base import (
     b64,
     format_seconds,
     random_id,
+    request_key,
 )
+from tests.fakes.providers.gemini_files import FakeGeminiFiles
 from tests.fakes.providers.gemini_grounding import DEFAULT_PAGES, grounding_metadata, search_types
 from tests.fakes.providers.gemini_request import (
     FLASH_25,
@@ -28,6 +30,7 @@ from tests.fakes.providers.gemini_request import (
     invalid,
     parse_request,
 )
+from tests.fakes.providers.gemini_stream import StreamControl
 
 IMAGE_SAFETY_MESSAGE = (
     "Unable to show the generated image. The image was filtered out because it violated Google's "
@@ -222,12 +225,19 @@ class FakeGemini(FakeProvider):
         self._page_tokens: dict[str, int] = {}
         #: What a grounded answer's searches find, as (title, uri).
         self.grounding_pages: list[tuple[str, str]] = list(DEFAULT_PAGES)
+        #: The Files API: uploads (recorded), files per project, fileData parts resolved.
+        self.files = FakeGeminiFiles(self)
+        #: usageMetadata fields every generated image reports instead of the usual counts.
+        self.usage_override: dict[str, Any] = {}
+        #: streamGenerateContent: holds and breaks for the next streams, and what they sent.
+        self.stream = StreamControl()
 
     def _add_routes(self, app: web.Application) -> None:
         """Register generateContent (POST), models.get and models.list (GET)."""
         app.router.add_post("/v1beta/models/{target}", self._handle)
         app.router.add_get("/v1beta/models/{target}", self._model_info)
         app.router.add_get("/v1beta/models", self._list_models)
+        self.files.add_routes(app)
 
     async def _model_info(self, request: web.Request) -> web.Response:
         """GET models/{model}: the model's metadata (what `check` uses to prove the key)."""
@@ -284,9 +294,11 @@ class FakeGemini(FakeProvider):
             return GeminiError(403, "PERMISSION_DENIED", MISSING_KEY_MESSAGE)
         return None if self.accepts(key) else bad_key_error()
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        """POST {model}:generateContent."""
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        """POST {model}:generateContent (or :streamGenerateContent)."""
         model, _, method = request.match_info["target"].partition(":")
+        if method == "streamGenerateContent":
+            return await self.stream.respond(self, request, model)
         if method != "generateContent":
             return self._route_not_found(request)
         self.calls += 1
@@ -311,7 +323,7 @@ class FakeGemini(FakeProvider):
         rec = self._recorded(request)
         if rec.json is None:
             raise invalid("Invalid JSON payload received. Unexpected token.")
-        parsed = parse_request(rec.json, model, spec)
+        parsed = parse_request(rec.json, model, spec, self.files.resolver(request_key(request)))
         parsed.search = search_types(parsed.tools, model, spec)
         fault = self._next_fault(request)
         await self._pause(fault)
@@ -367,7 +379,7 @@ class FakeGemini(FakeProvider):
         }
         if thoughts:
             result["thoughtsTokenCount"] = thoughts
-        return result
+        return {**result, **self.usage_override}
 
     async def _image_parts(
         self, spec: ModelSpec, parsed: ParsedRequest, truncate: bool

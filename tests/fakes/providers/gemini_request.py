@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,8 +278,12 @@ def _check_inline(blob: dict[str, Any], path: str) -> bytes:
     return data
 
 
-def _check_part(part: dict[str, Any], path: str) -> bytes | None:
-    """Validate a part; return its image bytes when it carries inline image data."""
+#: Reads a fileData part (at a path) as the bytes of the file it references (see gemini_files.py).
+FileResolver = Callable[[dict[str, Any], str], bytes]
+
+
+def _check_part(part: dict[str, Any], path: str, resolve: FileResolver | None = None) -> bytes | None:
+    """Validate a part; return its image bytes when it carries image data (inline, or a file)."""
     present = [name for name in _DATA_FIELDS if name in part]
     if not present:
         raise invalid(
@@ -289,10 +294,14 @@ def _check_part(part: dict[str, Any], path: str) -> bytes | None:
         raise _bad_value(f"{path}.text", "TYPE_STRING", part["text"])
     if "inlineData" in part:
         return _check_inline(part["inlineData"], f"{path}.inline_data")
+    if "fileData" in part and resolve is not None:
+        return resolve(part["fileData"], f"{path}.file_data")
     return None
 
 
-def _check_contents(contents: list[dict[str, Any]]) -> tuple[str, list[bytes]]:
+def _check_contents(
+    contents: list[dict[str, Any]], resolve: FileResolver | None = None
+) -> tuple[str, list[bytes]]:
     """Validate all turns; return the last user turn's prompt text and input images."""
     if not contents:
         raise invalid("* GenerateContentRequest.contents: contents is not specified\n")
@@ -306,10 +315,13 @@ def _check_contents(contents: list[dict[str, Any]]) -> tuple[str, list[bytes]]:
             raise invalid(
                 f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
             )
-        turn_images = [_check_part(part, f"contents[{i}].parts[{j}]") for j, part in enumerate(parts)]
+        turn_images = [
+            _check_part(part, f"contents[{i}].parts[{j}]", resolve) for j, part in enumerate(parts)
+        ]
         if role == "user":
             images = [img for img in turn_images if img is not None]
-            images += [b"" for part in parts if _is_image_file(part)]
+            if resolve is None:  # no Files API to read them from: counted, not read
+                images += [b"" for part in parts if _is_image_file(part)]
             prompt = " ".join(p["text"] for p in parts if isinstance(p.get("text"), str))
     return prompt, images
 
@@ -351,12 +363,14 @@ def _check_image_config(config: dict[str, Any], spec: ModelSpec, images: list[by
     return ratio, size or "1K"
 
 
-def parse_request(body: Any, model: str, spec: ModelSpec) -> ParsedRequest:
-    """Validate a generateContent body against the model's limits."""
+def parse_request(
+    body: Any, model: str, spec: ModelSpec, resolve: FileResolver | None = None
+) -> ParsedRequest:
+    """Validate a generateContent body against the model's limits (fileData read through resolve)."""
     if not isinstance(body, dict):
         raise invalid("Invalid JSON payload received. Unexpected token.")
     request = canonical(body, "GenerateContentRequest")
-    prompt, images = _check_contents(request.get("contents", []))
+    prompt, images = _check_contents(request.get("contents", []), resolve)
     if len(images) > spec.max_images:
         raise invalid(
             f"Too many input images: {len(images)}. {model} accepts at most "
