@@ -1,4 +1,5 @@
-"""/settings: defaults, channels, blocklist, pace limits, safety, search and the cost rules (admins)."""
+"""/settings: defaults, channels, blocklist, pace limits, safety, search, previews and the cost rules
+(admins)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ SEARCH_SHOWN = {
 }
 
 
+def previews_shown(bot: Client, config: GuildConfig) -> str:
+    """Whether thinking models' interim images are shown here, and why not when they are not."""
+    if not services_of(bot).settings.live_preview:
+        return "off (the bot's operator turned previews off: LIVE_PREVIEW)"
+    return "on: thinking models show their interim images" if config.previews else "off"
+
+
 def store_of(bot: Client) -> GuildSettingsStore:
     """The settings store (exists once the bot is set up)."""
     return services_of(bot).guild_settings
@@ -49,6 +57,7 @@ def settings_embed(bot: Client, config: GuildConfig) -> discord.Embed:
     embed.add_field(name="Cost multiplier", value=f"×{config.cost_multiplier:g}")
     embed.add_field(name="Safety", value=SAFETY_SHOWN[config.safety])
     embed.add_field(name="Google Search", value=SEARCH_SHOWN[config.search_default])
+    embed.add_field(name="Live preview", value=previews_shown(bot, config))
     blocked = ", ".join(f"“{p}”" for p in config.blocklist) or "none"
     embed.add_field(name="Blocked phrases", value=blocked[:1024], inline=False)
     embed.add_field(
@@ -100,11 +109,13 @@ class Settings(commands.Cog):
         cost_multiplier="Multiply every job's cost (e.g. 2 to halve what limits allow)",
         safety="How strictly images are filtered (relaxed: in age-restricted channels only)",
         search="Ground images in Google Search by default (on models that offer it)",
+        previews="Show thinking models' interim images while they work",
     )
     @app_commands.autocomplete(model=model_choices)
     @app_commands.choices(
         safety=[app_commands.Choice(name=level, value=level) for level in SAFETY_SHOWN],
         search=[app_commands.Choice(name=word, value=word) for word in ("on", "off")],
+        previews=[app_commands.Choice(name=word, value=word) for word in ("on", "off")],
     )
     async def set_(
         self,
@@ -116,6 +127,7 @@ class Settings(commands.Cog):
         cost_multiplier: app_commands.Range[float, 0, 100] | None = None,
         safety: str | None = None,
         search: str | None = None,
+        previews: str | None = None,
     ) -> None:
         """Update the given fields only."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -130,6 +142,7 @@ class Settings(commands.Cog):
             ("cost_multiplier", cost_multiplier),
             ("safety", safety),
             ("search_default", None if search is None else search == "on"),
+            ("previews", None if previews is None else previews == "on"),
         ):
             if value is not None:
                 changes[key] = value

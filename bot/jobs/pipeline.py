@@ -175,9 +175,11 @@ class Pipeline:
         return Outcome(result, images, ratio, cut, requested_model=spec.name)
 
     def _previews(self, job: JobSpec, run: JobRun) -> PreviewHook | None:
-        """Tells the job's progress each interim image of a thinking model, when LIVE_PREVIEW is on."""
+        """Tells the job's progress each interim image of a thinking model, when LIVE_PREVIEW and the
+        server's previews setting are on."""
         report = job.progress
-        if not self.settings.live_preview or report is None or not run.decision.spec.thinking_levels:
+        wanted = self.settings.live_preview and job.previews
+        if not wanted or report is None or not run.decision.spec.thinking_levels:
             return None
         started = time.monotonic()
 

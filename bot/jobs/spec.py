@@ -98,6 +98,8 @@ class JobSpec:
     search: bool | None = None
     #: The server's default for `search` (/settings set search), filled in from its settings.
     search_default: bool = False
+    #: Whether the server shows thinking models' interim images (/settings set previews).
+    previews: bool = True
 
     @property
     def safety_applied(self) -> SafetyLevel:
@@ -107,8 +109,10 @@ class JobSpec:
         return self.safety
 
     def with_server(self, config: GuildConfig) -> JobSpec:
-        """The job with its server's settings filled in (the safety level, the search default)."""
-        return replace(self, safety=config.safety, search_default=config.search_default)
+        """The job with its server's settings filled in (safety level, search default, previews)."""
+        return replace(
+            self, safety=config.safety, search_default=config.search_default, previews=config.previews
+        )
 
     def searches(self, spec: ModelSpec) -> bool:
         """Whether the request grounds in Google Search: as asked, else the server's default where the

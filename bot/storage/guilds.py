@@ -1,4 +1,5 @@
-"""Per-server settings (/settings): defaults, channels, blocklist, cooldown, concurrency, safety, search."""
+"""Per-server settings (/settings): defaults, channels, blocklist, cooldown, concurrency, safety, search,
+previews."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class GuildConfig(BaseModel):
     safety: Literal["strict", "default", "relaxed"] = "default"
     #: Ground images in Google Search unless a job says otherwise (only on models that can).
     search_default: bool = False
+    #: Show thinking models' interim images while they work (when LIVE_PREVIEW lets the bot).
+    previews: bool = True
 
 
 class GuildSettingsStore:

@@ -162,3 +162,20 @@ async def test_closing_the_board_stops_every_later_edit() -> None:
     await close_previews(interaction)
     assert board.closed and not board.lock.locked()
     await close_previews(SimpleNamespace(extras={}))  # no board: nothing to close
+
+
+async def test_a_server_can_turn_previews_off(world: GeminiWorld) -> None:
+    async with world.bot(live_preview=True):
+        inter = await world.discord.send_slash("settings set", {"previews": "off"}, user="admin")
+        shown = await inter.wait_done()
+        fields = {f["name"]: f["value"] for f in shown["embeds"][0]["fields"]}
+        assert fields["Live preview"] == "off"
+        inter = await world.discord.send_slash("imagine", OPTIONS)
+        assert world.discord.files_of(await wait_result(inter))
+        inter = await world.discord.send_slash("settings set", {"previews": "on"}, user="admin")
+        fields = {f["name"]: f["value"] for f in (await inter.wait_done())["embeds"][0]["fields"]}
+        assert fields["Live preview"].startswith("on")
+        inter = await world.discord.send_slash("imagine", OPTIONS)
+        assert world.discord.files_of(await wait_result(inter))
+    methods = [r.path.rsplit(":", 1)[1] for r in world.gemini.requests if r.method == "POST"]
+    assert methods == ["generateContent", "streamGenerateContent"]
