@@ -78,6 +78,7 @@ def config_from(args: argparse.Namespace) -> Config:
             db_pairs=20,
             db_concurrency=4,
             conversations=2,
+            native_jobs=3,
         )
     chosen = {"commands": args.commands, "jobs_4k": args.jobs_4k, "delay": args.delay}
     return dataclasses.replace(base, **{k: v for k, v in chosen.items() if v is not None})

@@ -28,6 +28,7 @@ class Config:
     conversations: int = 40  # 8-turn conversations per phase
     backlog_members: int = 3  # members sending `commands` jobs each in `backlog`
     backlog_queue: int = 200  # MAX_QUEUED_PER_USER in `backlog` (within what the settings accept)
+    native_jobs: int = 20  # concurrent jobs of `references-14` and `streamed`
 
 
 @dataclass

@@ -137,6 +137,8 @@ class BenchDiscord(FakeDiscord):
         self.final_at: dict[str, float] = {}
         #: interaction id → a future set when its final answer appears (see wait_final).
         self._final_waiters: dict[str, asyncio.Future[None]] = {}
+        #: Ids of messages that showed a live preview (a thought image) before their final answer.
+        self.previewed: set[str] = set()
 
     async def add_users(self, count: int) -> list[str]:
         """Add `count` members (bench0, bench1, …) and wait until the bot was told about them."""
@@ -174,6 +176,13 @@ class BenchDiscord(FakeDiscord):
             raise InteractionFailed(f"interaction {handle.id}: {handle.ack_error}")
         return answer
 
+    def upload_attachment(self, data: bytes, filename: str, content_type: str | None = None) -> JSON:
+        """A member's upload keeps its bytes: the bot downloads it as a reference."""
+        att = super().upload_attachment(data, filename, content_type)
+        name, _, ctype = self._cdn[att["id"]]
+        self._cdn[att["id"]] = (name, data, ctype)
+        return att
+
     def _cdn_put(self, data: bytes, filename: str, content_type: str | None) -> JSON:
         """Store the attachment object (size, type, pixel size) but not the bytes."""
         att = super()._cdn_put(data, filename, content_type)
@@ -194,8 +203,13 @@ class BenchDiscord(FakeDiscord):
         self._stamp(msg, now)
 
     def _stamp(self, msg: JSON, now: float) -> None:
-        """Remember the first moment a message carried an embed or a file; wake its waiter."""
-        if msg["id"] not in self.final_at and (msg.get("embeds") or msg.get("attachments")):
+        """Remember the first moment a message carried an embed or a file (a live preview's thought
+        image is neither final nor a result); wake its waiter."""
+        files = msg.get("attachments") or []
+        if files and all(str(a.get("filename", "")).startswith("preview.") for a in files):
+            self.previewed.add(msg["id"])
+            files = []
+        if msg["id"] not in self.final_at and (msg.get("embeds") or files):
             self.final_at[msg["id"]] = now
             for interaction_id, future in list(self._final_waiters.items()):
                 handle = self._interactions.get(interaction_id)

@@ -17,6 +17,7 @@ from bench.db import db_conversation, db_quota
 from bench.fakes import MIB, Assets, BenchRelay, TimedProvider
 from bench.harness import Job, Session, burst, gemini, session
 from bench.load import backlog, members
+from bench.native import references, streamed
 from bench.stats import LoopMonitor, Metrics, ms, percentile, reset_peak_rss, rss_mib
 from tests.fakes.discord.payloads import JSON
 
@@ -266,6 +267,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "members", "one /imagine from each of N members at once, delayed provider, no provider limit", members
     ),
     Scenario("backlog", "3 members sending N /imagine each as fast as they can, delayed provider", backlog),
+    Scenario(
+        "references-14", "N concurrent /imagine with 14 references each (3 Pro, delayed provider)", references
+    ),
+    Scenario(
+        "streamed",
+        "N concurrent /imagine on 3 Pro with live previews (thought image, then the result)",
+        streamed,
+    ),
     Scenario("floor", "Pillow alone: decode 4K PNG + encode JPEG q90 (loop's default pool)", floor),
     Scenario("db-quota", "quota reserve + commit (SQLite, PostgreSQL if up)", db_quota, needs_assets=False),
     Scenario(

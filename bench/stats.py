@@ -38,6 +38,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "overhead_p50_ms": ("overhead p50, all at once", "ms"),
     "overhead_p99_ms": ("overhead p99, all at once", "ms"),
     "e2e_p50_ms": ("end to end p50, all at once", "ms"),
+    "references_mib": ("the 14 references, bytes", "MiB"),
+    "previews_shown": ("jobs whose progress showed a thought image", ""),
     "provider_p50_ms": ("provider time p50, all at once", "ms"),
     "overhead_floor_ratio": ("overhead p50 / floor p50, all at once", "×"),
     "loop_lag_p99_ms": ("event-loop lag p99", "ms"),
@@ -260,6 +262,10 @@ TARGETS: tuple[Target, ...] = (
     Target("backlog", "ideal_ratio", 0.8, "jobs per second ≥ 80% of what the limits allow", True, floor=True),
     Target("backlog", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms with 3 × 200 jobs"),
     Target("backlog", "peak_rss_mib", 1024, "peak memory < 1 GiB with 3 × 200 jobs"),
+    Target("references-14", "failed", 0, "every 14-reference job delivered with its 14 references", True),
+    Target("references-14", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms with 14-reference jobs"),
+    Target("streamed", "failed", 0, "every streamed job delivered", True),
+    Target("streamed", "loop_lag_p99_ms", 50, "event-loop lag p99 < 50 ms with streamed jobs"),
 )
 
 

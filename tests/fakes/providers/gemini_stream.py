@@ -34,7 +34,7 @@ OVERLOADED = GeminiError(503, "UNAVAILABLE", "The model is overloaded. Please tr
 
 
 @dataclass
-class _Hold:
+class Hold:
     """Wait for gate before the nth chunk of a kind."""
 
     kind: ChunkKind
@@ -88,13 +88,13 @@ class StreamControl:
         self.answers: list[dict[str, Any]] = []
         #: The chunks each stream sent, in order.
         self.sent: list[list[dict[str, Any]]] = []
-        self._holds: list[_Hold] = []
+        self._holds: list[Hold] = []
         self._breaks: list[_Break] = []
 
     def hold(self, before: ChunkKind = "image", nth: int = 1) -> asyncio.Event:
         """The next stream waits before its nth chunk of this kind until the event is set."""
         gate = asyncio.Event()
-        self._holds.append(_Hold(before, nth, gate))
+        self._holds.append(Hold(before, nth, gate))
         return gate
 
     def break_at(
@@ -131,7 +131,7 @@ class StreamControl:
         self,
         request: web.Request,
         chunks: list[tuple[ChunkKind, dict[str, Any]]],
-        holds: list[_Hold],
+        holds: list[Hold],
         breaks: list[_Break],
     ) -> web.StreamResponse:
         """Stream the chunks as events, pausing and breaking where the test asked."""
