@@ -37,6 +37,7 @@ from bot.providers.gemini_body import Draft, Move, with_files
 from bot.providers.http import RETRY_STATUSES, ErrorMapper
 from bot.providers.retry import Retryable, RetryOn, rate_limited, run, transient
 from bot.providers.sanitize import reason
+from bot.providers.slices import sliced, with_length
 from bot.providers.wire import Loose, WireModel, parse
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,11 @@ class GeminiFiles:
         timeout = aiohttp.ClientTimeout(total=p.limits.request_timeout, sock_connect=p.limits.connect_timeout)
         try:
             async with p.http.session.post(
-                url, headers=headers, data=data, timeout=timeout, allow_redirects=False
+                url,
+                headers=with_length(headers, data),
+                data=sliced(data),
+                timeout=timeout,
+                allow_redirects=False,
             ) as resp:
                 body = await _read_small(resp, p.name)
                 reply = _Reply(resp.status, resp.headers, body)

@@ -26,6 +26,7 @@ from bot.providers.base import JsonDict, Preview, PreviewHook
 from bot.providers.common import ProviderBase
 from bot.providers.http import BIG_BODY, RETRY_STATUSES, image_from_base64
 from bot.providers.retry import Retryable, run
+from bot.providers.slices import sliced, with_length
 from bot.providers.wire import Base64, loads
 
 log = logging.getLogger(__name__)
@@ -263,8 +264,11 @@ class _StreamCall:
         try:
             async with http.session.post(
                 self.url,
-                data=self.body,
-                headers={**self.provider.auth_headers(key), "Content-Type": "application/json"},
+                data=sliced(self.body),
+                headers={
+                    **with_length(self.provider.auth_headers(key), self.body),
+                    "Content-Type": "application/json",
+                },
                 timeout=timeout,
                 allow_redirects=False,
             ) as resp:

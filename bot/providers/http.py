@@ -8,7 +8,7 @@ import binascii
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -22,6 +22,7 @@ from bot.imaging import Arrival, current_intake, sniff_mime
 from bot.providers.base import ImageData
 from bot.providers.netguard import check_url
 from bot.providers.retry import Retryable, RetryPolicy, run
+from bot.providers.slices import sliced, with_length
 from bot.providers.wire import Base64, Base64Blob, loads
 
 log = logging.getLogger(__name__)
@@ -162,9 +163,12 @@ class HttpClient:
     ) -> _Answer:
         """Send the request and read the answer, each failure as its typed error."""
         timeout = aiohttp.ClientTimeout(total=limits.request_timeout, sock_connect=limits.connect_timeout)
-        data: aiohttp.FormData | bytes | None = call.form() if call.form is not None else call.body
+        data: aiohttp.FormData | bytes | AsyncIterator[memoryview] | None = (
+            call.form() if call.form is not None else None
+        )
         if call.body is not None:  # encoded JSON: aiohttp would call it application/octet-stream
-            headers = {**(headers or {}), "Content-Type": "application/json"}
+            headers = {**with_length(headers, call.body), "Content-Type": "application/json"}
+            data = sliced(call.body)
         try:
             async with self.session.request(
                 call.method,
