@@ -20,6 +20,7 @@ from bot.providers.http import HttpClient, Limits, RetryPolicy
 from bot.providers.models import KNOWN_MODELS
 from bot.providers.registry import build_router
 from bot.providers.router import Router
+from bot.providers.slices import WHOLE_UP_TO
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, Fault, RecordedRequest
 from tests.fakes.settings import make_settings
@@ -262,3 +263,19 @@ async def test_encoded_bodies_follow_the_redirect_rules(
 async def test_one_payload_at_a_time(session: aiohttp.ClientSession, hops: str) -> None:
     with pytest.raises(ValueError, match="one of"):
         await post(session, f"{hops}/end", body=b"{}", json_body={})
+
+
+async def test_a_big_body_sent_in_slices_arrives_whole_with_its_length(
+    gemini: Callable[..., Router], fake: FakeGemini
+) -> None:
+    big = [make_image(700, 700, "PNG", noisy=True) for _ in range(3)]  # ~4.4 MB of base64 in all
+    request = asked()
+    request.images = [InputImage(data, "image/png", name=f"big{n}") for n, data in enumerate(big)]
+    assert (await gemini().generate(request)).images
+    [sent] = generations(fake)
+    assert len(sent.body) > 4 * WHOLE_UP_TO  # big enough to go out in slices
+    assert sent.headers["Content-Length"] == str(len(sent.body))  # slices, yet not sent chunked
+    assert "Transfer-Encoding" not in sent.headers
+    assert sent.body == json.dumps(sent.json).encode()
+    parts = (sent.json or {})["contents"][-1]["parts"][1:]
+    assert [base64.b64decode(p["inlineData"]["data"]) for p in parts] == big
