@@ -55,9 +55,15 @@ def check(s: Session, jobs: list[Job], what: str, references: int | None = None)
 
 
 def timing(jobs: list[Job]) -> Metrics:
-    """End-to-end p50/p99 of the jobs that finished."""
+    """End-to-end p50/p99 of the jobs that finished, and how many finished per second."""
     e2e = [e for j in jobs if (e := j.e2e) is not None]
-    return {"e2e_p50_ms": ms(percentile(e2e, 50)), "e2e_p99_ms": ms(percentile(e2e, 99))}
+    done = [j.done_at for j in jobs if j.done_at is not None]
+    span = max(done) - min(j.handle.created_at for j in jobs) if done else 0.0
+    return {
+        "e2e_p50_ms": ms(percentile(e2e, 50)),
+        "e2e_p99_ms": ms(percentile(e2e, 99)),
+        "jobs_per_s": round(len(done) / span, 2) if span > 0 else None,
+    }
 
 
 def link(s: Session, message: JSON) -> str:

@@ -57,6 +57,8 @@ MEASURED = {
         "rss_start_mib",
         *COMMON,
     ),
+    "references-14": ("jobs", "failed", "references_mib", "e2e_p50_ms", "e2e_p99_ms", *COMMON),
+    "streamed": ("jobs", "failed", "previews_shown", "e2e_p50_ms", "e2e_p99_ms", *COMMON),
     "backlog": (
         "members",
         "jobs_per_member",
@@ -140,6 +142,9 @@ async def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
         metrics = report["scenarios"][name]["metrics"]
         assert metrics["failed"] == 0 and metrics["delivered"] > 0, name
         assert metrics["delivered"] + metrics["refused"] == sent, name
+    for name in ("references-14", "streamed"):  # every job delivered (with its 14 references)
+        assert report["scenarios"][name]["metrics"]["failed"] == 0, name
+    assert report["scenarios"]["streamed"]["metrics"]["previews_shown"] > 0
     assert "not built yet" not in text
     assert "reserve+commit pairs, one at a time" in text
 
