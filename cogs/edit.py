@@ -127,12 +127,13 @@ class Edit(commands.Cog):
         loading = await acknowledge(interaction)
         delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
         try:
-            inputs = await given.inputs(interaction, uploaded)
+            inputs = given.inputs(interaction, uploaded)
         except InputError as error:
             await delivery.fail(error)
             return
+        found = given.finder(interaction)
         latest = {} if given.attachments else latest_finder(self.bot, interaction)
-        job = replace(job, inputs=inputs, **latest, **job_context(interaction))
+        job = replace(job, inputs=inputs, find_references=found, **latest, **job_context(interaction))
         await self.services.jobs.submit(job, delivery)
 
 

@@ -108,11 +108,14 @@ class Generate(commands.Cog):
         loading = await acknowledge(interaction)
         delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
         try:
-            inputs = await given.inputs(interaction, uploaded)
+            inputs = given.inputs(interaction, uploaded)
         except InputError as error:
             await delivery.fail(error)
             return
-        await self.services.jobs.submit(replace(job, inputs=inputs, **job_context(interaction)), delivery)
+        found = given.finder(interaction)
+        await self.services.jobs.submit(
+            replace(job, inputs=inputs, find_references=found, **job_context(interaction)), delivery
+        )
 
 
 async def setup(bot: Client) -> None:

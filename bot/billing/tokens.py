@@ -130,8 +130,10 @@ class TokenUsage:
     def from_usage(cls, usage: Mapping[str, Any]) -> TokenUsage | None:
         """Gemini's usageMetadata (camelCase, as a result's usage holds it); None without token counts."""
         counts = {key: _count(usage.get(key)) for key in _KEYS}
-        if all(value is None for value in counts.values()):
+        if counts["candidatesTokenCount"] is None:  # no output counted: not a usage to price by
             return None
+        if any(isinstance(usage.get(key), int) and counts[key] is None for key in _KEYS):
+            return None  # a negative or absurd count: the whole block is not believed
         prompt = (counts["promptTokenCount"] or 0) + (counts["toolUsePromptTokenCount"] or 0)
         output = counts["candidatesTokenCount"] or 0
         image = _modality(usage.get("candidatesTokensDetails"), "IMAGE")
@@ -143,9 +145,15 @@ class TokenUsage:
 _KEYS: Final = ("promptTokenCount", "toolUsePromptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
 
 
+#: More tokens than any one answer can hold: such a count is not believed (it is not priced).
+MAX_COUNT: Final = 10**9
+
+
 def _count(value: Any) -> int | None:
-    """A token count, or None for anything that is not one."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A token count, or None for anything that is not one (negative, not an int, or absurd)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return None
 
 
 def _modality(details: Any, modality: str) -> int | None:

@@ -11,12 +11,18 @@ from bot.providers.base import InputImage, ModelSpec
 
 
 async def load_inputs(inputs: list[JobInput]) -> list[RawInput]:
-    """The inputs' bytes: pending ones downloaded now, side by side."""
+    """The inputs' bytes: pending ones downloaded now, side by side; when one fails, the others
+    are stopped (a job with 14 references does not go on downloading for nothing)."""
 
     async def one(item: JobInput) -> RawInput:
         return await item.fetch() if isinstance(item, PendingInput) else item
 
-    return list(await asyncio.gather(*(one(item) for item in inputs)))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(item)) for item in inputs]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure, as the user should hear it
+    return [task.result() for task in tasks]
 
 
 async def prepare_inputs(settings: Settings, inputs: list[RawInput], spec: ModelSpec) -> list[InputImage]:

@@ -3,6 +3,7 @@ the queue lane, and which fallback providers the reservation can pay for."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -14,6 +15,8 @@ from bot.providers.base import GenerateResult, ImageProvider, ModelSpec
 from bot.providers.router import Router
 from bot.storage.guilds import GuildConfig
 from bot.storage.turns import TurnStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +108,26 @@ class Routing:
             return replace(job, provider=config.default_provider, model=config.default_model)
         return job
 
-    async def estimate(self, job: JobSpec, run: JobRun) -> int:
-        """The job's cost in cents by the cost rules, for the decided provider (remembered in run)."""
-        decision = run.decision
-        if job.kind == "upscale":
-            local = decision.lane == self.router.local.name
-            run.base_cents = self.settings.costs.upscale(job.factor, local=local)
-            return run.base_cents
-        if job.parent is not None and job.use_history:
+    async def look_back(self, job: JobSpec, run: JobRun) -> int:
+        """The earlier turns a refine replays (remembered in run, for its inputs count and its price):
+        none for a job that is not a refine, or whose conversation has nothing replayable."""
+        if job.kind != "upscale" and job.parent is not None and job.use_history:
             chain, _ = await self.turns.lineage(job.parent.id, self.settings.history_depth)
             replayed = [turn for turn in chain if replayable(turn)]
             run.replayed = len(replayed)
             # Each replayed turn sends its prompt and inputs, and the model's text and first image.
             run.history_images = sum(len(turn.input_images) + 1 for turn in replayed)
             run.history_chars = sum(len(turn.prompt) + len(turn.model_text or "") for turn in replayed)
+        return run.replayed
+
+    def estimate(self, job: JobSpec, run: JobRun) -> int:
+        """The job's cost in cents by the cost rules, for the decided provider (remembered in run;
+        look_back ran first)."""
+        decision = run.decision
+        if job.kind == "upscale":
+            local = decision.lane == self.router.local.name
+            run.base_cents = self.settings.costs.upscale(job.factor, local=local)
+            return run.base_cents
         run.base_cents = self.price(job, decision.spec, run)
         return run.base_cents
 
@@ -138,7 +147,11 @@ class Routing:
         nothing reported): the model it answered as, else the one it was asked for."""
         if job.kind == "upscale":
             return None
-        return self.settings.costs.reported((result.model, run.decision.spec.name), result.usage)
+        try:
+            return self.settings.costs.reported((result.model, run.decision.spec.name), result.usage)
+        except (ArithmeticError, ValueError):  # a usage we cannot price: the reservation is charged
+            log.warning("job %s: its reported usage could not be priced", run.job_id)
+            return None
 
     def affordable(self, job: JobSpec, run: JobRun) -> Callable[[ImageProvider], bool]:
         """Whether a fallback provider costs no more than the job reserved (a dearer one is skipped:

@@ -190,9 +190,9 @@ class JobService:
             config = await self.admission.config(job.guild_id)
             job = self.routing.with_guild_defaults(job, config).with_server(config)
             self.admission.check_rules(self._who(job), config, job.prompt)
-            job = await self._precheck(await self._resolve_latest(job))
+            job = await self._precheck(await self._resolve_latest(await job.with_references()))
             run = JobRun(job_id, self.routing.decide(job))
-            self._check_inputs(job, run.decision)
+            self._check_inputs(job, run.decision, await self.routing.look_back(job, run))
             charge = await self._admit(job, config, run)
         except BaseException:
             self.supervisor.drop(place)
@@ -267,8 +267,8 @@ class JobService:
         await check_continue(self.turns, self.settings.continue_policy, job.parent, job.user_id)
         return job
 
-    def _check_inputs(self, job: JobSpec, decision: Decision) -> None:
-        """Input counts and output sizes for the decided model (nothing is downloaded or decoded)."""
+    def _check_inputs(self, job: JobSpec, decision: Decision, replayed: int) -> None:
+        """Input counts (a refine with nothing to replay sends its parent's image) and output sizes."""
         if job.kind == "upscale":
             if not job.inputs and job.parent is None:
                 raise InputError("There is no image to upscale")
@@ -276,14 +276,14 @@ class JobService:
                 check_upscale_size(*dims, job.factor, self.settings.max_output_pixels)
             return
         spec = decision.spec
-        replays = job.use_history and decision.kind == "gemini" and spec.multi_turn
+        replays = job.use_history and decision.kind == "gemini" and spec.multi_turn and replayed > 0
         with_parent = job.parent is not None and job.parent_image and not replays
         check_input_count(spec, len(job.inputs) + (1 if with_parent else 0))
         check_shape(spec, job)
 
     async def _admit(self, job: JobSpec, config: GuildConfig, run: JobRun) -> Charge:
         """The reservation of the job's cost (check_rules ran first, before anything was looked up)."""
-        cost = await self.routing.estimate(job, run)
+        cost = self.routing.estimate(job, run)
         provider, model = run.decision.provider, run.decision.model
         return await self.admission.admit(
             self._who(job),

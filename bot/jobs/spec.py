@@ -87,6 +87,9 @@ class JobSpec:
     #: With no input and no parent: use the channel's latest result, else this finds an image of ours
     #: in the channel (without downloading it). Resolved only after the rules have passed.
     find_latest: Callable[[], Awaitable[PendingInput]] | None = None
+    #: Looks up more references (message links, image URLs) without downloading them; run only
+    #: once the server's rules have let the job through, and added after `inputs`.
+    find_references: Callable[[], Awaitable[list[JobInput]]] | None = None
     #: The seed asked for (/imagine and /edit pick one when none is given; 🔁 Reroll a new one).
     seed: int | None = None
     #: A thinking level of the model's (`ModelSpec.thinking_levels`); None: the model's default.
@@ -100,6 +103,12 @@ class JobSpec:
     search_default: bool = False
     #: Whether the server shows thinking models' interim images (/settings set previews).
     previews: bool = True
+
+    async def with_references(self) -> JobSpec:
+        """The job with its looked-up references added to its inputs (nothing is downloaded)."""
+        if self.find_references is None:
+            return self
+        return replace(self, inputs=[*self.inputs, *await self.find_references()], find_references=None)
 
     @property
     def safety_applied(self) -> SafetyLevel:

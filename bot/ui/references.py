@@ -8,7 +8,9 @@ been admitted, so a job over the model's reference limit is refused before any i
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import discord
 import yarl
@@ -19,6 +21,7 @@ from bot.jobs.spec import JobInput, PendingInput, RawInput
 from bot.providers.http import HttpClient, Limits
 from bot.providers.netguard import check_url
 from bot.ui.attachments import is_image_attachment, pending_attachment
+from bot.ui.delivery import age_restricted
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
@@ -92,10 +95,26 @@ async def _linked_channel(interaction: Interaction, link: MessageLink) -> discor
     member = interaction.user
     if not isinstance(member, discord.Member) or not isinstance(channel, discord.abc.Messageable):
         raise InputError("A message link points to a channel I cannot read")
-    allowed = channel.permissions_for(member)
+    await _check_readable(channel, member)
+    if age_restricted(channel) and not age_restricted(interaction.channel):
+        raise InputError("A message link points to an age-restricted channel; use it there")
+    return channel
+
+
+async def _check_readable(channel: discord.abc.GuildChannel | discord.Thread, member: discord.Member) -> None:
+    """Refuse a channel the member cannot read; a private thread also needs its membership (its
+    parent's permissions are what discord.py reports for a thread) or Manage Threads."""
+    try:
+        allowed = channel.permissions_for(member)
+    except discord.ClientException:  # a thread whose parent is not known
+        raise InputError("A message link points to a channel you cannot read") from None
     if not (allowed.view_channel and allowed.read_message_history):
         raise InputError("A message link points to a channel you cannot read")
-    return channel
+    if isinstance(channel, discord.Thread) and channel.is_private() and not allowed.manage_threads:
+        try:
+            await channel.fetch_member(member.id)
+        except discord.HTTPException:  # NotFound: not in it; anything else: not known to be
+            raise InputError("A message link points to a private thread you are not in") from None
 
 
 async def _linked_images(interaction: Interaction, link: MessageLink, cap: int) -> list[PendingInput]:
@@ -132,9 +151,9 @@ def _url_input(http: HttpClient, settings: Settings, url: str) -> PendingInput:
 
 async def reference_inputs(
     interaction: Interaction, references: list[Reference], *, http: HttpClient, settings: Settings
-) -> list[PendingInput]:
+) -> list[JobInput]:
     """The references as job inputs: message links looked up, URLs checked by the address guard."""
-    inputs: list[PendingInput] = []
+    inputs: list[JobInput] = []
     for reference in references:
         if isinstance(reference, MessageLink):
             inputs += await _linked_images(interaction, reference, settings.max_input_bytes)
@@ -158,11 +177,17 @@ class Given:
     attachments: list[discord.Attachment] = field(default_factory=list)
     links: list[Reference] = field(default_factory=list)
 
-    async def inputs(self, interaction: Interaction, uploaded: list[discord.Attachment]) -> list[JobInput]:
-        """Every reference as a job input, in order: attachments, uploaded files, then the entries."""
-        services = services_of(interaction.client)
-        cap = services.settings.max_input_bytes
+    def inputs(self, interaction: Interaction, uploaded: list[discord.Attachment]) -> list[JobInput]:
+        """The attachments and the uploaded files as job inputs (checked by their declared sizes)."""
+        cap = services_of(interaction.client).settings.max_input_bytes
         inputs: list[JobInput] = [pending_attachment(a, cap) for a in self.attachments]
-        inputs += [uploaded_input(a, cap) for a in uploaded]
+        return inputs + [uploaded_input(a, cap) for a in uploaded]
+
+    def finder(self, interaction: Interaction) -> Callable[[], Awaitable[list[JobInput]]] | None:
+        """How the job looks up the `references` entries once the server's rules have let it through
+        (a blocked member or a closed channel costs no message fetch); None without entries."""
+        if not self.links:
+            return None
+        services = services_of(interaction.client)
         http = HttpClient(services.session)
-        return inputs + await reference_inputs(interaction, self.links, http=http, settings=services.settings)
+        return partial(reference_inputs, interaction, self.links, http=http, settings=services.settings)

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from bot.errors import NanoBotError
-from bot.ui.embeds import error_embed
+from bot.ui.delivery import send_error
 from bot.ui.types import Interaction
+from bot.wiring import services_of
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,11 @@ class ReferencesModal(discord.ui.Modal):
         await self.then(interaction, list(self.files.values), prompt)
 
     async def on_error(self, interaction: Interaction, error: Exception, /) -> None:  # type: ignore[override]
-        """Tell the member why, privately; the traceback goes to the log for anything unexpected."""
+        """The same private error messages as commands (the "thinking…" message goes)."""
         if not isinstance(error, NanoBotError):
             log.error("references form failed", exc_info=error)
-        send = (
-            interaction.followup.send if interaction.response.is_done() else interaction.response.send_message
-        )
-        try:
-            await send(embed=error_embed(error), ephemeral=True)
-        except discord.HTTPException:
-            log.warning("could not tell a member why their references form failed")
+        lifetime = services_of(interaction.client).settings.interaction_token_lifetime
+        await send_error(interaction, error, lifetime=lifetime)
 
 
 async def open_upload_form(interaction: Interaction, then: Then, *, ask_prompt: bool = False) -> None:

@@ -213,3 +213,121 @@ async def test_the_edit_button_takes_references_with_the_instruction(env: Gemini
     assert body["contents"][-1]["parts"][0]["text"] == "dress it like these"
     assert sent_images(env.gemini) == [picture(7), picture(8)]
     assert embed_fields(edited)["References"] == "2 images"
+
+
+def private_thread(fake: FakeDiscord, owner: str, members: tuple[str, ...] = ()) -> str:
+    """A private thread under #general: only its members (and Manage Threads) may read it."""
+    thread_id = fake._ids.next()
+    fake.channels[thread_id] = {
+        "id": thread_id,
+        "type": 12,
+        "guild_id": fake.guild_id,
+        "parent_id": fake.channel_id,
+        "owner_id": fake.users[owner]["id"],
+        "name": "private plans",
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1 + len(members),
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-01-01T00:00:00+00:00",
+            "locked": False,
+            "invitable": False,
+        },
+        "member_ids": [fake.users[name]["id"] for name in members],  # the fake's thread-members list
+    }
+    return thread_id
+
+
+async def test_a_private_thread_is_read_only_by_its_members(env: GeminiBot) -> None:
+    fake = env.discord
+    secret, shared = picture(5), picture(6)
+    closed = private_thread(fake, "admin")  # alice reads #general, but is not in this thread
+    posted = await fake.user_message(
+        "secret", user="admin", channel_id=closed, attachments=[("s.png", secret)]
+    )
+    refused = await wait_result(
+        await fake.send_slash("imagine", {"prompt": "x", "references": link(fake, posted)})
+    )
+    assert "a private thread you are not in" in text(refused), text(refused)
+    assert env.gemini.calls == 0
+    joined = private_thread(fake, "admin", members=("alice",))
+    posted = await fake.user_message("ours", user="admin", channel_id=joined, attachments=[("o.png", shared)])
+    result = await wait_result(
+        await fake.send_slash("imagine", {"prompt": "x", "references": link(fake, posted)})
+    )
+    assert fake.files_of(result), text(result)
+    assert sent_images(env.gemini) == [shared]
+
+
+async def test_an_age_restricted_channels_images_stay_there(env: GeminiBot) -> None:
+    fake = env.discord
+    posted = await fake.user_message(
+        "n", channel_id=fake.nsfw_channel_id, attachments=[("n.png", picture(9))]
+    )
+    entry = {"prompt": "x", "references": link(fake, posted)}
+    refused = await wait_result(await fake.send_slash("imagine", entry))
+    assert "points to an age-restricted channel; use it there" in text(refused), text(refused)
+    assert env.gemini.calls == 0
+    there = await wait_result(await fake.send_slash("imagine", entry, channel_id=fake.nsfw_channel_id))
+    assert fake.files_of(there), text(there)
+    assert sent_images(env.gemini) == [picture(9)]
+
+
+async def test_a_member_the_rules_refuse_costs_no_lookups(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        alice = int(fake.users["alice"]["id"])
+        async with running_bot(fake, tmp_path, entry, blocked_users=[alice]):
+            posts = [
+                await fake.user_message(f"m{n}", user="admin", attachments=[("a.png", picture(n))])
+                for n in range(4)
+            ]
+            before = len(fake.requests)
+            links = " ".join(link(fake, p) for p in posts)
+            refused = await wait_result(
+                await fake.send_slash("imagine", {"prompt": "x", "references": links})
+            )
+            assert "blocked you" in text(refused), text(refused)
+            looked_up = [
+                r.path for r in fake.requests[before:] if "/messages/" in r.path and r.method == "GET"
+            ]
+            assert looked_up == []
+        assert fake.violations == []
+
+
+async def test_a_lookup_that_fails_is_told_privately(env: GeminiBot) -> None:
+    fake = env.discord
+    posted = await fake.user_message("hat", attachments=[("hat.png", picture(7))])
+    opened = await fake.send_slash(
+        "imagine", {"prompt": "x", "references": link(fake, posted), "upload": True}
+    )
+    await opened.wait_ack()
+    fake.fail_next("GET", rf"/channels/\d+/messages/{posted['id']}$", 500, count=10)
+    submit = await fake.send_modal_submit(form_id(opened), {upload_field(opened): [("a.png", picture(1))]})
+    error = await wait_result(submit)
+    assert error.get("flags", 0) & 64, f"public: {text(error)!r}"  # ephemeral, never in the channel
+    assert env.gemini.calls == 0
+
+
+async def test_editing_an_upscale_counts_its_image_before_anything_is_downloaded(env: GeminiBot) -> None:
+    fake = env.discord  # the default model, 2.5 Flash, takes 3 images
+    upscaled = await wait_result(
+        await fake.send_slash("upscale", {"image": ("p.png", picture(0)), "factor": 2})
+    )
+    assert fake.files_of(upscaled), text(upscaled)
+    opened = await fake.send_component(upscaled, button_id(upscaled, "edit"))
+    await opened.wait_ack()
+    assert opened.modal is not None
+    instruction = opened.modal["components"][0]["components"][0]["custom_id"]
+    files = [(f"r{n}.png", picture(n)) for n in (1, 2, 3)]
+    before = cdn_fetches(fake)
+    submit = await fake.send_modal_submit(
+        form_id(opened), {instruction: "add these", upload_field(opened): files}
+    )
+    refused = await wait_result(submit)
+    assert "takes at most 3 input images; this job has 4" in text(refused), text(refused)
+    assert cdn_fetches(fake) == before and env.gemini.calls == 0

@@ -124,3 +124,13 @@ async def test_images_mode_charges_the_image_price_and_still_records_the_usage(w
         assert await settled_usage(world.discord, bot) == (700, 0)  # 2 × 3.5 credits, as before
         [row] = await bot.quotas.audit(int(world.discord.guild_id))
         assert (row.cost_cents, row.outcome) == (700, "ok")
+
+
+async def test_an_absurd_reported_count_charges_the_reservation_and_delivers(world: GeminiWorld) -> None:
+    world.gemini.usage_override = {"thoughtsTokenCount": 10**400}
+    async with bot_with(world, mode="tokens") as bot:
+        message = await imagine(world, model=PRO)
+        assert world.discord.files_of(message)
+        estimate = -(-(3 * 50 + 1420 * 3000 + 2000 * 300) // 10_000)
+        assert await settled_usage(world.discord, bot) == (estimate, 0)  # not believed: the reservation
+        assert embed_fields(message)["Cost"] == "4.87 credits"

@@ -81,6 +81,11 @@ def test_the_first_priced_model_prices_the_usage(tokens: CostRules) -> None:
         (CostRules(mode="tokens"), LITE, PRO_USAGE),  # no token prices: priced by image
         (CostRules(mode="tokens"), PRO, {}),  # nothing reported
         (CostRules(mode="tokens"), PRO, {"serviceTier": "standard", "promptTokenCount": "many"}),
+        # Only the prompt counted (an early stream chunk's shape): not a near-free image.
+        (CostRules(mode="tokens"), PRO, {"promptTokenCount": 12, "totalTokenCount": 1347}),
+        # Counts no answer can hold are not believed (and never overflow the arithmetic).
+        (CostRules(mode="tokens"), PRO, {"candidatesTokenCount": 10**400}),
+        (CostRules(mode="tokens"), PRO, {**PRO_USAGE, "thoughtsTokenCount": 10**12}),
     ],
 )
 def test_no_reported_cost_without_token_prices_or_counts(

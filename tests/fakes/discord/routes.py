@@ -10,7 +10,7 @@ from aiohttp import web
 
 from tests.fakes.discord.limits import DiscordError, check_command_set, invalid_form, not_found
 from tests.fakes.discord.messages import CHANNEL_FLAGS, MessageBuilder
-from tests.fakes.discord.payloads import FLAG_EPHEMERAL, JSON
+from tests.fakes.discord.payloads import FLAG_EPHEMERAL, JSON, iso_now
 from tests.fakes.discord.rest import json_response, no_content, parse_body
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class BotRoutes:
         router.add_post(c + "/messages", self.create_message)
         router.add_get(c + "/messages", self.history)
         router.add_get(c + "/messages/{message_id}", self.get_message)
+        router.add_get(c + "/thread-members/{user_id}", self.get_thread_member)
         router.add_patch(c + "/messages/{message_id}", self.edit_message)
         router.add_delete(c + "/messages/{message_id}", self.delete_message)
         reaction = c + "/messages/{message_id}/reactions/{emoji}/@me"
@@ -329,6 +330,18 @@ class BotRoutes:
         if member is None:
             raise not_found(10007, "Unknown Member")
         return json_response(member)
+
+    async def get_thread_member(self, request: web.Request) -> web.Response:
+        """GET /channels/{thread}/thread-members/{u}: a ThreadMember, 404 Unknown Member if not in it
+        (a thread's members: its owner and the ids in its fake-only `member_ids`)."""
+        thread = self._channel(request)
+        if thread.get("type") not in (10, 11, 12):
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        user_id = request.match_info["user_id"]
+        if user_id != thread.get("owner_id") and user_id not in thread.get("member_ids", []):
+            raise not_found(10007, "Unknown Member")
+        joined = thread.get("thread_metadata", {}).get("create_timestamp") or iso_now()
+        return json_response({"id": thread["id"], "user_id": user_id, "join_timestamp": joined, "flags": 0})
 
     # -- CDN --------------------------------------------------------------------------------
 
