@@ -33,6 +33,7 @@ from bot.providers.gemini_wire import (
     PromptFeedback,
 )
 from bot.providers.http import ErrorMapper, image_from_base64
+from bot.providers.pacing import deferred_send
 from bot.providers.sanitize import reason
 from bot.providers.wire import parse, parse_error_body
 
@@ -168,7 +169,9 @@ class GeminiProvider(ProviderBase):
     ) -> GenerateResult:
         """Send one generateContent request and read its answer (its body encoded in a thread)."""
         if moves:  # files belong to the uploading key's project: one key for the uploads and the call
-            data = await self.keys.run(lambda key: self.files.generate(key, self._url(model), draft, moves))
+            url = self._url(model)
+            with deferred_send():  # the generateContent call after the uploads says when it is sent
+                data = await self.keys.run(lambda key: self.files.generate(key, url, draft, moves))
         elif preview is not None:  # streamed: the thought images are shown as they arrive
             body = await asyncio.to_thread(draft.encode)
             data = await stream_answer(self, self._url(model, STREAM_METHOD), body, preview)

@@ -35,6 +35,7 @@ from bot.providers.base import ImageData
 from bot.providers.common import ProviderBase
 from bot.providers.gemini_body import Draft, Move, with_files
 from bot.providers.http import RETRY_STATUSES, ErrorMapper
+from bot.providers.pacing import sending
 from bot.providers.retry import Retryable, RetryOn, rate_limited, run, transient
 from bot.providers.sanitize import reason
 from bot.providers.slices import sliced, with_length
@@ -208,6 +209,7 @@ class GeminiFiles:
         p = self.provider
         files = {digest: (ref.mime, ref.uri) for digest, ref in refs.items()}
         body = await asyncio.to_thread(draft.but(with_files(draft.skeleton, moves, files)).encode)
+        sending(billed=True)  # uploads are free: a cancel is charged only from this request on
         return await p.http.request_json(
             "POST",
             url,

@@ -8,8 +8,9 @@ maintenance round.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 from aiolimiter import AsyncLimiter
@@ -19,11 +20,29 @@ from aiolimiter import AsyncLimiter
 ON_SEND: ContextVar[Callable[[], None] | None] = ContextVar("nanobot_on_send", default=None)
 
 
-def sending() -> None:
-    """The request leaves now: tell whoever asked (nothing outside a job)."""
+#: Set while a call says itself when its billed request leaves (the Files API's uploads come first,
+#: and Google does not bill them: a cancel meanwhile is free).
+_DEFERRED: ContextVar[bool] = ContextVar("nanobot_send_deferred", default=False)
+
+
+def sending(*, billed: bool = False) -> None:
+    """The request leaves now: tell whoever asked (nothing outside a job). Under deferred_send(),
+    only the billed request itself (`billed=True`) tells."""
+    if _DEFERRED.get() and not billed:
+        return
     hook = ON_SEND.get()
     if hook is not None:
         hook()
+
+
+@contextlib.contextmanager
+def deferred_send() -> Iterator[None]:
+    """Within: the key ring's attempts do not count as sent; the call says when (sending(billed=True))."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 #: aiolimiter measures rates over this many seconds.

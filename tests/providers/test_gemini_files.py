@@ -16,6 +16,7 @@ from bot.providers.base import GenerateRequest, ImageData, InputImage, Turn
 from bot.providers.gemini_body import MB, json_size, sized_body
 from bot.providers.gemini_files import FileCache, FileRef
 from bot.providers.models import KNOWN_MODELS
+from bot.providers.pacing import ON_SEND
 from bot.providers.router import Router
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini, RecordedRequest
@@ -306,3 +307,16 @@ async def test_the_fake_keeps_files_to_their_project(
         assert resp.status == 200 and await resp.json() == {}
     async with session.post(generate, json=payload, headers={"x-goog-api-key": KEY}) as resp:
         assert resp.status == 403
+
+
+async def test_a_job_counts_as_sent_only_when_the_call_after_its_uploads_leaves(
+    gemini: Router, fake: FakeGemini
+) -> None:
+    uploaded_when_sent: list[int] = []  # Google bills the generateContent call, not the uploads
+    told = ON_SEND.set(lambda: uploaded_when_sent.append(len(fake.files.uploads)))
+    try:
+        assert (await gemini.generate(request())).images
+    finally:
+        ON_SEND.reset(told)
+    assert len(fake.files.uploads) == 3
+    assert uploaded_when_sent == [3]  # told once, after the last upload: a cancel before is free
