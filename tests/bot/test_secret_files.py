@@ -16,6 +16,11 @@ TOKEN = "tok-from-a-file-5d1e"
 KEY = "AIza-from-a-file-77b3"
 
 
+def toml_value(value: object) -> str:
+    """A setting's value as TOML writes it (true/false, numbers, quoted strings)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 @pytest.fixture(autouse=True)
 def nothing_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No secret, and no file variable, reaches the bot but what a test sets."""
@@ -26,7 +31,7 @@ def nothing_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def config_file(tmp_path: Path, fake: FakeDiscord, provider: str) -> Path:
     """A nanobot.toml pointing the bot at the fake Discord, with short retries, and no secret in it."""
-    lines = [f"{name} = {value!r}" for name, value in FAST.items()]
+    lines = [f"{name} = {toml_value(value)}" for name, value in FAST.items()]
     lines += [
         f'discord_api_base = "{fake.api_base}"',
         f'discord_gateway_url = "{fake.gateway_url}"',
