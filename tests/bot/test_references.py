@@ -331,3 +331,23 @@ async def test_editing_an_upscale_counts_its_image_before_anything_is_downloaded
     refused = await wait_result(submit)
     assert "takes at most 3 input images; this job has 4" in text(refused), text(refused)
     assert cdn_fetches(fake) == before and env.gemini.calls == 0
+
+
+async def test_references_over_the_inline_limit_go_through_the_files_api(tmp_path: Path) -> None:
+    big = [make_image(600, 600, "PNG", noisy=True) for _ in range(3)]  # ~1.1 MB each, 4.4 MB as base64
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        async with running_bot(fake, tmp_path, {**entry, "inline_limit_mb": 2}):
+            posted = await fake.user_message(
+                "refs", attachments=[(f"b{n}.png", data) for n, data in enumerate(big)]
+            )
+            options = {"prompt": "a collage", "model": PRO, "references": link(fake, posted)}
+            result = await wait_result(await fake.send_slash("imagine", options))
+            assert fake.files_of(result), text(result)
+            assert embed_fields(result)["References"] == "3 images"
+        [sent] = [r for r in gemini.requests if r.path.endswith(":generateContent")]
+        assert len(sent.body) <= 2 * 1024 * 1024  # the request fits the provider's inline limit
+        uploaded = sorted(u.data for u in gemini.files.uploads)
+        inline = sent_images(gemini)
+        assert uploaded and sorted([*uploaded, *inline]) == sorted(big)  # every reference, once
+        assert fake.violations == []
