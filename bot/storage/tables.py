@@ -224,3 +224,33 @@ instances = Table(
     Column("owner", String(40), primary_key=True),
     Column("seen_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
 )
+
+
+#: Each member's defaults for their jobs (/prefs): one JSON document per member, across servers.
+member_prefs = Table(
+    "member_prefs",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, server_default=func.now()),
+)
+
+
+#: Saved styles: a member's own (guild_id 0) or a server's (published by its admins); style words
+#: added to the prompt and reference images (blob hashes); a share code another member can import.
+styles = Table(
+    "styles",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("guild_id", BigInteger, nullable=False, default=0, server_default=text("0")),
+    Column("name", String(64), nullable=False),
+    Column("prompt", Text, nullable=False, default="", server_default=text("''")),
+    Column("images", JSON, nullable=False, default=list, server_default=text("'[]'")),
+    Column("share_code", String(16), nullable=False),
+    _created(),
+    sqlite_autoincrement=True,
+)
+Index("ix_styles_owner_id_name", styles.c.owner_id, styles.c.guild_id, styles.c.name, unique=True)
+Index("ix_styles_guild_id", styles.c.guild_id)
+Index("ix_styles_share_code", styles.c.share_code, unique=True)
