@@ -31,6 +31,7 @@ from bot.ops.metrics import GatewayReading, Metrics
 from bot.providers.router import Router
 from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
+from bot.storage.retention import PromptRetention
 from bot.ui.attachments import refetch_output
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
@@ -46,9 +47,18 @@ EXTENSIONS = (
     "cogs.buttons",
     "cogs.admin",
     "cogs.settings",
+    "cogs.style",
+    "cogs.forget",
+    "cogs.prefs",
+    "cogs.show",
 )
 #: Commands that may be offered in the bot's DMs (when ALLOW_DMS is on); every other is server-only.
-DM_CAPABLE = frozenset({"imagine", "edit", "upscale", "usage", "Edit image", "Upscale image"})
+DM_CAPABLE = frozenset(
+    {"imagine", "edit", "upscale", "usage", "Edit image", "Upscale image", "forget", "show", "history"}
+)
+#: Commands members may also add to their own account (USER_INSTALL): they answer only through the
+#: interaction, so they work where the bot is not a member.
+USER_INSTALLABLE = frozenset({"imagine", "edit", "upscale", "forget"})
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.
 STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
@@ -65,13 +75,15 @@ def apply_endpoints(settings: Settings) -> None:
 
 
 def declare_contexts(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
-    """Give every command explicit installs and contexts: installed to servers only; offered in
-    servers, and in the bot's DMs only for DM_CAPABLE commands when ALLOW_DMS is on."""
+    """Give every command explicit installs and contexts: installed to servers; offered in servers,
+    and in the bot's DMs only for DM_CAPABLE commands when ALLOW_DMS is on. With USER_INSTALL the
+    USER_INSTALLABLE ones may also be added to a member's account and used in any DM or group DM."""
     for command in tree.get_commands():
-        dms = settings.allow_dms and command.name in DM_CAPABLE
-        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
+        user = settings.user_install and command.name in USER_INSTALLABLE
+        dms = user or (settings.allow_dms and command.name in DM_CAPABLE)
+        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=user)
         command.allowed_contexts = app_commands.AppCommandContext(
-            guild=True, dm_channel=dms, private_channel=False
+            guild=True, dm_channel=dms, private_channel=user
         )
         command.guild_only = not dms
 
@@ -203,6 +215,9 @@ class NanoBot(commands.AutoShardedBot):
                 self.router.share(await recovery.live_processes())  # each takes its share of the rates
                 if rounds % PRUNE_EVERY == 0:
                     await self.services.blobs.prune()
+                    await PromptRetention(
+                        self.services.db, self.services.blobs, self.settings.prompt_retention_days
+                    ).prune()
             except Exception:
                 log.exception("maintenance round failed")
             rounds += 1

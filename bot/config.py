@@ -212,13 +212,22 @@ class Settings(BaseSettings):
 
     blob_retention_days: float | None = Field(None, gt=0)
     """Image files unused this long are pruned (re-fetched from Discord if needed); unset: kept."""
+    prompt_retention_days: float | None = Field(None, gt=0)
+    """Jobs (prompts, results and their unused image files) older than this are deleted, and older
+    audit rows keep only their cost; unset: kept."""
     history_depth: int = Field(8, ge=1, le=50)
     """Earlier turns replayed to Gemini on a reply (the reply says when history was cut)."""
     continue_policy: Literal["anyone", "starter"] = "anyone"
     """Who may continue a conversation: anyone in the channel, or its starter."""
+    show_policy: Literal["server", "requester"] = "server"
+    """Who may /show a result: its requester anywhere, and others in its server (server), or only
+    its requester (requester)."""
 
     allow_dms: bool = False
     """Offer and honour the image commands in the bot's DMs."""
+    user_install: bool = False
+    """Let members add the bot to their own account and use the image commands where it is not a
+    member (results only through the interaction; counted as DMs, so ALLOW_DMS applies)."""
     dm_credits: float = Field(5.0, ge=0)
     """Credits each user may spend in DMs per DM_WINDOW."""
     dm_window: Literal["day", "week", "month"] = "day"

@@ -31,6 +31,8 @@ from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.guilds import GuildSettingsStore
+from bot.storage.prefs import PrefsStore
+from bot.storage.styles import StyleStore
 from bot.storage.turns import TurnStore
 
 #: A process silent for this many heartbeat intervals is dead: its jobs are settled by the others.
@@ -53,6 +55,8 @@ class Services:
     recovery: Recovery
     jobs: JobService
     metrics: Metrics
+    styles: StyleStore
+    prefs: PrefsStore
 
 
 def open_session(settings: Settings) -> aiohttp.ClientSession:
@@ -129,7 +133,20 @@ async def build_services(
         metrics=metrics,
     )
     return Services(
-        settings, session, db, router, turns, blobs, threads, quotas, guild_settings, recovery, jobs, metrics
+        settings,
+        session,
+        db,
+        router,
+        turns,
+        blobs,
+        threads,
+        quotas,
+        guild_settings,
+        recovery,
+        jobs,
+        metrics,
+        styles=StyleStore(db),
+        prefs=PrefsStore(db),
     )
 
 

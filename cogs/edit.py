@@ -22,10 +22,13 @@ from bot.ui.autocomplete import (
     resolution_choices,
     search_choices,
     search_option,
+    style_choices,
     thinking_choices,
 )
-from bot.ui.delivery import acknowledge, job_context, to_interaction
+from bot.ui.delivery import job_context, to_interaction
+from bot.ui.prefs import acknowledge_with_prefs
 from bot.ui.references import Given, parse_references
+from bot.ui.styles import with_style
 from bot.ui.types import Client, Interaction
 from bot.ui.upload import open_upload_form
 from bot.wiring import services_of
@@ -73,8 +76,10 @@ class Edit(commands.Cog):
         search="Ground the image in Google Search: on or off (only models that have it)",
         references="Reference images: links to messages with images, and image URLs (space-separated)",
         upload="Open a form to upload up to 10 reference images",
+        style="A saved style: its words are added to the prompt, its images to the references",
     )
     @app_commands.autocomplete(
+        style=style_choices,
         model=model_choices,
         aspect_ratio=edit_ratio_choices,
         resolution=resolution_choices,
@@ -94,6 +99,7 @@ class Edit(commands.Cog):
         search: str | None = None,
         references: str | None = None,
         upload: bool = False,
+        style: str | None = None,
     ) -> None:
         """Defer (or open the upload form), run the job on the image, reply with the result."""
         wants_search = search_option(search)  # a typo is answered at once, before anything else
@@ -110,9 +116,9 @@ class Edit(commands.Cog):
         )
         given = Given([image] if image is not None else [], links)
         if upload:
-            await open_upload_form(interaction, partial(self._run, job, given))
+            await open_upload_form(interaction, partial(self._run, job, given, style=style))
             return
-        await self._run(job, given, interaction, [], None)
+        await self._run(job, given, interaction, [], None, style=style)
 
     async def _run(
         self,
@@ -121,10 +127,12 @@ class Edit(commands.Cog):
         interaction: Interaction,
         uploaded: list[discord.Attachment],
         _: str | None,
+        *,
+        style: str | None = None,
     ) -> None:
         """Answer the interaction, look the references up, hand the job over (the edited image is
         the attached one, else the channel's latest)."""
-        loading = await acknowledge(interaction)
+        job, loading = await acknowledge_with_prefs(interaction, job)  # privately if the member asked
         delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
         try:
             inputs = given.inputs(interaction, uploaded)
@@ -134,7 +142,8 @@ class Edit(commands.Cog):
         found = given.finder(interaction)
         latest = {} if given.attachments else latest_finder(self.bot, interaction)
         job = replace(job, inputs=inputs, find_references=found, **latest, **job_context(interaction))
-        await self.services.jobs.submit(job, delivery)
+        if (styled := await with_style(interaction, job, style, delivery)) is not None:
+            await self.services.jobs.submit(styled, delivery)
 
 
 async def setup(bot: Client) -> None:

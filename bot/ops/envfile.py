@@ -52,7 +52,16 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "fallback_on_no_image",
         ),
     ),
-    ("Storage", ("data_dir", "database_url", "blob_retention_days", "database_outage_seconds")),
+    (
+        "Storage",
+        (
+            "data_dir",
+            "database_url",
+            "blob_retention_days",
+            "prompt_retention_days",
+            "database_outage_seconds",
+        ),
+    ),
     (
         "Jobs and the queue",
         (
@@ -63,6 +72,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "live_preview",
             "history_depth",
             "continue_policy",
+            "show_policy",
             "max_input_bytes",
             "max_input_pixels",
             "image_url_hosts",
@@ -75,6 +85,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "costs",
             "operator_daily_budget",
             "allow_dms",
+            "user_install",
             "dm_credits",
             "dm_window",
             "dm_cooldown",

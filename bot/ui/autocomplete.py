@@ -1,4 +1,5 @@
-"""Autocomplete for model, ratio, resolution, thinking and search: only what the chosen model supports."""
+"""Autocomplete for model, ratio, resolution, thinking and search (only what the chosen model supports),
+and for saved styles."""
 
 from __future__ import annotations
 
@@ -71,6 +72,20 @@ async def search_choices(interaction: Interaction, current: str) -> list[app_com
     """ "on" and "off" for a model with Google Search grounding; nothing for one without."""
     spec = _spec(interaction)
     return _filtered(["on", "off"] if spec and spec.grounding else [], current)
+
+
+async def style_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The member's own styles, then this server's (an own style hides a server one of its name)."""
+    found = await services_of(interaction.client).styles.visible(interaction.user.id, interaction.guild_id)
+    needle, seen = current.lower().strip(), set()
+    choices = []
+    for style in found:
+        if style.name.lower() in seen or needle not in style.name.lower():
+            continue
+        seen.add(style.name.lower())
+        whose = "server" if style.is_server else "yours"
+        choices.append(app_commands.Choice(name=f"{style.name} ({whose})", value=style.name))
+    return choices[:MAX_CHOICES]
 
 
 def search_option(value: str | None) -> bool | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from typing import Any
@@ -14,6 +15,7 @@ from bot.jobs.supervisor import Progress, ProgressHook
 from bot.ui.buttons import cancel_view, result_view
 from bot.ui.embeds import error_embed, result_embed
 from bot.ui.preview import PreviewBoard, board_of, close_previews
+from bot.ui.private import LATE_PRIVATE_ERROR, is_private, late_note, on_private_message, send_privately
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
@@ -22,10 +24,14 @@ log = logging.getLogger(__name__)
 HISTORY_NOTE = "Earlier turns were left out (history depth {depth})."
 
 
-async def acknowledge(interaction: Interaction) -> int | None:
-    """Defer with a public "thinking…" message before any I/O; return that message's id."""
-    callback = await interaction.response.defer(thinking=True)
-    interaction.extras["loading_public"] = True
+async def acknowledge(interaction: Interaction, *, private: bool | None = None) -> int | None:
+    """Defer with a "thinking…" message before any I/O (ephemeral for a private job: by default, a
+    click on a private result); return that message's id."""
+    if private is None:
+        private = on_private_message(interaction)
+    callback = await interaction.response.defer(ephemeral=private, thinking=True)
+    interaction.extras["loading_public"] = not private
+    interaction.extras["private"] = private
     return callback.message_id if callback is not None else None
 
 
@@ -111,12 +117,17 @@ def to_interaction(
         stem=stem,
         loading_message_id=loading_message_id,
         lifetime=_lifetime(interaction),
+        private=is_private(interaction),
     )
 
 
 class InteractionDelivery:
     """Delivers a job started by an interaction (command, menu, button, modal): the result replaces
-    the "thinking…" message (posted in the channel once the token has expired), errors are private."""
+    the "thinking…" message (posted in the channel once the token has expired), errors are private.
+
+    A private job's "thinking…" message is ephemeral, so its result is too; once the token has
+    expired nothing is posted in the channel: the result goes to the member by DM, or, when they
+    take no DMs, is kept for /show."""
 
     def __init__(
         self,
@@ -126,12 +137,14 @@ class InteractionDelivery:
         stem: str,
         loading_message_id: int | None,
         lifetime: float,
+        private: bool = False,
     ) -> None:
         self.interaction = interaction
         self.title = title
         self.stem = stem
         self.loading_message_id = loading_message_id
         self.lifetime = lifetime
+        self.private = private
 
     async def deliver(self, result: JobResult) -> Posted | None:
         """Post the result; Discord's refusals become DeliveryFailed (the user is then told why)."""
@@ -140,6 +153,9 @@ class InteractionDelivery:
         except (discord.HTTPException, discord.RateLimited) as e:
             log.warning("Discord refused the result of turn %s (%s): %s", result.turn_id, _status(e), e)
             raise delivery_error(e) from e
+        if message is None and self.private:  # no DM: kept (and charged) for /show, never made public
+            log.info("private result of turn %s kept for /show: the member takes no DMs", result.turn_id)
+            return Posted(self.interaction.channel_id or 0, ())
         return None if message is None else Posted(message.channel.id, (message.id,))
 
     async def fail(self, error: BaseException) -> None:
@@ -219,6 +235,8 @@ async def _post_result(delivery: InteractionDelivery, result: JobResult) -> disc
                 raise
             log.info("interaction token no longer valid (%s); posting in the channel", e.code)
     files = result_files(result, stem)
+    if delivery.private:
+        return await send_privately(interaction, late_note(result.turn_id), embed, files, view)
     return await post_in_channel(interaction, embed, files, delivery.loading_message_id, view)
 
 
@@ -262,11 +280,18 @@ async def send_error(interaction: Interaction, error: BaseException, *, lifetime
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
         if token_expired(interaction, lifetime):
-            await post_in_channel(interaction, embed, [], None)
+            if is_private(interaction):
+                await send_privately(interaction, LATE_PRIVATE_ERROR, embed)
+            else:
+                await post_in_channel(interaction, embed, [], None)
             return
         if interaction.extras.get("loading_public"):
             # A public "thinking…" message cannot turn ephemeral: remove it, then answer privately.
             await interaction.delete_original_response()
+        elif is_private(interaction):  # the private "thinking…" becomes the error (no stale progress)
+            with contextlib.suppress(discord.NotFound):  # dismissed by the member: a followup then
+                await interaction.edit_original_response(content=None, embed=embed, attachments=[], view=None)
+                return
         await interaction.followup.send(embed=embed, ephemeral=True)
     except discord.HTTPException:
         log.exception("could not tell the user about an error in interaction %s", interaction.id)

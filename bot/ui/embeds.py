@@ -9,6 +9,7 @@ import discord
 
 from bot.billing.costs import credits
 from bot.errors import NanoBotError
+from bot.jobs.ids import job_code
 from bot.jobs.service import JobResult
 from bot.providers.base import Sources
 
@@ -53,6 +54,8 @@ def result_embed(result: JobResult, title: str) -> discord.Embed:
     label = " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
     embed.add_field(name="Resolution", value=label)
     embed.add_field(name="Time", value=f"{result.elapsed:.1f} s")
+    if result.turn_id is not None:  # what /show takes to post it again
+        embed.add_field(name="Job", value=f"`{job_code(result.turn_id)}`")
     if result.seed is not None:
         more = " (+1 per image)" if len(result.files) > 1 else ""
         embed.add_field(name="Seed", value=f"{result.seed}{more}")

@@ -1,0 +1,149 @@
+"""Saved styles on the Discord side: a job given a style (its words appended to the prompt, its images
+added as references), and the images a style is saved from (a result's, or attachments)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import discord
+
+from bot.errors import InputError
+from bot.imaging import prepare_input_async
+from bot.jobs.ids import job_code, turn_id_of
+from bot.jobs.spec import Delivery, JobInput, JobSpec, PendingInput, RawInput
+from bot.storage.blobs import BlobStore
+from bot.storage.styles import MAX_STYLE_IMAGES, Style
+from bot.storage.turns import BlobRef, TurnRecord
+from bot.ui.attachments import check_declared, is_image_attachment, read_attachment
+from bot.ui.embeds import clip, inert
+from bot.ui.types import Interaction
+from bot.wiring import Services, services_of
+
+log = logging.getLogger(__name__)
+
+#: How much of a style's words /style list shows.
+WORDS_SHOWN = 80
+
+
+def styled_prompt(prompt: str, words: str) -> str:
+    """The job's prompt with the style's words after it ("<prompt>. Style: <words>")."""
+    if not words:
+        return prompt
+    return f"{prompt.rstrip().rstrip('.')}. Style: {words}"
+
+
+def style_inputs(blobs: BlobStore, style: Style) -> list[JobInput]:
+    """The style's images as job inputs, read from the blob store only once the job is admitted (so
+    they count toward the model's reference limit before anything is read)."""
+
+    def pending(n: int, ref: BlobRef) -> PendingInput:
+        name = f"style {style.name} {n}"
+
+        async def fetch() -> RawInput:
+            data = await blobs.get(ref)
+            if data is None:
+                raise InputError(f"An image of the style “{style.name}” is no longer available")
+            return RawInput(data, name)
+
+        return PendingInput(name=name, fetch=fetch, size=ref.size, width=ref.width, height=ref.height)
+
+    return [pending(n, ref) for n, ref in enumerate(style.images, 1)]
+
+
+def apply_style(job: JobSpec, style: Style, blobs: BlobStore) -> JobSpec:
+    """The job with the style's words in its prompt and its images after the job's own inputs."""
+    prompt = styled_prompt(job.prompt, style.prompt)
+    return replace(job, prompt=prompt, inputs=[*job.inputs, *style_inputs(blobs, style)])
+
+
+async def with_style(
+    interaction: Interaction, job: JobSpec, name: str | None, delivery: Delivery
+) -> JobSpec | None:
+    """The job in the named style (unchanged without one); None when there is no such style, after
+    telling the member (before anything is charged)."""
+    if not name or not name.strip():
+        return job
+    services = services_of(interaction.client)
+    style = await services.styles.find(interaction.user.id, interaction.guild_id, name)
+    if style is None:
+        shown = inert(clip(name.strip(), 40))
+        await delivery.fail(InputError(f"There is no style named “{shown}”; `/style list` shows yours"))
+        return None
+    return apply_style(job, style, services.blobs)
+
+
+async def result_for_style(services: Services, interaction: Interaction, code: str) -> TurnRecord:
+    """The result a job id names, if the member may see it (their own, or one made in this server)."""
+    turn_id = turn_id_of(code)
+    turn = None if turn_id is None else await services.turns.get(turn_id)
+    if turn is not None and turn.status == "done" and turn.output_images:
+        own = turn.user_id == interaction.user.id
+        here = interaction.guild_id is not None and turn.guild_id == interaction.guild_id
+        if own or here:
+            return turn
+    raise InputError(f"There is no result `{inert(clip(code.strip(), 20))}` you can use here")
+
+
+async def store_attachment(services: Services, attachment: discord.Attachment) -> BlobRef:
+    """An attached image downloaded, checked and shrunk like a job's input, then kept as a blob."""
+    settings = services.settings
+    if not is_image_attachment(attachment):
+        raise InputError(f"{attachment.filename} is not an image")
+    check_declared(attachment, settings.max_input_bytes)
+    raw = await read_attachment(attachment, settings.max_input_bytes)
+    image = await prepare_input_async(
+        raw.data,
+        name=attachment.filename,
+        max_bytes=settings.max_input_bytes,
+        max_pixels=settings.max_input_pixels,
+    )
+    return await services.blobs.put(image.data, image.mime, image.width, image.height)
+
+
+async def style_images(
+    services: Services, turn: TurnRecord | None, attachments: list[discord.Attachment]
+) -> list[BlobRef]:
+    """A new style's images: the result's (its stored files, not copied), then the attachments."""
+    from_result = list(turn.output_images) if turn is not None else []
+    if len(from_result) + len(attachments) > MAX_STYLE_IMAGES:
+        count = len(from_result) + len(attachments)
+        raise InputError(f"A style holds at most {MAX_STYLE_IMAGES} images; this one would have {count}")
+    for attachment in attachments:  # refused by declared size before any is downloaded
+        check_declared(attachment, services.settings.max_input_bytes)
+    return from_result + [await store_attachment(services, a) for a in attachments]
+
+
+def style_line(style: Style) -> str:
+    """One style as /style list shows it: name, code, image count and the start of its words."""
+    images = f"{len(style.images)} image{'s' if len(style.images) != 1 else ''}"
+    words = f": {inert(clip(style.prompt, WORDS_SHOWN))}" if style.prompt else ""
+    return f"**{inert(style.name)}** · `{style.share_code}` · {images}{words}"
+
+
+def styles_embed(styles: list[Style]) -> discord.Embed:
+    """The member's own styles and this server's, with their share codes."""
+    embed = discord.Embed(title="🎨 Styles", colour=discord.Colour.blurple())
+    own = [style_line(s) for s in styles if not s.is_server]
+    server = [style_line(s) for s in styles if s.is_server]
+    embed.add_field(name="Yours", value=clip("\n".join(own) or "none yet: `/style save`", 1024), inline=False)
+    if server:
+        embed.add_field(name="This server's", value=clip("\n".join(server), 1024), inline=False)
+    embed.set_footer(text="Share a code: another member adds the style with /style import")
+    return embed
+
+
+def saved_embed(style: Style, turn: TurnRecord | None) -> discord.Embed:
+    """What /style save and /style import answer: the style, where it is kept, its share code."""
+    where = "this server's styles" if style.is_server else "your styles"
+    embed = discord.Embed(
+        title=f"🎨 Saved “{clip(style.name, 200)}”",
+        description=f"Added to {where}. Use it with the `style` option of /imagine and /edit.",
+        colour=discord.Colour.green(),
+    )
+    if turn is not None:
+        embed.add_field(name="From result", value=f"`{job_code(turn.id)}` (its whole prompt, its images)")
+    embed.add_field(name="Style words", value=inert(clip(style.prompt, 1000)) or "none")
+    embed.add_field(name="Images", value=str(len(style.images)))
+    embed.add_field(name="Share code", value=f"`{style.share_code}`")
+    return embed

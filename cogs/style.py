@@ -1,0 +1,114 @@
+"""/style: save a style (from a result, or from words and images), list, delete and import by code."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InputError
+from bot.storage.styles import MAX_NAME, MAX_WORDS, clean_code
+from bot.ui.autocomplete import style_choices
+from bot.ui.embeds import inert
+from bot.ui.styles import result_for_style, saved_embed, style_images, styles_embed
+from bot.ui.types import Client, Interaction
+from bot.wiring import services_of
+from cogs.admin import require_manager
+
+log = logging.getLogger(__name__)
+
+
+async def answer_privately(interaction: Interaction) -> None:
+    """Defer with a private "thinking…" message (every /style answer is for the member alone)."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+class Style(commands.Cog):
+    """The /style group."""
+
+    group = app_commands.Group(name="style", description="Saved styles for /imagine and /edit")
+
+    def __init__(self, bot: Client) -> None:
+        self.bot = bot
+        self.services = services_of(bot)
+
+    @group.command(name="save", description="Save a style from a result, or from words and images")
+    @app_commands.describe(
+        name="The style's name (what the style option of /imagine and /edit offers)",
+        job="A result's job id: its whole prompt becomes the style words, its images the references",
+        prompt="Style words added to every prompt made in this style (replaces a result's prompt)",
+        image="Reference image",
+        image2="Second reference image",
+        image3="Third reference image",
+        server="Publish it to this server, for every member (admins: Manage Server)",
+    )
+    async def save(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME],
+        job: str | None = None,
+        prompt: app_commands.Range[str, 1, MAX_WORDS] | None = None,
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        server: bool = False,
+    ) -> None:
+        """Check the name and the source, store the attachments as images, save the style."""
+        await answer_privately(interaction)
+        guild_id = interaction.guild_id if server else None
+        if server:
+            if guild_id is None:
+                raise InputError("A server style can only be published in a server")
+            require_manager(interaction)
+        styles = self.services.styles
+        await styles.check_free(interaction.user.id, guild_id, name)
+        turn = await result_for_style(self.services, interaction, job) if job else None
+        attachments = [a for a in (image, image2, image3) if a is not None]
+        if turn is None and not prompt and not attachments:
+            raise InputError("Give a result's `job` id, or style words (`prompt`) and/or images")
+        images = await style_images(self.services, turn, attachments)
+        words = prompt if prompt is not None else (turn.prompt if turn is not None else "")
+        style = await styles.create(interaction.user.id, guild_id, name, words, images)
+        log.info("style %s saved by %s (guild %s)", style.id, interaction.user.id, guild_id or "-")
+        await interaction.followup.send(embed=saved_embed(style, turn), ephemeral=True)
+
+    @group.command(name="list", description="Your styles and this server's, with their share codes")
+    async def list_(self, interaction: Interaction) -> None:
+        """Both lists in one private embed."""
+        await answer_privately(interaction)
+        found = await self.services.styles.visible(interaction.user.id, interaction.guild_id)
+        await interaction.followup.send(embed=styles_embed(found), ephemeral=True)
+
+    @group.command(name="delete", description="Delete one of your styles (or, admins, a server style)")
+    @app_commands.describe(name="The style to delete", server="Delete this server's style of that name")
+    @app_commands.autocomplete(name=style_choices)
+    async def delete(self, interaction: Interaction, name: str, server: bool = False) -> None:
+        """Delete it; a server style needs Manage Server (the store checks it again)."""
+        await answer_privately(interaction)
+        guild_id = interaction.guild_id if server else None
+        if server and guild_id is None:
+            raise InputError("Server styles exist only in a server")
+        admin = interaction.permissions.manage_guild
+        gone = await self.services.styles.delete(interaction.user.id, guild_id, name, admin=admin)
+        where = "this server's styles" if gone.is_server else "your styles"
+        await interaction.followup.send(f"🗑️ Deleted “{inert(gone.name)}” from {where}.", ephemeral=True)
+
+    @group.command(name="import", description="Add a style someone shared with you, by its share code")
+    @app_commands.describe(code="The share code (8 letters and digits)", name="Save it under another name")
+    async def import_(
+        self,
+        interaction: Interaction,
+        code: app_commands.Range[str, 1, 20],
+        name: app_commands.Range[str, 1, MAX_NAME] | None = None,
+    ) -> None:
+        """Copy the style into the member's own styles, with a new share code."""
+        await answer_privately(interaction)
+        style = await self.services.styles.import_code(interaction.user.id, clean_code(code), name)
+        await interaction.followup.send(embed=saved_embed(style, None), ephemeral=True)
+
+
+async def setup(bot: Client) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Style(bot))
