@@ -54,7 +54,18 @@ EXTENSIONS = (
 )
 #: Commands that may be offered in the bot's DMs (when ALLOW_DMS is on); every other is server-only.
 DM_CAPABLE = frozenset(
-    {"imagine", "edit", "upscale", "usage", "Edit image", "Upscale image", "forget", "show", "history"}
+    {
+        "imagine",
+        "edit",
+        "upscale",
+        "usage",
+        "Edit image",
+        "Upscale image",
+        "forget",
+        "show",
+        "history",
+        "prefs",
+    }
 )
 #: Commands members may also add to their own account (USER_INSTALL): they answer only through the
 #: interaction, so they work where the bot is not a member.

@@ -281,6 +281,9 @@ class Buttons(commands.Cog):
         await self.services.jobs.delete_result(turn)
         if interaction.message is None:
             return
+        if interaction.message.flags.ephemeral:  # a private result: only its interaction may remove it
+            await interaction.delete_original_response()
+            return
         try:
             await interaction.message.delete()
         except discord.NotFound:

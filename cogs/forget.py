@@ -76,6 +76,7 @@ class ForgetView(discord.ui.View):
         await interaction.response.edit_message(content="🗑️ Deleting your data…", view=None)
         try:
             text = summary(await self.store.forget(interaction.user.id))
+            services_of(interaction.client).prefs.evict(interaction.user.id)  # no cached copy lives on
         except Exception:
             log.exception("forgetting a member failed")
             text = FAILED

@@ -109,4 +109,6 @@ def options_of(job: JobSpec) -> dict[str, object]:
     }
     if job.kind == "upscale":
         options["factor"] = job.factor
+    if job.private:
+        options["private"] = True  # /show and /history keep it to its requester
     return {k: v for k, v in options.items() if v is not None}

@@ -103,6 +103,8 @@ class JobSpec:
     search_default: bool = False
     #: Whether the server shows thinking models' interim images (/settings set previews).
     previews: bool = True
+    #: Delivered privately (the member's /prefs): only the requester may /show it or see it in /history.
+    private: bool = False
 
     async def with_references(self) -> JobSpec:
         """The job with its looked-up references added to its inputs (nothing is downloaded)."""

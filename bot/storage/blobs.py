@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, cast, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.db import Database, insert_for
-from bot.storage.tables import blobs, utcnow
+from bot.storage.tables import blobs, styles, utcnow
 from bot.storage.turns import BlobRef
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,9 @@ class BlobStore:
 
     async def _delete_rows(self, cutoff: datetime) -> list[str]:
         """Delete up to one batch of stale rows and return their hashes (re-checked in the DELETE)."""
-        stale = select(blobs.c.sha256).where(blobs.c.last_used_at < cutoff).limit(PRUNE_BATCH)
+        # A saved style's images have no copy on Discord to fetch back: they stay while it does.
+        unstyled = ~exists().where(cast(styles.c.images, String).contains(blobs.c.sha256))
+        stale = select(blobs.c.sha256).where(blobs.c.last_used_at < cutoff, unstyled).limit(PRUNE_BATCH)
 
         async def work(conn: AsyncConnection) -> list[str]:
             candidates = list((await conn.execute(stale)).scalars())
@@ -157,7 +159,7 @@ class BlobStore:
                 return []
             query = (
                 delete(blobs)
-                .where(blobs.c.sha256.in_(candidates), blobs.c.last_used_at < cutoff)
+                .where(blobs.c.sha256.in_(candidates), blobs.c.last_used_at < cutoff, unstyled)
                 .returning(blobs.c.sha256)
             )
             return list((await conn.execute(query)).scalars())

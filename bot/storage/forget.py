@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.blob_users import blobs_still_used
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.tables import member_prefs, quota_reservations, styles, turn_messages, turns, utcnow
@@ -52,23 +53,6 @@ async def drop_turns(conn: AsyncConnection, turn_ids: Sequence[int]) -> None:
         await conn.execute(update(turns).where(turns.c.parent_id.in_(ids)).values(parent_id=None))
         await conn.execute(delete(turn_messages).where(turn_messages.c.turn_id.in_(ids)))
         await conn.execute(delete(turns).where(turns.c.id.in_(ids)))
-
-
-async def blobs_still_used(conn: AsyncConnection, sha256s: Sequence[str]) -> set[str]:
-    """Which of these blobs a finished turn or a saved style still uses."""
-    used: set[str] = set()
-    turn_images = cast(turns.c.input_images, String) + cast(turns.c.output_images, String)
-    style_images = cast(styles.c.images, String)
-    for sha in dict.fromkeys(sha256s):
-        in_turn = select(turns.c.id).where(
-            and_(turns.c.status == "done", turn_images.contains(sha, autoescape=True))
-        )
-        in_style = select(styles.c.id).where(style_images.contains(sha, autoescape=True))
-        for query in (in_turn, in_style):
-            if (await conn.execute(query.limit(1))).first() is not None:
-                used.add(sha)
-                break
-    return used
 
 
 async def discard_unused(db: Database, store: BlobStore, sha256s: Sequence[str], started: datetime) -> int:

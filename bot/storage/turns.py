@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import CTE, Integer, Row, String, and_, cast, func, literal, select, update
+from sqlalchemy import CTE, Integer, Row, and_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.blob_users import blobs_still_used
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import turn_messages, turns, utcnow
 
@@ -246,19 +247,9 @@ class TurnStore:
         return bool(result.rowcount)
 
     async def blobs_in_use(self, sha256s: Sequence[str]) -> set[str]:
-        """Which of these blobs a finished turn still uses (as an input or an output image)."""
-        used: set[str] = set()
+        """Which of these blobs a finished turn or a saved style still uses."""
         async with self.db.connect() as conn:
-            for sha in dict.fromkeys(sha256s):
-                images = cast(turns.c.input_images, String) + cast(turns.c.output_images, String)
-                query = (
-                    select(turns.c.id)
-                    .where(and_(turns.c.status == "done", images.contains(sha, autoescape=True)))
-                    .limit(1)
-                )
-                if (await conn.execute(query)).first() is not None:
-                    used.add(sha)
-        return used
+            return await blobs_still_used(conn, sha256s)
 
     async def get(self, turn_id: int) -> TurnRecord | None:
         """A turn by id."""

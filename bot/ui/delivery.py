@@ -49,14 +49,22 @@ def job_context(interaction: Interaction) -> dict[str, Any]:
     channel = interaction.channel
     return {
         "progress": progress_reporter(interaction, _lifetime(interaction)),
-        "guild_id": interaction.guild_id,
+        # A server where only the member installed the bot is no server of ours: its DM rules apply.
+        "guild_id": interaction.guild_id if interaction.is_guild_integration() else None,
         "channel_id": interaction.channel_id or 0,
         "user_id": user.id,
         "role_ids": tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
         "channel_nsfw": age_restricted(channel),
         "upload_limit": interaction.filesize_limit,
         "sent_at": interaction.id,
+        "private": bool(interaction.extras.get("private")),
     }
+
+
+def bot_present(interaction: Interaction) -> bool:
+    """Whether the bot itself is where the interaction happened (a server that installed it, or its
+    own DM): elsewhere (a user install) it may answer the interaction but never post or read."""
+    return interaction.is_guild_integration() or interaction.context.dm_channel
 
 
 def age_restricted(channel: object) -> bool:
@@ -254,6 +262,9 @@ async def post_in_channel(
     view: discord.ui.View | None = None,
 ) -> discord.Message | None:
     """Post with the bot token, replying to the command's message, mentioning the user."""
+    if not bot_present(interaction):
+        log.info("no channel of mine to post a late result of interaction %s in", interaction.id)
+        return None
     channel = interaction.channel
     if channel is None or not isinstance(channel, discord.abc.Messageable):
         log.warning("cannot post a late result: no channel for interaction %s", interaction.id)

@@ -280,3 +280,14 @@ async def test_a_burst_of_private_jobs_is_all_answered_privately(env: GeminiBot)
         assert (await wait_result(inter))["flags"] & EPHEMERAL
         assert inter.ephemeral and inter.ack_latency is not None and inter.ack_latency < 3.0
     assert not public_bot_messages(env.discord)
+
+
+async def test_deleting_a_private_result_removes_its_message_and_marks_it_private(env: GeminiBot) -> None:
+    await env.command("prefs set", {"private": True})
+    _, message = await imagine(env)
+    turn = await linked_turn(env.bot, message)
+    assert turn.options.get("private") is True  # /show and /history keep it to its requester
+    click = await env.discord.send_component(message, button_id(message, "del"))
+    await click.wait_ack()
+    await eventually(lambda: message["id"] not in env.discord._by_id, what="the private result removed")
+    assert (await env.bot.service.turns.get(turn.id)).status == "deleted"  # type: ignore[union-attr]

@@ -10,12 +10,10 @@ from typing import Any
 
 import discord
 import pytest
-from sqlalchemy import update
 
 from bot.app import NanoBot
 from bot.jobs.ids import job_code
 from bot.storage.blobs import blob_path
-from bot.storage.tables import turns
 from tests.botenv import (
     GeminiWorld,
     button_id,
@@ -229,11 +227,9 @@ def overwrites_known(bot: NanoBot, channel_id: str) -> bool:
 
 async def test_a_private_result_is_shown_by_its_requester_only(world: World) -> None:
     async with world.bot() as bot:
-        made = await world.imagine("my secret")
-        turn = await linked_turn(bot, made)
-        # As a private job stores it (answered with ephemeral messages only alice saw).
-        query = update(turns).where(turns.c.id == turn.id).values(options={**turn.options, "private": True})
-        await bot.services.db.write(lambda conn: conn.execute(query))
+        await wait_result(await world.discord.send_slash("prefs set", {"private": True}))
+        made = await world.imagine("my secret")  # answered with ephemeral messages only alice saw
+        assert made["flags"] & 64 and (await linked_turn(bot, made)).options["private"] is True
         refused = await world.show(code_of(made), user="bob")
         assert error_text(refused) == f"🔎 Not found: {NOT_FOUND}"
         assert world.discord.files_of(await world.show(code_of(made)))

@@ -14,7 +14,17 @@ import sqlalchemy as sa
 
 from bot.jobs.ids import job_code
 from bot.storage.tables import styles
-from tests.botenv import GeminiBot, embed_fields, linked_turn, running_bot, settled_usage, text, wait_result
+from tests.botenv import (
+    GeminiBot,
+    button_id,
+    embed_fields,
+    eventually_async,
+    linked_turn,
+    running_bot,
+    settled_usage,
+    text,
+    wait_result,
+)
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers.gemini import FakeGemini
@@ -245,3 +255,23 @@ async def test_the_upload_form_keeps_the_style_and_unknown_results_are_refused(e
     assert sent(env.gemini) == ("a crane. Style: sumi-e", [picture(6), picture(4)])
     refused = await style(env, "save", {"name": "ghost", "job": "ZZZZ"})
     assert "There is no result `ZZZZ` you can use here" in text(refused)
+
+
+async def test_deleting_the_result_a_style_was_saved_from_keeps_the_styles_images(env: GeminiBot) -> None:
+    first = await wait_result(await env.discord.send_slash("imagine", {"prompt": "woodcut", "model": PRO}))
+    [(_, made)] = env.discord.files_of(first)
+    turn = await linked_turn(env.bot, first)
+    await style(env, "save", {"name": "wood", "job": job_code(turn.id)})
+    deleting = await env.discord.send_component(first, button_id(first, "del"))
+    await deleting.wait_ack()
+    await eventually_async(lambda: is_deleted(env, turn.id), what="the result deleted")
+    inter = await env.discord.send_slash("imagine", {"prompt": "a barn.", "model": PRO, "style": "wood"})
+    result = await wait_result(inter)
+    assert env.discord.files_of(result), text(result)  # the style's image is still there
+    assert sent(env.gemini)[1] == [made]
+
+
+async def is_deleted(env: GeminiBot, turn_id: int) -> bool:
+    """Whether the result's turn is marked deleted."""
+    turn = await env.bot.service.turns.get(turn_id)
+    return turn is not None and turn.status == "deleted"

@@ -23,7 +23,7 @@ from bot.errors import ConfigError
 from bot.storage import blobs as blobs_module
 from bot.storage.blobs import BlobStore, blob_path
 from bot.storage.db import Database, alembic_config, current_revision, head_revision, upgrade
-from bot.storage.tables import UTCDateTime, blobs, metadata, turn_messages, turns
+from bot.storage.tables import UTCDateTime, blobs, metadata, styles, turn_messages, turns
 from bot.storage.turns import BlobRef, NewTurn, TurnStore
 from tests.pg import temp_database
 
@@ -394,6 +394,19 @@ async def test_prune_deletes_only_blobs_unused_within_retention(db: Database, tm
     assert await store.prune(now=datetime.now(UTC) + timedelta(days=8)) == 1
     assert blob_files(root) == [] and await blob_rows(db) == 0
     assert await BlobStore(root, db).prune(now=datetime.now(UTC) + timedelta(days=999)) == 0
+
+
+async def test_prune_keeps_a_saved_styles_images(db: Database, tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs", db, retention_days=7)
+    kept, loose = await store.put(b"style image", PNG, 1, 1), await store.put(b"loose", PNG, 1, 1)
+    async with db.begin() as conn:
+        stale = datetime.now(UTC) - timedelta(days=30)
+        await conn.execute(sa.update(blobs).values(last_used_at=stale))
+        await conn.execute(
+            sa.insert(styles).values(owner_id=1, name="ink", images=[kept.to_json()], share_code="ABCD2345")
+        )
+    assert await store.prune() == 1  # no copy of a style's image on Discord: it stays with its style
+    assert await store.exists(kept.sha256) and not await store.exists(loose.sha256)
 
 
 def gated(
