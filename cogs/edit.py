@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.errors import InputError
 from bot.jobs.service import JobSpec
-from bot.jobs.spec import new_seed
+from bot.jobs.spec import PendingInput, new_seed
 from bot.providers.base import MAX_SEED
 from bot.ui.attachments import latest_bot_image, pending_attachment
 from bot.ui.autocomplete import (
@@ -25,7 +25,7 @@ from bot.ui.autocomplete import (
     style_choices,
     thinking_choices,
 )
-from bot.ui.delivery import job_context, to_interaction
+from bot.ui.delivery import bot_present, job_context, to_interaction
 from bot.ui.prefs import acknowledge_with_prefs
 from bot.ui.references import Given, parse_references
 from bot.ui.styles import with_style
@@ -44,8 +44,15 @@ def latest_finder(bot: Client, interaction: Interaction) -> dict[str, Any]:
     channel = interaction.channel
     me = bot.user
     assert me is not None and isinstance(channel, discord.abc.Messageable)
+    if not bot_present(interaction):  # a user install: this channel's history is not mine to read
+        return {"find_latest": not_readable}
     turns = services_of(bot).jobs.turns
     return {"find_latest": lambda: latest_bot_image(channel, me, cap, turns)}
+
+
+async def not_readable() -> PendingInput:
+    """The latest image of a channel the bot is not in: there is none it may read."""
+    raise InputError("I cannot read this conversation; attach the image to edit with the `image` option")
 
 
 def input_or_latest(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.botenv import GeminiWorld, gemini_world, title
+from tests.botenv import GeminiWorld, gemini_world, text, title, wait_result
 
 KEY = "user-install-key"
 USER_COMMANDS = ("imagine", "edit", "upscale", "forget")
@@ -61,3 +61,23 @@ async def test_outside_a_server_the_dm_allowance_decides(world: GeminiWorld) -> 
             await world.discord.send_slash("imagine", {"prompt": "a pear"}, channel_id=dm)
         ).wait_done()
         assert world.discord.files_of(made)
+
+
+async def test_in_a_server_that_did_not_add_the_bot_the_dm_rules_apply(world: GeminiWorld) -> None:
+    fake = world.discord
+    async with world.bot(user_install=True):  # ALLOW_DMS off: a use outside our servers is refused
+        inter = await fake.send_slash("imagine", {"prompt": "a pear"}, user_install=True)
+        assert "Not in DMs" in title(await inter.wait_done()) and world.gemini.calls == 0
+    async with world.bot(user_install=True, allow_dms=True) as bot:
+        inter = await fake.send_slash("imagine", {"prompt": "a pear"}, user_install=True)
+        made = await wait_result(inter)
+        assert fake.files_of(made)  # delivered as the interaction's answer
+        [row] = await bot.quotas.audit(0)  # charged to the DM allowance, not to the server
+        assert row.cost_cents > 0
+        edited = await wait_result(await fake.send_slash("edit", {"prompt": "blue"}, user_install=True))
+        assert fake.files_of(edited), text(edited)  # the member's own latest result, from my records
+        elsewhere = fake._add_text_channel("elsewhere", nsfw=False)  # no result of ours there
+        inter = await fake.send_slash("edit", {"prompt": "blue"}, channel_id=elsewhere, user_install=True)
+        refused = await wait_result(inter)
+        assert "I cannot read this conversation" in text(refused)
+        assert not [r for r in fake.requests if r.method == "GET" and r.path.endswith("/messages")]

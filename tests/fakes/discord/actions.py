@@ -97,13 +97,20 @@ class ActionsMixin:
         channel_id: str | None = None,
         locale: str = "en-US",
         force: bool = False,
+        user_install: bool = False,
     ) -> InteractionHandle:
-        """Dispatch a chat-input command ("group sub" for sub-commands), typed from the sync."""
+        """Dispatch a chat-input command ("group sub" for sub-commands), typed from the sync.
+
+        `user_install`: the member added the app to their account and uses it where the app itself is
+        not installed (authorizing_integration_owners names only the user)."""
         channel, author = self._channel(channel_id), self._user_for(user)
         cmd = self._find_command(name.split()[0], 1, channel.get("guild_id"))
         self._check_command(cmd, author, channel, force)
         data = build_command_data(self._fake, name, options or {}, cmd, force=force)
-        return await self._dispatch_interaction(INTERACTION_COMMAND, data, author, channel, locale=locale)
+        owners = {"1": author["id"]} if user_install else None
+        return await self._dispatch_interaction(
+            INTERACTION_COMMAND, data, author, channel, locale=locale, owners=owners
+        )
 
     async def send_autocomplete(
         self,
@@ -265,9 +272,12 @@ class ActionsMixin:
         *,
         message: JSON | None = None,
         locale: str = "en-US",
+        owners: JSON | None = None,
     ) -> InteractionHandle:
         """Build INTERACTION_CREATE, register a handle and send it to the owning shard(s)."""
         payload = self._interaction_payload(kind, data, author, channel, locale)
+        if owners is not None:
+            payload["authorizing_integration_owners"] = owners
         if message is not None:
             payload["message"] = message
         handle = InteractionHandle(self._fake, payload)
