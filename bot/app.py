@@ -17,7 +17,6 @@ from typing import Any
 
 import discord
 import yarl
-from discord import app_commands
 from discord.ext import commands
 
 from bot.billing.server_rules import normalize
@@ -33,6 +32,7 @@ from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
 from bot.storage.retention import PromptRetention
 from bot.ui.attachments import refetch_output
+from bot.ui.contexts import declare_contexts
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
 
@@ -52,24 +52,6 @@ EXTENSIONS = (
     "cogs.prefs",
     "cogs.show",
 )
-#: Commands that may be offered in the bot's DMs (when ALLOW_DMS is on); every other is server-only.
-DM_CAPABLE = frozenset(
-    {
-        "imagine",
-        "edit",
-        "upscale",
-        "usage",
-        "Edit image",
-        "Upscale image",
-        "forget",
-        "show",
-        "history",
-        "prefs",
-    }
-)
-#: Commands members may also add to their own account (USER_INSTALL): they answer only through the
-#: interaction, so they work where the bot is not a member.
-USER_INSTALLABLE = frozenset({"imagine", "edit", "upscale", "forget"})
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.
 STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
@@ -83,20 +65,6 @@ def apply_endpoints(settings: Settings) -> None:
         discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
-
-
-def declare_contexts(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
-    """Give every command explicit installs and contexts: installed to servers; offered in servers,
-    and in the bot's DMs only for DM_CAPABLE commands when ALLOW_DMS is on. With USER_INSTALL the
-    USER_INSTALLABLE ones may also be added to a member's account and used in any DM or group DM."""
-    for command in tree.get_commands():
-        user = settings.user_install and command.name in USER_INSTALLABLE
-        dms = user or (settings.allow_dms and command.name in DM_CAPABLE)
-        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=user)
-        command.allowed_contexts = app_commands.AppCommandContext(
-            guild=True, dm_channel=dms, private_channel=user
-        )
-        command.guild_only = not dms
 
 
 def make_intents(settings: Settings) -> discord.Intents:
