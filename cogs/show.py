@@ -11,7 +11,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.billing.admission import Who
 from bot.errors import InputError, NanoBotError, Refused
 from bot.imaging.fit import FittedImage
 from bot.imaging.pool import run_image
@@ -22,10 +21,11 @@ from bot.jobs.spec import DISCORD_MESSAGE_LIMIT
 from bot.storage.gallery import ResultEntry, count_results, recent_results
 from bot.storage.turns import TurnRecord
 from bot.ui.buttons import result_view
-from bot.ui.delivery import acknowledge, age_restricted, send_error
+from bot.ui.delivery import acknowledge, send_error
 from bot.ui.embeds import clip
 from bot.ui.gallery import PageButton, PickSelect, gallery_text, gallery_view, result_file_name, shown_embed
 from bot.ui.types import Client, Interaction
+from bot.ui.visibility import visible_turn
 from bot.wiring import services_of
 
 log = logging.getLogger(__name__)
@@ -35,48 +35,11 @@ SUGGEST_FROM = 200
 MAX_CHOICES = 25
 
 
-def not_found() -> Refused:
-    """The one answer for an id that is unknown, deleted, forgotten or not the member's to show here."""
-    return Refused("🔎 Not found", "There is no result with that id that you can show here.")
-
-
 def gone() -> Refused:
     """A result whose image files and Discord message are both gone."""
     return Refused(
         "🖼️ No longer available",
         "This result's images are gone: their files were pruned and their Discord message was removed.",
-    )
-
-
-def may_show(turn: TurnRecord, viewer_id: int, guild_id: int | None, policy: str) -> bool:
-    """The requester may show a result anywhere; others only in its server, when the policy allows,
-    and never a private one (answered only to its requester)."""
-    if turn.user_id == viewer_id:
-        return True
-    if policy != "server" or turn.options.get("private"):
-        return False
-    return turn.guild_id is not None and turn.guild_id == guild_id
-
-
-def can_read(interaction: Interaction, channel_id: int) -> bool:
-    """Whether the member may read the channel a result was made in (another member's result from a
-    channel hidden from them stays hidden)."""
-    guild, user = interaction.guild, interaction.user
-    if guild is None or not isinstance(user, discord.Member):
-        return False
-    channel = guild.get_channel_or_thread(channel_id)
-    return channel is not None and channel.permissions_for(user).view_channel
-
-
-def who_of(interaction: Interaction) -> Who:
-    """Who is asking, and where, as the server's rules see it."""
-    user = interaction.user
-    return Who(
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id or 0,
-        user_id=user.id,
-        role_ids=tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
-        channel_nsfw=age_restricted(interaction.channel),
     )
 
 
@@ -149,21 +112,8 @@ class Show(commands.Cog):
             await send_error(interaction, error, lifetime=self.lifetime)
 
     async def visible_turn(self, interaction: Interaction, turn_id: int | None) -> TurnRecord:
-        """The result, when this member may show it here; one answer for every other case, so that
-        ids cannot be probed. The place's rules apply as to a job (nothing is charged)."""
-        turn = await self.services.turns.get(turn_id) if turn_id is not None else None
-        policy = self.services.settings.show_policy
-        if (
-            turn is None
-            or turn.status != "done"
-            or not turn.output_images
-            or not may_show(turn, interaction.user.id, interaction.guild_id, policy)
-            or (turn.user_id != interaction.user.id and not can_read(interaction, turn.channel_id))
-        ):
-            raise not_found()
-        admission = self.services.jobs.admission
-        admission.check_rules(who_of(interaction), await admission.config(interaction.guild_id), turn.prompt)
-        return turn
+        """The result, when this member may show it here (one answer for every other case)."""
+        return await visible_turn(self.services, interaction, turn_id)
 
     async def images_of(self, interaction: Interaction, turn: TurnRecord) -> list[FittedImage]:
         """The result's images (re-fetched from its message when the files are gone), fitted to

@@ -70,7 +70,8 @@ class Style(commands.Cog):
             raise InputError("Give a result's `job` id, or style words (`prompt`) and/or images")
         images = await style_images(self.services, turn, attachments)
         words = prompt if prompt is not None else (turn.prompt if turn is not None else "")
-        style = await styles.create(interaction.user.id, guild_id, name, words, images)
+        origin = turn.user_id if turn is not None else None  # another member's result: theirs too
+        style = await styles.create(interaction.user.id, guild_id, name, words, images, origin_id=origin)
         log.info("style %s saved by %s (guild %s)", style.id, interaction.user.id, guild_id or "-")
         await interaction.followup.send(embed=saved_embed(style, turn), ephemeral=True)
 

@@ -85,14 +85,23 @@ def make_thumbnail(data: bytes | None) -> Image.Image | None:
         return None
 
 
+#: The most characters of a prompt a cell's one line can show (the rest is never measured).
+SNIPPET_CHARS = 120
+
+
 def _fitted(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
     """One line of text, cut with an ellipsis to fit `width` pixels."""
-    line = " ".join(text.split())
-    if font.getlength(line) <= width:
+    line = " ".join(text[: SNIPPET_CHARS * 4].split())[:SNIPPET_CHARS]  # a cell never shows more
+    if font.getlength(line) <= width and len(line) < SNIPPET_CHARS:
         return line
-    while line and font.getlength(line + "…") > width:
-        line = line[:-1]
-    return line.rstrip() + "…"
+    low, high = 0, len(line)  # the longest start that fits with its ellipsis (a bisection)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.getlength(line[:middle] + "…") <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return line[:low].rstrip() + "…"
 
 
 def _draw_cell(sheet: Image.Image, draw: ImageDraw.ImageDraw, index: int, cell: SheetCell) -> None:

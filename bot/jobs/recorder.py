@@ -111,4 +111,6 @@ def options_of(job: JobSpec) -> dict[str, object]:
         options["factor"] = job.factor
     if job.private:
         options["private"] = True  # /show and /history keep it to its requester
+    if job.channel_nsfw:
+        options["age_restricted"] = True  # re-posted or re-used only in an age-restricted channel
     return {k: v for k, v in options.items() if v is not None}

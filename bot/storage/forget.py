@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.blob_users import blobs_still_used
@@ -123,18 +124,37 @@ async def _delete_member(conn: AsyncConnection, user_id: int) -> tuple[Forgotten
     for row in await conn.execute(own):
         turn_ids.append(int(row.id))
         hashes += hashes_of(row.input_images) + hashes_of(row.output_images)
-    their_styles = select(styles.c.images).where(styles.c.owner_id == user_id)
+    theirs = or_(styles.c.owner_id == user_id, styles.c.origin_id == user_id)  # copies of their words too
+    their_styles = select(styles.c.images).where(theirs)
     for images in (await conn.execute(their_styles)).scalars():
         hashes += hashes_of(images)
     await drop_turns(conn, turn_ids)
-    gone_styles = await conn.execute(delete(styles).where(styles.c.owner_id == user_id))
+    gone_styles = await conn.execute(delete(styles).where(theirs))
     gone_prefs = await conn.execute(delete(member_prefs).where(member_prefs.c.user_id == user_id))
-    t = quota_reservations
-    audit = await conn.execute(update(t).where(t.c.user_id == user_id).values(user_id=ANONYMOUS, prompt=""))
+    audit = await _anonymise_audit(conn, user_id)
     forgotten = Forgotten(
         results=len(turn_ids),
         prefs=bool(gone_prefs.rowcount),
         styles=int(gone_styles.rowcount or 0),
-        audit_rows=int(audit.rowcount or 0),
+        audit_rows=audit,
     )
     return forgotten, hashes
+
+
+async def _anonymise_audit(conn: AsyncConnection, user_id: int) -> int:
+    """The member's audit rows keep their cost, under user 0, without the prompt, and their counter
+    keys (`user:<id>`, `active:<id>`: which counters the job was charged on) name user 0 too. Only
+    settled rows are left (forget() refuses while a reservation is held), so no release reads them."""
+    t = quota_reservations
+    rows = list(await conn.execute(select(t.c.id, t.c.counters).where(t.c.user_id == user_id)))
+    mine = re.compile(rf"^(\w+):{user_id}$")
+    for row in rows:
+        counters = [
+            [*entry[:1], mine.sub(rf"\g<1>:{ANONYMOUS}", str(entry[1])), *entry[2:]]
+            if isinstance(entry, list) and len(entry) > 1
+            else entry
+            for entry in row.counters or []
+        ]
+        query = update(t).where(t.c.id == row.id).values(user_id=ANONYMOUS, prompt="", counters=counters)
+        await conn.execute(query)
+    return len(rows)

@@ -47,6 +47,8 @@ class Style:
     images: tuple[BlobRef, ...]
     share_code: str
     created_at: datetime
+    #: Whose words and images it holds, when not its owner's.
+    origin_id: int | None = None
 
     @property
     def is_server(self) -> bool:
@@ -86,6 +88,7 @@ def _style(row: Row[Any]) -> Style:
         images=tuple(BlobRef.from_json(x) for x in m["images"] or ()),
         share_code=m["share_code"],
         created_at=m["created_at"],
+        origin_id=m["origin_id"],
     )
 
 
@@ -119,9 +122,17 @@ class StyleStore:
         self.db = db
 
     async def create(
-        self, owner_id: int, guild_id: int | None, name: str, prompt: str, images: Sequence[BlobRef]
+        self,
+        owner_id: int,
+        guild_id: int | None,
+        name: str,
+        prompt: str,
+        images: Sequence[BlobRef],
+        *,
+        origin_id: int | None = None,
     ) -> Style:
-        """Save a style (guild_id: publish it to that server); InputError when the name is taken."""
+        """Save a style (guild_id: publish it to that server; origin_id: the member whose words and
+        images it holds, when not the owner); InputError when the name is taken."""
         name, scope = clean_name(name), guild_id or OWN
         if len(images) > MAX_STYLE_IMAGES:
             raise InputError(f"A style holds at most {MAX_STYLE_IMAGES} images; this one has {len(images)}")
@@ -135,6 +146,7 @@ class StyleStore:
             "name": name,
             "prompt": prompt.strip(),
             "images": [ref.to_json() for ref in images],
+            "origin_id": origin_id if origin_id != owner_id else None,
             "created_at": utcnow(),
         }
         taken = _taken(owner_id, scope, name)
@@ -215,4 +227,7 @@ class StyleStore:
         found = await self.by_code(code)
         if found is None:
             raise InputError(f"No style has the share code `{clean_code(code)}`")
-        return await self.create(user_id, None, name or found.name, found.prompt, found.images)
+        origin = found.origin_id or found.owner_id
+        return await self.create(
+            user_id, None, name or found.name, found.prompt, found.images, origin_id=origin
+        )

@@ -248,9 +248,13 @@ styles = Table(
     Column("prompt", Text, nullable=False, default="", server_default=text("''")),
     Column("images", JSON, nullable=False, default=list, server_default=text("'[]'")),
     Column("share_code", String(16), nullable=False),
+    #: Whose words and images the style holds when they are not its owner's (saved from another
+    #: member's result, or imported): /forget of that member removes it too.
+    Column("origin_id", BigInteger, nullable=True),
     _created(),
     sqlite_autoincrement=True,
 )
 Index("ix_styles_owner_id_name", styles.c.owner_id, styles.c.guild_id, styles.c.name, unique=True)
 Index("ix_styles_guild_id", styles.c.guild_id)
 Index("ix_styles_share_code", styles.c.share_code, unique=True)
+Index("ix_styles_origin_id", styles.c.origin_id)

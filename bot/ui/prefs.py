@@ -32,8 +32,9 @@ async def acknowledge_with_prefs(interaction: Interaction, job: JobSpec) -> tupl
     the member's preferences filling in what the command did not give, and the "thinking…" id.
 
     The preferences are read once: from the cache, else from the database for at most
-    PRIVATE_LOOKUP seconds before the deferral. A slower read defers publicly, since Discord's 3 s for
-    the first answer come first; the other preferences still apply once the read is done.
+    PRIVATE_LOOKUP seconds before the deferral (Discord's 3 s for the first answer come first). A
+    slower or failed read defers privately: a member who asked for private results never gets a
+    public one; the other preferences still apply once the read is done.
     """
     services = services_of(interaction.client)
     prefs = services.prefs.cached(interaction.user.id)
@@ -42,21 +43,21 @@ async def acknowledge_with_prefs(interaction: Interaction, job: JobSpec) -> tupl
         reading = asyncio.ensure_future(services.prefs.get(interaction.user.id))
         done, _ = await asyncio.wait({reading}, timeout=PRIVATE_LOOKUP)
         prefs = _read(reading) if done else None
-    loading = await acknowledge(interaction, private=prefs is not None and prefs.private)
+    loading = await acknowledge(interaction, private=prefs is None or prefs.private)  # unknown: private
     if prefs is None and reading is not None:
         await asyncio.wait({reading})
         prefs = _read(reading)
     return await apply_prefs(services, interaction.guild_id, job, prefs or MemberPrefs()), loading
 
 
-def _read(reading: asyncio.Future[MemberPrefs]) -> MemberPrefs:
-    """A finished read's preferences; the defaults when it failed (the job then meets the same
-    database and says so)."""
+def _read(reading: asyncio.Future[MemberPrefs]) -> MemberPrefs | None:
+    """A finished read's preferences; None when it failed (the job is then answered privately, runs
+    with the defaults, and meets the same database, which says so)."""
     try:
         return reading.result()
     except Exception as e:
         log.warning("could not read a member's preferences (%s); using the defaults", type(e).__name__)
-        return MemberPrefs()
+        return None
 
 
 async def apply_prefs(services: Services, guild_id: int | None, job: JobSpec, prefs: MemberPrefs) -> JobSpec:

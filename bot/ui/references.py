@@ -95,13 +95,13 @@ async def _linked_channel(interaction: Interaction, link: MessageLink) -> discor
     member = interaction.user
     if not isinstance(member, discord.Member) or not isinstance(channel, discord.abc.Messageable):
         raise InputError("A message link points to a channel I cannot read")
-    await _check_readable(channel, member)
+    await check_readable(channel, member)
     if age_restricted(channel) and not age_restricted(interaction.channel):
         raise InputError("A message link points to an age-restricted channel; use it there")
     return channel
 
 
-async def _check_readable(channel: discord.abc.GuildChannel | discord.Thread, member: discord.Member) -> None:
+async def check_readable(channel: discord.abc.GuildChannel | discord.Thread, member: discord.Member) -> None:
     """Refuse a channel the member cannot read; a private thread also needs its membership (its
     parent's permissions are what discord.py reports for a thread) or Manage Threads."""
     try:

@@ -18,6 +18,7 @@ from bot.storage.turns import BlobRef, TurnRecord
 from bot.ui.attachments import check_declared, is_image_attachment, read_attachment
 from bot.ui.embeds import clip, inert
 from bot.ui.types import Interaction
+from bot.ui.visibility import visible_turn
 from bot.wiring import Services, services_of
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,8 @@ async def with_style(
 
 
 async def result_for_style(services: Services, interaction: Interaction, code: str) -> TurnRecord:
-    """The result a job id names, if the member may see it (their own, or one made in this server)."""
-    turn_id = turn_id_of(code)
-    turn = None if turn_id is None else await services.turns.get(turn_id)
-    if turn is not None and turn.status == "done" and turn.output_images:
-        own = turn.user_id == interaction.user.id
-        here = interaction.guild_id is not None and turn.guild_id == interaction.guild_id
-        if own or here:
-            return turn
-    raise InputError(f"There is no result `{inert(clip(code.strip(), 20))}` you can use here")
+    """The result a job id names, if the member may see it here (as /show decides)."""
+    return await visible_turn(services, interaction, turn_id_of(code))
 
 
 async def store_attachment(services: Services, attachment: discord.Attachment) -> BlobRef:

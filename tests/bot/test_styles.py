@@ -254,7 +254,7 @@ async def test_the_upload_form_keeps_the_style_and_unknown_results_are_refused(e
     assert env.discord.files_of(made), text(made)
     assert sent(env.gemini) == ("a crane. Style: sumi-e", [picture(6), picture(4)])
     refused = await style(env, "save", {"name": "ghost", "job": "ZZZZ"})
-    assert "There is no result `ZZZZ` you can use here" in text(refused)
+    assert "There is no result with that id that you can show here" in text(refused)
 
 
 async def test_deleting_the_result_a_style_was_saved_from_keeps_the_styles_images(env: GeminiBot) -> None:

@@ -19,6 +19,8 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
+        #: Seconds each chunk from the client waits before it is forwarded (a slow database link).
+        self.latency = 0.0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -63,15 +65,17 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pump(source, sink))
+        for source, sink, upstream in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pump(source, sink, upstream))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        """Copy bytes until end of stream, then close the other side."""
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool) -> None:
+        """Copy bytes until end of stream, then close the other side (requests wait `latency` first)."""
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await source.read(CHUNK):
+                if upstream and self.latency:
+                    await asyncio.sleep(self.latency)
                 sink.write(data)
                 await sink.drain()
         sink.transport.abort()

@@ -87,3 +87,24 @@ def test_bytes_that_are_no_image_make_a_grey_tile_and_a_page_has_at_most_twelve(
     cell = SheetCell(1, "X", "", None)
     with pytest.raises(ValueError):
         draw_sheet([cell] * (PER_PAGE + 1))
+
+
+class CountingFont:
+    """A font whose every glyph is 7 px wide, counting how often a line is measured."""
+
+    def __init__(self) -> None:
+        self.measured = 0
+
+    def getlength(self, text: str) -> float:
+        self.measured += 1
+        return 7.0 * len(text)
+
+
+def test_a_long_prompts_caption_is_cut_to_fit_in_a_few_measures() -> None:
+    from bot.imaging.sheet import _fitted
+
+    font = CountingFont()
+    line = _fitted("a lighthouse at dusk, " * 400, font, 300)  # type: ignore[arg-type]
+    assert line.endswith("…") and font.getlength(line) <= 300 and len(line) == 300 // 7
+    assert font.measured <= 12  # a bisection over at most 120 characters, not one per character
+    assert _fitted("short   prompt", CountingFont(), 300) == "short prompt"  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("prompt", sa.Text(), server_default=sa.text("''"), nullable=False),
         sa.Column("images", sa.JSON(), server_default=sa.text("'[]'"), nullable=False),
         sa.Column("share_code", sa.String(16), nullable=False),
+        sa.Column("origin_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", STAMP, server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_styles"),
         sqlite_autoincrement=True,
@@ -47,10 +48,12 @@ def upgrade() -> None:
     op.create_index("ix_styles_owner_id_name", "styles", ["owner_id", "guild_id", "name"], unique=True)
     op.create_index("ix_styles_guild_id", "styles", ["guild_id"])
     op.create_index("ix_styles_share_code", "styles", ["share_code"], unique=True)
+    op.create_index("ix_styles_origin_id", "styles", ["origin_id"])
 
 
 def downgrade() -> None:
     """Drop styles and member_prefs."""
+    op.drop_index("ix_styles_origin_id", table_name="styles")
     op.drop_index("ix_styles_share_code", table_name="styles")
     op.drop_index("ix_styles_guild_id", table_name="styles")
     op.drop_index("ix_styles_owner_id_name", table_name="styles")
