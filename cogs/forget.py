@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import discord
@@ -80,7 +81,11 @@ class ForgetView(discord.ui.View):
         except Exception:
             log.exception("forgetting a member failed")
             text = FAILED
-        await interaction.edit_original_response(content=text)
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException:  # the token ran out on a very large deletion: say it by DM
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.user.send(text)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: Interaction, _: discord.ui.Button[ForgetView]) -> None:

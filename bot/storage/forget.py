@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.storage.blob_users import blobs_still_used
+from bot.storage.blob_users import blobs_still_used, hashes_in
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
 from bot.storage.tables import member_prefs, quota_reservations, styles, turn_messages, turns, utcnow
@@ -35,15 +35,6 @@ class Forgotten:
     styles: int = 0
     audit_rows: int = 0
     busy: int = 0
-
-
-def hashes_of(images: Iterable[Any]) -> list[str]:
-    """The blob hashes in a JSON list of blob refs (as turns and styles store them)."""
-    found: list[str] = []
-    for image in images or ():
-        if isinstance(image, dict) and isinstance(image.get("sha256"), str):
-            found.append(image["sha256"])
-    return found
 
 
 async def drop_turns(conn: AsyncConnection, turn_ids: Sequence[int]) -> None:
@@ -123,11 +114,11 @@ async def _delete_member(conn: AsyncConnection, user_id: int) -> tuple[Forgotten
     turn_ids: list[int] = []
     for row in await conn.execute(own):
         turn_ids.append(int(row.id))
-        hashes += hashes_of(row.input_images) + hashes_of(row.output_images)
+        hashes += hashes_in(row.input_images) + hashes_in(row.output_images)
     theirs = or_(styles.c.owner_id == user_id, styles.c.origin_id == user_id)  # copies of their words too
     their_styles = select(styles.c.images).where(theirs)
     for images in (await conn.execute(their_styles)).scalars():
-        hashes += hashes_of(images)
+        hashes += hashes_in(images)
     await drop_turns(conn, turn_ids)
     gone_styles = await conn.execute(delete(styles).where(theirs))
     gone_prefs = await conn.execute(delete(member_prefs).where(member_prefs.c.user_id == user_id))

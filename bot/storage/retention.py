@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.blob_users import hashes_in
 from bot.storage.blobs import BlobStore
 from bot.storage.db import Database
-from bot.storage.forget import BATCH, discard_unused, drop_turns, hashes_of
+from bot.storage.forget import BATCH, discard_unused, drop_turns
 from bot.storage.tables import quota_reservations, turns, utcnow
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ async def _prune_batch(conn: AsyncConnection, cutoff: datetime) -> tuple[int, li
     hashes: list[str] = []
     for row in await conn.execute(query):
         ids.append(int(row.id))
-        hashes += hashes_of(row.input_images) + hashes_of(row.output_images)
+        hashes += hashes_in(row.input_images) + hashes_in(row.output_images)
     await drop_turns(conn, ids)
     return len(ids), hashes
 

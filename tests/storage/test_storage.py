@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 
 from bot.errors import ConfigError
 from bot.storage import blobs as blobs_module
+from bot.storage.blob_users import blobs_still_used
 from bot.storage.blobs import BlobStore, blob_path
 from bot.storage.db import Database, alembic_config, current_revision, head_revision, upgrade
 from bot.storage.tables import UTCDateTime, blobs, metadata, styles, turn_messages, turns
@@ -454,3 +455,31 @@ async def test_big_blobs_are_hashed_and_written_off_the_event_loop(
         assert await store.get(stored) == data
     finally:
         task.cancel()
+
+
+@pytest.mark.parametrize("asked", [4, 40])  # one by one, and in one pass over the tables
+async def test_which_blobs_are_still_used_by_turns_and_styles(db: Database, asked: int) -> None:
+    shas = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(asked)]
+    ref = {"mime": PNG, "size": 1, "width": 1, "height": 1}
+    async with db.begin() as conn:
+        rows = [
+            ("done", [shas[0]], [shas[1]]),  # a finished turn's input and output
+            ("failed", [], [shas[2]]),  # a failed turn keeps nothing
+        ]
+        for n, (status, inputs, outputs) in enumerate(rows):
+            await conn.execute(
+                sa.insert(turns).values(
+                    channel_id=1,
+                    user_id=n,
+                    kind="imagine",
+                    status=status,
+                    input_images=[{**ref, "sha256": s} for s in inputs],
+                    output_images=[{**ref, "sha256": s} for s in outputs],
+                )
+            )
+        images = [{**ref, "sha256": shas[3]}]
+        await conn.execute(
+            sa.insert(styles).values(owner_id=1, name="s", images=images, share_code="XY2345AB")
+        )
+    async with db.connect() as conn:
+        assert await blobs_still_used(conn, shas) == {shas[0], shas[1], shas[3]}
