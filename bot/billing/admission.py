@@ -118,6 +118,14 @@ class Admission:
             check_prompt(config, prompt)
         check_blocklist(self.settings.blocklist, prompt, owner="this bot")
 
+    async def check_not_blocked(self, who: Who) -> None:
+        """Refuse a member a server's admins have blocked (/quota set ... blocked) in that server."""
+        if who.guild_id is None:
+            return
+        rule = effective_user_rule(await self.quotas.rules(who.guild_id), who.user_id, who.role_ids)
+        if rule is not None and rule.blocked:
+            raise _blocked()
+
     async def _checks(self, who: Who, config: GuildConfig, *, base_cents: int) -> list[Check]:
         """The counters this job is charged against (the operator's budget: base_cents, unscaled)."""
         budget = self.settings.operator_daily_budget
@@ -134,7 +142,7 @@ class Admission:
         rules = await self.quotas.rules(who.guild_id)
         rule = effective_user_rule(rules, who.user_id, who.role_ids)
         if rule is not None and rule.blocked:
-            raise Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
+            raise _blocked()
         return job_checks(
             who.guild_id,
             who.user_id,
@@ -177,6 +185,11 @@ class Admission:
         """The job failed or was cancelled: nothing is spent."""
         if charge.reservation_id is not None:
             await self.quotas.refund(charge.reservation_id, outcome=f"refunded: {reason}"[:200])
+
+
+def _blocked() -> Refused:
+    """A member a server's admins have blocked."""
+    return Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
 
 
 def _refused(refusal: Refusal, cost: int) -> Refused:

@@ -78,6 +78,7 @@ async def visible_turn(services: Services, interaction: Interaction, turn_id: in
         raise Refused(
             "🔞 Age-restricted", "This result was made in an age-restricted channel: use it in one."
         )
-    admission = services.jobs.admission
-    admission.check_rules(who_of(interaction), await admission.config(interaction.guild_id), turn.prompt)
+    admission, who = services.jobs.admission, who_of(interaction)
+    admission.check_rules(who, await admission.config(interaction.guild_id), turn.prompt)
+    await admission.check_not_blocked(who)  # a member a server blocked re-posts nothing there
     return turn

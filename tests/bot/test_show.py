@@ -233,3 +233,12 @@ async def test_a_private_result_is_shown_by_its_requester_only(world: World) -> 
         refused = await world.show(code_of(made), user="bob")
         assert error_text(refused) == f"🔎 Not found: {NOT_FOUND}"
         assert world.discord.files_of(await world.show(code_of(made)))
+
+
+async def test_a_member_the_server_blocked_shows_nothing_there(world: World) -> None:
+    async with world.bot():
+        made = await world.imagine("before the block")
+        options = {"scope": "user", "user": "alice", "limit": "blocked"}
+        await (await world.discord.send_slash("quota set", options, user="admin")).wait_done()
+        refused = await world.show(code_of(made))
+        assert "Not allowed" in title(refused) and not world.discord.files_of(refused)
