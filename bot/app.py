@@ -23,6 +23,7 @@ from bot.billing.server_rules import normalize
 from bot.billing.store import QuotaStore
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.i18n import catalogue
 from bot.jobs.recovery import Orphan
 from bot.jobs.service import JobService
 from bot.ops.health import HealthServer
@@ -33,6 +34,7 @@ from bot.storage.guilds import GuildSettingsStore
 from bot.storage.retention import PromptRetention
 from bot.ui.attachments import refetch_output
 from bot.ui.contexts import declare_contexts
+from bot.ui.translator import CatalogueTranslator
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
 
@@ -133,6 +135,8 @@ class NanoBot(commands.AutoShardedBot):
         """Build the services, load every cog, sync commands if they changed, start maintenance."""
         # The blocklist's confusables tables take ~0.1 s to build: never on the event loop mid-burst.
         warming = asyncio.ensure_future(asyncio.to_thread(normalize, "é"))
+        await asyncio.to_thread(catalogue)  # every language's messages, read once, off the event loop
+        await self.tree.set_translator(CatalogueTranslator())
         session = open_session(self.settings)
         try:
             self.services = await build_services(
@@ -279,9 +283,15 @@ class NanoBot(commands.AutoShardedBot):
             gc.freeze()
             log.info("ready: %d guilds; %d start-up objects frozen", len(self.guilds), gc.get_freeze_count())
 
-    def command_hash(self) -> str:
-        """A hash of every command definition and where it is synced."""
-        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+    async def command_hash(self) -> str:
+        """A hash of every command definition (with its translations) and where it is synced."""
+        translator = self.tree.translator
+        if translator is None:
+            payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        else:
+            payload = [
+                await c.get_translated_payload(self.tree, translator) for c in self.tree.get_commands()
+            ]
         blob = json.dumps([payload, self.settings.sync_guild_ids], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -291,7 +301,7 @@ class NanoBot(commands.AutoShardedBot):
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync only when the definitions changed since the last sync (or when forced)."""
-        digest = self.command_hash()
+        digest = await self.command_hash()
         path = self._hash_file()
         previous = await asyncio.to_thread(_read_text, path)
         if not force and previous == digest:

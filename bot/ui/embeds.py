@@ -9,6 +9,7 @@ import discord
 
 from bot.billing.costs import credits
 from bot.errors import NanoBotError
+from bot.i18n import t
 from bot.jobs.ids import job_code
 from bot.jobs.service import JobResult
 from bot.providers.base import Sources
@@ -113,17 +114,15 @@ def sources_text(sources: Sources) -> str:
     return "\n".join(lines)
 
 
-def error_text(error: BaseException) -> tuple[str, str]:
-    """(title, message) for any failure: our errors word themselves; unknown exceptions get a generic line."""
+def error_text(error: BaseException, locale: str | None = None) -> tuple[str, str]:
+    """(title, message) for any failure in the locale's language: our errors word themselves; unknown
+    exceptions get a generic line."""
     if isinstance(error, NanoBotError):
-        return error.title, error.reply_text()
-    return (
-        "💥 Something went wrong",
-        "An unexpected error happened; it has been logged. Please try again.",
-    )
+        return error.title_text(locale), error.reply_text(locale)
+    return t(locale, "error.unexpected.title"), t(locale, "error.unexpected.body")
 
 
-def error_embed(error: BaseException) -> discord.Embed:
-    """An error as a red embed."""
-    title, message = error_text(error)
+def error_embed(error: BaseException, locale: str | None = None) -> discord.Embed:
+    """An error as a red embed, in the locale's language."""
+    title, message = error_text(error, locale)
     return discord.Embed(title=title, description=clip(message, 4000), colour=ERROR_COLOUR)

@@ -38,6 +38,7 @@ from bot.ops.metrics import error_label, outcome_of
 from bot.providers.breaker import Breaker, CircuitOpen
 from bot.providers.http import HttpClient, Limits, RetryPolicy
 from bot.providers.keys import KeyRing
+from bot.i18n import Text, catalogue
 from bot.ui.embeds import error_text
 from tests.conftest import ManualClock
 
@@ -74,7 +75,8 @@ def make(cls: type[NanoBotError]) -> NanoBotError:
 
 @pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
 def test_every_error_has_its_facts(cls: type[NanoBotError]) -> None:
-    assert isinstance(cls.title, str) and cls.title.strip()
+    assert isinstance(cls.title, Text) and catalogue().has(cls.title.key)
+    assert all(str(cls.title).strip() and cls.title.render(lang) != str(cls.title) for lang in ("es", "ja"))
     assert SNAKE.match(cls.metric_label), cls.metric_label
     assert SNAKE.match(cls.outcome), cls.outcome
     assert cls.exit_code in {2, 3}
@@ -127,7 +129,7 @@ BEFORE: dict[type[NanoBotError], tuple[str, str, str, int, str]] = {
 @pytest.mark.parametrize("cls", list(BEFORE), ids=lambda c: c.__name__)
 def test_facts_are_unchanged(cls: type[NanoBotError]) -> None:
     flags = " ".join(name for name in FLAGS if getattr(cls, name))
-    assert (cls.title, cls.metric_label, cls.outcome, cls.exit_code, flags) == BEFORE[cls]
+    assert (str(cls.title), cls.metric_label, cls.outcome, cls.exit_code, flags) == BEFORE[cls]
 
 
 def test_reply_texts_are_unchanged() -> None:
@@ -172,7 +174,8 @@ def test_outcomes_of_what_is_not_our_error() -> None:
 @pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
 def test_the_reply_reads_the_facts(cls: type[NanoBotError]) -> None:
     error = make(cls)
-    assert error_text(error) == (error.title, error.reply_text())
+    assert error_text(error) == (error.title_text(), error.reply_text())
+    assert error_text(error, "ja") == (error.title_text("ja"), error.reply_text("ja"))
 
 
 def test_the_reply_to_an_unexpected_error() -> None:
