@@ -43,6 +43,7 @@ class ActionsMixin:
     channel_id: str
     channels: dict[str, JSON]
     attachment_size_limit: int
+    preferred_locale: str
     gateway: Gateway
     _commands: dict[str | None, list[JSON]]
     _modals: dict[str, JSON]
@@ -313,8 +314,8 @@ class ActionsMixin:
         perms = self._permissions_of(author["id"])
         payload.update(
             guild_id=guild_id,
-            guild={"id": guild_id, "locale": "en-US", "features": []},
-            guild_locale="en-US",
+            guild={"id": guild_id, "locale": self.preferred_locale, "features": []},
+            guild_locale=self.preferred_locale,
             channel={**copy.deepcopy(channel), "permissions": str(perms)},
             member=self._member_payload(author["id"], with_user=True, perms=True),
         )

@@ -62,6 +62,8 @@ class WorldMixin:
         self.guild_id = self._ids.next()
         self.owner_id = self._ids.next()
         self._joined_at = iso_now()
+        #: The server's language (Community servers set it): what the bot's own posts are written in.
+        self.preferred_locale = "en-US"
         self.roles[self.guild_id] = make_role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0)
         bot_role = self.add_role(bot_name, permissions=str(BOT_PERMISSIONS))
         self.roles[bot_role].update(managed=True, tags={"bot_id": self.app_id})
@@ -85,6 +87,14 @@ class WorldMixin:
         self.roles[role_id] = make_role(role_id, name, int(permissions), len(self.roles))
         self._spawn_dispatch("GUILD_ROLE_CREATE", {"guild_id": self.guild_id, "role": self.roles[role_id]})
         return role_id
+
+    def set_preferred_locale(self, locale: str) -> None:
+        """Change the server's language; dispatched as GUILD_UPDATE when a bot is connected."""
+        self.preferred_locale = locale
+        guild = {
+            k: v for k, v in self._guild_payload(0).items() if k not in ("members", "channels", "threads")
+        }
+        self._spawn_dispatch("GUILD_UPDATE", guild)
 
     def add_user(
         self,
@@ -248,7 +258,7 @@ class WorldMixin:
             "mfa_level": 0,
             "premium_tier": tier,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "system_channel_id": None,
             "afk_channel_id": None,
             "afk_timeout": 300,
