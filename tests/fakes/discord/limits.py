@@ -16,6 +16,14 @@ MAX_CHOICES = 25
 EMBED_TOTAL = 6000
 EMBED_FIELD_LIMITS = {"title": 256, "description": 4096}
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+#: AvailableLocalesEnum of the official OpenAPI spec: the keys of name/description localizations.
+LOCALES = frozenset(
+    [
+        *("ar", "bg", "cs", "da", "de", "el", "en-GB", "en-US", "es-419", "es-ES", "fi", "fr", "he", "hi"),
+        *("hr", "hu", "id", "it", "ja", "ko", "lt", "nl", "no", "pl", "pt-BR", "ro", "ru", "sv-SE", "th"),
+        *("tr", "uk", "vi", "zh-CN", "zh-TW"),
+    ]
+)
 
 FormErrors = list[tuple[str, str]]
 
@@ -234,7 +242,27 @@ def check_command(cmd: JSON, index: int) -> FormErrors:
             errors.append((f"{index}.description", "Must be between 1 and 100 in length."))
     elif not 1 <= len(name) <= 32:
         errors.append((f"{index}.name", "Must be between 1 and 32 in length."))
+    errors += _check_localizations(cmd, f"{index}", chat_input=kind == 1)
     errors += _check_options(cmd.get("options") or [], f"{index}.options")
+    return errors
+
+
+def _check_localizations(item: JSON, path: str, *, chat_input: bool) -> FormErrors:
+    """name_localizations / description_localizations: known locales; names as strict as the name."""
+    errors: FormErrors = []
+    for field, longest in (("name_localizations", 32), ("description_localizations", 100)):
+        for locale, text in (item.get(field) or {}).items():
+            where = f"{path}.{field}.{locale}"
+            if locale not in LOCALES:
+                errors.append((where, f"Invalid locale {locale!r}"))
+            elif not isinstance(text, str) or not 1 <= len(text) <= longest:
+                errors.append((where, f"Must be between 1 and {longest} in length."))
+            elif (
+                field == "name_localizations"
+                and chat_input
+                and (not COMMAND_NAME.match(text) or text != text.lower())
+            ):
+                errors.append((where, f"Invalid chat input command name {text!r}"))
     return errors
 
 
@@ -248,6 +276,9 @@ def _check_options(options: list[JSON], path: str) -> FormErrors:
             errors.append((f"{path}.{i}.choices", "Must be 25 or fewer in length."))
         if opt.get("choices") and opt.get("autocomplete"):
             errors.append((f"{path}.{i}.autocomplete", "Autocomplete and choices are exclusive."))
+        errors += _check_localizations(opt, f"{path}.{i}", chat_input=True)
+        for j, choice in enumerate(opt.get("choices") or []):
+            errors += _check_localizations(choice, f"{path}.{i}.choices.{j}", chat_input=False)
         errors += _check_options(opt.get("options") or [], f"{path}.{i}.options")
     return errors
 
@@ -260,6 +291,13 @@ def check_command_set(commands: list[JSON]) -> FormErrors:
     keys = [((c.get("type") or 1), c.get("name")) for c in commands]
     if len(set(keys)) != len(keys):
         errors.append(("_errors", "Application command names must be unique"))
+    for locale in LOCALES:
+        shown = [
+            ((c.get("type") or 1), (c.get("name_localizations") or {}).get(locale, c.get("name")))
+            for c in commands
+        ]
+        if len(set(shown)) != len(shown):
+            errors.append(("_errors", f"Application command names must be unique in {locale}"))
     for kind, limit in ((1, 100), (2, 15), (3, 15)):
         if sum(1 for k, _ in keys if k == kind) > limit:
             errors.append(("_errors", f"Too many commands of type {kind} (max {limit})"))
