@@ -53,6 +53,7 @@ EXTENSIONS = (
     "cogs.forget",
     "cogs.prefs",
     "cogs.show",
+    "cogs.help",
 )
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.

@@ -13,6 +13,7 @@ from pathlib import Path
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.errors import EXIT_INPUT, EXIT_PROVIDER, InputError, NanoBotError, SafetyBlocked
+from bot.i18n import Text
 from bot.jobs.inputs import prepare_inputs
 from bot.jobs.spec import RawInput
 from bot.ops.envfile import env_example, write_env_example
@@ -92,7 +93,8 @@ async def _read_source(source: str, http: HttpClient, limits: Limits) -> tuple[b
     except OSError as e:
         if has_scheme(source):  # not a file: file:, ftp:, data: … URLs are refused by name
             await check_url(source)
-        raise InputError(f"{source}: cannot be read ({e.strerror or 'no such file'})") from None
+        why = e.strerror or Text("imaging.source.missing")
+        raise InputError(Text("imaging.source.unreadable", source=source, why=why)) from None
 
 
 async def _inputs(

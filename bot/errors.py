@@ -120,6 +120,7 @@ class ProviderError(NanoBotError):
     """A provider call failed; subclasses say how."""
 
     title = Text("error.provider.title")
+    detail_intro = Text("error.provider.detail")
     metric_label = "error"
     fallback_ok = True
 
@@ -132,6 +133,7 @@ class SafetyBlocked(ProviderError):
     """The prompt or the output was blocked by the provider's safety system."""
 
     title = Text("error.safety.title")
+    detail_intro = Text("error.safety.detail")
     metric_label = outcome = "safety_blocked"
     fallback_ok = False
 
@@ -159,6 +161,7 @@ class NoImageReturned(ProviderError):
     """The call succeeded but no image came back (often the model answered in text)."""
 
     title = Text("error.no_image.title")
+    detail_intro = Text("error.no_image.detail")
     metric_label = "no_image_returned"
     outcome = "no_image"
     fallback_ok = False
@@ -224,6 +227,7 @@ class BadRequest(ProviderError):
     """The provider refused the request as invalid (or we refused it before sending)."""
 
     title = Text("error.bad_request.title")
+    detail_intro = Text("error.bad_request.detail")
     metric_label = "bad_request"
     outcome = "bad_input"
     exit_code = EXIT_INPUT
@@ -234,6 +238,7 @@ class ProviderUnavailable(ProviderError):
     """The provider is down, overloaded or answered with something unusable."""
 
     title = Text("error.unavailable.title")
+    detail_intro = Text("error.unavailable.detail")
     metric_label = outcome = "unavailable"
     retryable = provider_fault = True
 
@@ -249,6 +254,7 @@ class ProviderTimeout(ProviderError):
     """The provider did not answer in time."""
 
     title = Text("error.timeout.title")
+    detail_intro = Text("error.timeout.detail")
     metric_label = outcome = "timeout"
     retryable = provider_fault = True
 
@@ -261,6 +267,7 @@ class DeliveryFailed(NanoBotError):
     """Discord would not take the finished result (rate limit, outage, refusal); nothing was charged."""
 
     title = Text("error.delivery.title")
+    detail_intro = Text("error.delivery.detail")
     metric_label = "delivery_failed"
 
     def __init__(

@@ -1,39 +1,66 @@
-"""/usage for everyone; /quota and /audit for server admins (Manage Server)."""
+"""/usage for everyone (`server:True` for admins); /quota and /audit for server admins (Manage Server)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import discord
 from discord import app_commands
+from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
 from bot.billing.costs import credits, to_cents
-from bot.billing.rules import OPERATOR_GUILD, Rule, effective_user_rule, guild_rule, user_check, user_subject
-from bot.billing.server_rules import discord_time
+from bot.billing.reports import HISTORY_DAYS, DaySpend, daily_spend, day_start, export_jobs, top_members
+from bot.billing.rules import (
+    OPERATOR_GUILD,
+    WINDOWS,
+    Rule,
+    effective_user_rule,
+    guild_rule,
+    user_check,
+    user_subject,
+    window_start,
+)
 from bot.billing.store import QuotaStore
 from bot.errors import InputError, Refused
+from bot.i18n import Text
+from bot.storage.tables import utcnow
+from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
+from bot.ui.usage import (
+    AUDIT_LINES,
+    Allowance,
+    MemberUsage,
+    ServerUsage,
+    audit_embed,
+    export_reply,
+    member_reply,
+    server_reply,
+)
 from bot.wiring import services_of
 
 ADMIN = discord.Permissions(manage_guild=True)
 SCOPE_CHOICES = [
-    app_commands.Choice(name="the whole server (shared pool)", value="guild"),
-    app_commands.Choice(name="every member (default)", value="default"),
-    app_commands.Choice(name="a role", value="role"),
-    app_commands.Choice(name="a member", value="user"),
+    Choice(name=locale_str("the whole server (shared pool)", key="quota.choice.scope.guild"), value="guild"),
+    Choice(name=locale_str("every member (default)", key="quota.choice.scope.default"), value="default"),
+    Choice(name=locale_str("a role", key="quota.choice.scope.role"), value="role"),
+    Choice(name=locale_str("a member", key="quota.choice.scope.user"), value="user"),
 ]
-WINDOW_CHOICES = [app_commands.Choice(name=w, value=w) for w in ("day", "week", "month")]
+WINDOW_CHOICES = [Choice(name=locale_str(w, key=f"quota.window.{w}"), value=w) for w in WINDOWS]
+#: Room left in an upload for the multipart wrapping around the CSV.
+UPLOAD_MARGIN = 64 * 1024
 
 
 def require_manager(interaction: Interaction) -> None:
     """Check the permission again at run time (command permissions can be changed by admins)."""
     if not interaction.permissions.manage_guild:
-        raise Refused("🔒 Admins only", "You need the Manage Server permission to do that.")
+        raise Refused(Text("quota.admins_only.title"), Text("quota.admins_only.body"))
 
 
 def guild_id_of(interaction: Interaction) -> int:
     """The server the command came from (these commands are server-only)."""
     if interaction.guild_id is None:
-        raise InputError("This command only works in a server")
+        raise InputError(Text("quota.server_only"))
     return interaction.guild_id
 
 
@@ -52,11 +79,9 @@ def parse_limit(text: str) -> tuple[int | None, bool]:
     try:
         amount = float(value)
     except ValueError:
-        raise InputError(
-            f"“{text}” is not a limit: give a number of credits, “unlimited” or “blocked”"
-        ) from None
+        raise InputError(Text("quota.bad_limit", text=text)) from None
     if amount < 0 or amount > 1_000_000:
-        raise InputError("A limit is between 0 and 1,000,000 credits")
+        raise InputError(Text("quota.limit_range"))
     return to_cents(amount), False
 
 
@@ -64,47 +89,83 @@ def target_of(scope: str, role: discord.Role | None, user: discord.Member | None
     """The rule's target id for a scope, checking the matching option was given."""
     if scope == "role":
         if role is None:
-            raise InputError("Pick the role with the `role` option")
+            raise InputError(Text("quota.pick_role"))
         return role.id
     if scope == "user":
         if user is None:
-            raise InputError("Pick the member with the `user` option")
+            raise InputError(Text("quota.pick_user"))
         return user.id
     return 0
 
 
-def describe_rule(rule: Rule) -> str:
+def describe_rule(rule: Rule) -> Text:
     """A rule as one line."""
-    who = {"guild": "Server pool", "default": "Everyone (default)"}.get(rule.scope)
-    if who is None:
+    if rule.scope in ("guild", "default"):
+        who: Text | str = Text(f"quota.who.{rule.scope}")
+    else:
         who = f"<@&{rule.target_id}>" if rule.scope == "role" else f"<@{rule.target_id}>"
     if rule.blocked:
-        return f"{who}: blocked"
-    return f"{who}: {credits(rule.limit_cents)} credits per {rule.window}"
+        return Text("quota.rule.blocked", who=who)
+    window = Text(f"quota.window.{rule.window}")
+    return Text("quota.rule.limit", who=who, amount=credits(rule.limit_cents), window=window)
+
+
+def limit_text(amount: str, window: str) -> Text:
+    """A limit as /usage writes it ("5 per day")."""
+    return Text("usage.limit", amount=amount, window=Text(f"quota.window.{window}"))
 
 
 class Admin(commands.Cog):
     """Usage, quotas and the audit log."""
 
     quota = app_commands.Group(
-        name="quota", description="Server credit limits (admins)", default_permissions=ADMIN, guild_only=True
+        name=locale_str("quota"),
+        description=locale_str("Server credit limits (admins)"),
+        default_permissions=ADMIN,
+        guild_only=True,
     )
 
     def __init__(self, bot: Client) -> None:
         self.bot = bot
         self.services = services_of(bot)
 
-    @app_commands.command(name="usage", description="Credits used, your limit, and when it resets")
-    @app_commands.describe(user="Someone else's usage (admins only)")
+    async def _days(self, guild_id: int, window: str, user_id: int | None) -> tuple[list[DaySpend], date]:
+        """Credits per day for the last HISTORY_DAYS days (and back to the window's start, a month's
+        1st may be older), and the window's first day."""
+        now = utcnow()
+        today, start = now.date(), window_start(window, now).date()
+        first = min(today - timedelta(days=HISTORY_DAYS - 1), start)
+        return await daily_spend(self.services.db, guild_id, first, today, user_id=user_id), start
+
+    @app_commands.command(
+        name=locale_str("usage"), description=locale_str("Credits used, your limit, and when it resets")
+    )
+    @app_commands.describe(
+        user=locale_str("Someone else's usage (admins only)"),
+        server=locale_str("The whole server's spend and top members (admins only)"),
+    )
     @app_commands.guild_only()
-    async def usage(self, interaction: Interaction, user: discord.Member | None = None) -> None:
-        """Ephemeral: used, reserved, limit and reset time, for you (or, for admins, anyone).
+    async def usage(
+        self, interaction: Interaction, user: discord.Member | None = None, server: bool = False
+    ) -> None:
+        """Ephemeral: used, reserved, limit and reset time with a chart of the days, for you (or, for
+        admins, anyone, or the whole server).
 
         In the bot's DMs it shows the DM allowance (DM_CREDITS per DM_WINDOW)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if interaction.guild_id is None:
-            await interaction.followup.send(embed=await self._dm_usage(interaction.user), ephemeral=True)
-            return
+        locale = user_locale(interaction)
+        if server:
+            if user is not None:
+                raise InputError(Text("usage.server_or_user"))
+            embed, chart = await server_reply(await self._server_usage(interaction), locale)
+        elif interaction.guild_id is None:
+            embed, chart = await member_reply(await self._dm_usage(interaction.user), locale)
+        else:
+            embed, chart = await member_reply(await self._member_usage(interaction, user), locale)
+        await interaction.followup.send(embed=embed, file=chart, ephemeral=True)
+
+    async def _member_usage(self, interaction: Interaction, user: discord.Member | None) -> MemberUsage:
+        """A member's allowance on this server, the server pool, and their days."""
         guild_id = guild_id_of(interaction)
         target = user or interaction.user
         if target.id != interaction.user.id:
@@ -114,45 +175,82 @@ class Admin(commands.Cog):
         role_ids = [r.id for r in getattr(target, "roles", [])]
         rule = effective_user_rule(rules, target.id, role_ids)
         check = user_check(guild_id, target.id, rule)
-        mine = await store.usage(guild_id, user_subject(target.id), check.window)
-        embed = discord.Embed(title=f"Usage of {target.display_name}", colour=discord.Colour.blurple())
-        limit = "blocked" if rule and rule.blocked else f"{credits(check.limit_cents)} per {check.window}"
-        embed.add_field(name="Used", value=f"{credits(mine.used_cents)} credits")
-        embed.add_field(name="Reserved", value=f"{credits(mine.reserved_cents)} credits")
-        embed.add_field(name="Limit", value=limit)
-        if mine.resets_at is not None:
-            embed.add_field(name="Resets", value=discord_time(mine.resets_at))
+        window = check.window or "day"
+        mine = await store.usage(guild_id, user_subject(target.id), window)
+        blocked = bool(rule and rule.blocked)
+        allowance = Allowance(
+            mine.used_cents, mine.reserved_cents, check.limit_cents, window, blocked, mine.resets_at
+        )
         pool = guild_rule(rules)
+        shared = None
         if pool is not None:
-            shared = await store.usage(guild_id, "guild", pool.window)
-            embed.add_field(
-                name="Server pool",
-                value=f"{credits(shared.used_cents)} of {credits(pool.limit_cents)} per {pool.window}",
-                inline=False,
-            )
-        await interaction.followup.send(embed=embed, ephemeral=True)
+            counter = await store.usage(guild_id, "guild", pool.window)
+            shared = Allowance(counter.used_cents, counter.reserved_cents, pool.limit_cents, pool.window)
+        days, start = await self._days(guild_id, window, target.id)
+        return MemberUsage(
+            title=Text("usage.title", name=target.display_name),
+            mine=allowance,
+            limit_text=Text("usage.blocked") if blocked else limit_text(credits(check.limit_cents), window),
+            days=days,
+            window_start=start,
+            pool=shared,
+        )
 
-    async def _dm_usage(self, user: discord.User | discord.Member) -> discord.Embed:
-        """The user's DM allowance: used, reserved, the limit and when it resets."""
+    async def _dm_usage(self, user: discord.User | discord.Member) -> MemberUsage:
+        """The user's DM allowance: used, reserved, the limit, when it resets, and their days in DMs."""
         settings = self.services.settings
         if not settings.allow_dms:
-            raise Refused("🚧 Not in DMs", "This bot makes images in servers only; use /usage in a server.")
-        mine = await quotas_of(self.bot).usage(OPERATOR_GUILD, user_subject(user.id), settings.dm_window)
-        embed = discord.Embed(title="Your usage in DMs", colour=discord.Colour.blurple())
-        embed.add_field(name="Used", value=f"{credits(mine.used_cents)} credits")
-        embed.add_field(name="Reserved", value=f"{credits(mine.reserved_cents)} credits")
-        embed.add_field(name="Limit", value=f"{settings.dm_credits:g} per {settings.dm_window}")
-        if mine.resets_at is not None:
-            embed.add_field(name="Resets", value=discord_time(mine.resets_at))
-        return embed
+            raise Refused(Text("usage.no_dms.title"), Text("usage.no_dms.body"))
+        window = settings.dm_window
+        mine = await quotas_of(self.bot).usage(OPERATOR_GUILD, user_subject(user.id), window)
+        limit = to_cents(settings.dm_credits)
+        allowance = Allowance(mine.used_cents, mine.reserved_cents, limit, window, resets_at=mine.resets_at)
+        days, start = await self._days(OPERATOR_GUILD, window, user.id)
+        return MemberUsage(
+            title=Text("usage.dm_title"),
+            mine=allowance,
+            limit_text=limit_text(f"{settings.dm_credits:g}", window),
+            days=days,
+            window_start=start,
+        )
 
-    @quota.command(name="set", description="Set a credit limit for the server, everyone, a role or a member")
+    async def _server_usage(self, interaction: Interaction) -> ServerUsage:
+        """The server's pool (its current window: the pool rule's, else a day), days and top members."""
+        guild_id = guild_id_of(interaction)
+        require_manager(interaction)
+        store = quotas_of(self.bot)
+        pool = guild_rule(await store.rules(guild_id))
+        window = pool.window if pool is not None else "day"
+        counter = await store.usage(guild_id, "guild", window)
+        allowance = Allowance(
+            counter.used_cents,
+            counter.reserved_cents,
+            pool.limit_cents if pool is not None else None,
+            window,
+            blocked=bool(pool and pool.blocked),
+            resets_at=counter.resets_at,
+        )
+        days, start = await self._days(guild_id, window, None)
+        db = self.services.db
+        return ServerUsage(
+            name=interaction.guild.name if interaction.guild is not None else str(guild_id),
+            pool=allowance,
+            days=days,
+            window_start=start,
+            top_window=await top_members(db, guild_id, counter.window_start),
+            top_history=await top_members(db, guild_id, day_start(days[-HISTORY_DAYS].day)),
+        )
+
+    @quota.command(
+        name=locale_str("set"),
+        description=locale_str("Set a credit limit for the server, everyone, a role or a member"),
+    )
     @app_commands.describe(
-        scope="Who the limit applies to",
-        limit="Credits per window, “unlimited” or “blocked”",
-        window="The period the limit covers (UTC calendar)",
-        role="The role (scope: a role)",
-        user="The member (scope: a member)",
+        scope=locale_str("Who the limit applies to"),
+        limit=locale_str("Credits per window, “unlimited” or “blocked”"),
+        window=locale_str("The period the limit covers (UTC calendar)"),
+        role=locale_str("The role (scope: a role)"),
+        user=locale_str("The member (scope: a member)"),
     )
     @app_commands.choices(scope=SCOPE_CHOICES, window=WINDOW_CHOICES)
     async def quota_set(
@@ -170,32 +268,40 @@ class Admin(commands.Cog):
         cents, blocked = parse_limit(limit)
         rule = Rule(guild_id_of(interaction), scope, target_of(scope, role, user), cents, blocked, window)
         await quotas_of(self.bot).set_rule(rule)
-        await interaction.followup.send(f"✅ {describe_rule(rule)}", ephemeral=True)
+        done = Text("quota.set.done", rule=describe_rule(rule))
+        await interaction.followup.send(done.render(user_locale(interaction)), ephemeral=True)
 
-    @quota.command(name="show", description="Every credit limit on this server")
+    @quota.command(name=locale_str("show"), description=locale_str("Every credit limit on this server"))
     async def quota_show(self, interaction: Interaction) -> None:
         """List the rules and the server pool's usage."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
+        locale = user_locale(interaction)
         rules = await quotas_of(self.bot).rules(guild_id_of(interaction))
-        lines = [describe_rule(r) for r in rules] or ["No limits: everyone may make images freely."]
-        embed = discord.Embed(title="Credit limits", description="\n".join(lines)[:4000])
+        lines = [describe_rule(r).render(locale) for r in rules] or [Text("quota.show.none").render(locale)]
+        title = Text("quota.show.title").render(locale)
+        embed = discord.Embed(title=title, description="\n".join(lines)[:4000])
         await interaction.followup.send(embed=embed, ephemeral=True)
 
-    @quota.command(name="reset", description="Forget the credits used in the current window")
-    @app_commands.describe(user="Only this member (default: everyone on the server)")
+    @quota.command(
+        name=locale_str("reset"), description=locale_str("Forget the credits used in the current window")
+    )
+    @app_commands.describe(user=locale_str("Only this member (default: everyone on the server)"))
     async def quota_reset(self, interaction: Interaction, user: discord.Member | None = None) -> None:
         """Zero the current usage of a member, or of the whole server."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
         subject = user_subject(user.id) if user else None
         await quotas_of(self.bot).reset(guild_id_of(interaction), subject)
-        who = user.mention if user else "everyone on this server"
-        await interaction.followup.send(f"✅ Usage reset for {who}.", ephemeral=True)
+        who: Text | str = user.mention if user else Text("quota.reset.everyone")
+        done = Text("quota.reset.done", who=who).render(user_locale(interaction))
+        await interaction.followup.send(done, ephemeral=True)
 
-    @quota.command(name="clear", description="Remove a credit limit")
+    @quota.command(name=locale_str("clear"), description=locale_str("Remove a credit limit"))
     @app_commands.describe(
-        scope="Which limit", role="The role (scope: a role)", user="The member (scope: a member)"
+        scope=locale_str("Which limit"),
+        role=locale_str("The role (scope: a role)"),
+        user=locale_str("The member (scope: a member)"),
     )
     @app_commands.choices(scope=SCOPE_CHOICES)
     async def quota_clear(
@@ -211,12 +317,17 @@ class Admin(commands.Cog):
         removed = await quotas_of(self.bot).clear_rule(
             guild_id_of(interaction), scope, target_of(scope, role, user)
         )
-        await interaction.followup.send(
-            "✅ Limit removed." if removed else "There was no such limit.", ephemeral=True
-        )
+        said = Text("quota.clear.done" if removed else "quota.clear.none").render(user_locale(interaction))
+        await interaction.followup.send(said, ephemeral=True)
 
-    @app_commands.command(name="audit", description="Recent jobs with their cost and outcome (admins)")
-    @app_commands.describe(user="Only this member's jobs", text="Only prompts containing this text")
+    @app_commands.command(
+        name=locale_str("audit"), description=locale_str("Recent jobs with their cost and outcome (admins)")
+    )
+    @app_commands.describe(
+        user=locale_str("Only this member's jobs"),
+        text=locale_str("Only prompts containing this text"),
+        export=locale_str("Attach every matching job as a CSV file (newest 5000)"),
+    )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def audit(
@@ -224,20 +335,27 @@ class Admin(commands.Cog):
         interaction: Interaction,
         user: discord.Member | None = None,
         text: str | None = None,
+        export: bool = False,
     ) -> None:
-        """Ephemeral list of the newest jobs, filterable by member and prompt text."""
+        """Ephemeral list of the newest jobs, filterable by member and prompt text; or all of them
+        (up to EXPORT_CAP) as a CSV file."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
-        rows = await quotas_of(self.bot).audit(
-            guild_id_of(interaction), user_id=user.id if user else None, text=text, limit=20
-        )
-        lines = [
-            f"{discord_time(r.created_at)} <@{r.user_id}> {r.kind} · {credits(r.cost_cents)} cr · "
-            f"{r.outcome or r.status} · “{r.prompt[:60]}”"
-            for r in rows
-        ]
-        embed = discord.Embed(title="Recent jobs", description="\n".join(lines)[:4000] or "No jobs match.")
-        await interaction.followup.send(embed=embed, ephemeral=True)
+        guild_id = guild_id_of(interaction)
+        user_id = user.id if user else None
+        locale = user_locale(interaction)
+        if not export:
+            rows = await quotas_of(self.bot).audit(guild_id, user_id=user_id, text=text, limit=AUDIT_LINES)
+            await interaction.followup.send(embed=audit_embed(rows, locale), ephemeral=True)
+            return
+        lines, capped = await export_jobs(self.services.db, guild_id, user_id=user_id, text=text)
+        stem = f"audit-{guild_id}-{utcnow():%Y%m%d-%H%M}"
+        room = max(UPLOAD_MARGIN, interaction.filesize_limit - UPLOAD_MARGIN)
+        embed, csv_file = await export_reply(lines, capped, room, stem, locale)
+        if csv_file is None:
+            await interaction.followup.send(embed=embed, ephemeral=True)
+        else:
+            await interaction.followup.send(embed=embed, file=csv_file, ephemeral=True)
 
 
 async def setup(bot: Client) -> None:

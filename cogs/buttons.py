@@ -9,12 +9,14 @@ import discord
 from discord.ext import commands
 
 from bot.errors import InputError, NanoBotError, Refused
+from bot.i18n import Text, Words, t
 from bot.jobs.conversations import Threads
 from bot.jobs.service import JobInput, JobSpec, raw_image
 from bot.jobs.spec import new_seed
 from bot.storage.turns import TurnRecord
 from bot.ui.buttons import CancelButton, TurnButton
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
+from bot.ui.locale import user_locale
 from bot.ui.references import uploaded_input
 from bot.ui.types import Client, Interaction
 from bot.ui.upload import MAX_UPLOAD_FILES
@@ -22,23 +24,25 @@ from bot.wiring import services_of
 
 #: A subtle variation edits the result: same composition, small changes (the original prompt follows).
 SUBTLE = (
-    "Make a subtle variation of this image: keep the composition, subject and colours, change small details."
+    "Make a subtle variation of this image: "  # i18n: not a message
+    "keep the composition, subject and colours, change small details."
 )
-SUBTLE_PROMPT = "\nOriginal prompt: "
+SUBTLE_PROMPT = "\nOriginal prompt: "  # i18n: not a message
 #: A strong variation asks for the original prompt again with the result as a reference. Said to the
 #: model, since an image beside a prompt it already matches is otherwise taken as "keep this".
 STRONG = (
-    "Use the attached image only as a loose reference for subject and style: make a new, clearly "
+    "Use the attached image only as a loose reference "  # i18n: not a message
+    "for subject and style: make a new, clearly "
     "different image from this description (composition, pose and framing may all change)."
 )
 #: What the single 🔀 Vary put before the prompt (its turns are varied again from the bare prompt).
-LEGACY_VARY = "Create a variation of this image with the same subject and style."
+LEGACY_VARY = "Create a variation of this image with the same subject and style."  # i18n: not a message
 TITLES = {
-    "reroll": "🔁 Reroll",
-    "vsub": "🔀 Subtle variation",
-    "vstr": "🌀 Strong variation",
-    "up2": "⬆️ Upscale x2",
-    "up4": "⬆️ Upscale x4",
+    "reroll": Text("buttons.title.reroll"),
+    "vsub": Text("buttons.title.vsub"),
+    "vstr": Text("buttons.title.vstr"),
+    "up2": Text("create.title.upscale", factor=2),
+    "up4": Text("create.title.upscale", factor=4),
 }
 #: File name stems of the results (the action ids are terse).
 STEMS = {"vsub": "vary-subtle", "vstr": "vary-strong"}
@@ -67,22 +71,23 @@ def variation_prompt(action: str, prompt: str) -> str:
     return f"{base}\n\n{STRONG}" if base else STRONG
 
 
-class EditTurnModal(discord.ui.Modal, title="Edit this image"):
+class EditTurnModal(discord.ui.Modal):
     """Asks for the instruction, then continues the turn's conversation."""
 
-    instruction: discord.ui.TextInput[EditTurnModal] = discord.ui.TextInput(
-        label="What should change?", style=discord.TextStyle.paragraph, max_length=2000
-    )
-
-    def __init__(self, cog: Buttons, turn_id: int) -> None:
-        super().__init__()
+    def __init__(self, cog: Buttons, turn_id: int, locale: str) -> None:
+        super().__init__(title=t(locale, "buttons.edit.title"))
         self.cog = cog
         self.turn_id = turn_id
+        self.instruction: discord.ui.TextInput[EditTurnModal] = discord.ui.TextInput(
+            label=t(locale, "menu.edit.label"), style=discord.TextStyle.paragraph, max_length=2000
+        )
+        self.add_item(self.instruction)
         self.files: discord.ui.FileUpload[EditTurnModal] = discord.ui.FileUpload(
             min_values=0, max_values=MAX_UPLOAD_FILES, required=False
         )
-        described = f"Optional: up to {MAX_UPLOAD_FILES} images to use"
-        self.add_item(discord.ui.Label(text="Reference images", description=described, component=self.files))
+        described = t(locale, "buttons.edit.references_hint", limit=MAX_UPLOAD_FILES)
+        label = t(locale, "upload.references.label")
+        self.add_item(discord.ui.Label(text=label, description=described, component=self.files))
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Defer, load the turn (only now: the modal had to open first), run the refine."""
@@ -98,7 +103,7 @@ class EditTurnModal(discord.ui.Modal, title="Edit this image"):
             use_history=True,
             **job_context(interaction),
         )
-        await self.cog.run(interaction, job, "✏️ Edit", "edit", loading=loading)
+        await self.cog.run(interaction, job, Text("create.title.edit"), "edit", loading=loading)
 
     async def on_error(  # type: ignore[override]
         self, interaction: Interaction, error: Exception
@@ -127,19 +132,14 @@ class Buttons(commands.Cog):
         moderator = interaction.permissions.manage_messages
         outcome = self.services.jobs.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
         if outcome in ("cancelled", "charged"):
-            text = (
-                "❌ Cancelled. The image service had already started on it, so this job is charged."
-                if outcome == "charged"
-                else "❌ Cancelled. Nothing was charged."
-            )
+            key = "buttons.cancelled.charged" if outcome == "charged" else "buttons.cancelled.free"
+            text = t(user_locale(interaction), key)
             await interaction.response.edit_message(content=text, embed=None, attachments=[], view=None)
             return
-        if outcome == "not yours":
-            error = Refused(
-                "🔒 Not yours", "Only the person who asked for this job or a moderator can cancel it."
-            )
+        if outcome == "not yours":  # i18n: not a message (the supervisor's outcome code)
+            error = Refused(Text("buttons.not_yours.title"), Text("buttons.not_yours.cancel"))
         else:
-            error = Refused("Already finished", "That job is no longer queued or running.")
+            error = Refused(Text("buttons.finished.title"), Text("buttons.finished.body"))
         await send_error(interaction, error, lifetime=self.services.settings.interaction_token_lifetime)
 
     @property
@@ -184,20 +184,20 @@ class Buttons(commands.Cog):
         turns = self.services.jobs.turns
         turn = await turns.get(turn_id) if turns is not None else None
         if turn is None:
-            raise InputError("That image is no longer in my records")
+            raise InputError(Text("buttons.gone"))
         return turn
 
     async def live_turn(self, turn_id: int) -> TurnRecord:
         """The result a button belongs to, unless it was deleted or never finished."""
         turn = await self.stored_turn(turn_id)
         if turn.status != "done":
-            raise InputError("That image is no longer in my records")
+            raise InputError(Text("buttons.gone"))
         return turn
 
     async def _on_click(self, interaction: Interaction, action: str, turn_id: int) -> None:
         """Answer Discord first (a modal, or a deferral), then load the turn and do what the button says."""
         if action == "edit":
-            await interaction.response.send_modal(EditTurnModal(self, turn_id))
+            await interaction.response.send_modal(EditTurnModal(self, turn_id, user_locale(interaction)))
         elif action == "del":
             await interaction.response.defer()
             # A deleted turn too: a click again finishes a deletion whose message Discord kept.
@@ -263,7 +263,7 @@ class Buttons(commands.Cog):
         self,
         interaction: Interaction,
         job: JobSpec,
-        title: str,
+        title: Words,
         stem: str,
         *,
         loading: int | None = None,
@@ -277,7 +277,7 @@ class Buttons(commands.Cog):
         deleted and its image files removed (unless another result uses them), then the message goes."""
         allowed = interaction.user.id == turn.user_id or interaction.permissions.manage_messages
         if not allowed:
-            raise Refused("🔒 Not yours", "Only the person who made this image or a moderator can delete it.")
+            raise Refused(Text("buttons.not_yours.title"), Text("buttons.not_yours.delete"))
         await self.services.jobs.delete_result(turn)
         if interaction.message is None:
             return
@@ -290,9 +290,7 @@ class Buttons(commands.Cog):
             pass  # already gone (a second click on a stale copy)
         except discord.HTTPException as e:
             raise Refused(
-                "🗑️ Message not removed",
-                f"The image is deleted from my records, but Discord would not remove its message "
-                f"(HTTP {e.status}). Click 🗑️ again, or remove the message yourself.",
+                Text("buttons.not_removed.title"), Text("buttons.not_removed.body", status=e.status)
             ) from e
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.errors import InputError
+from bot.i18n import Text
 from bot.jobs.service import JobSpec
 from bot.jobs.spec import PendingInput, new_seed
 from bot.providers.base import MAX_SEED
@@ -25,10 +26,9 @@ from bot.ui.autocomplete import (
     style_choices,
     thinking_choices,
 )
-from bot.ui.delivery import bot_present, job_context, to_interaction
-from bot.ui.prefs import acknowledge_with_prefs
+from bot.ui.delivery import bot_present
 from bot.ui.references import Given, parse_references
-from bot.ui.styles import with_style
+from bot.ui.run import run_job
 from bot.ui.types import Client, Interaction
 from bot.ui.upload import open_upload_form
 from bot.wiring import services_of
@@ -52,7 +52,7 @@ def latest_finder(bot: Client, interaction: Interaction) -> dict[str, Any]:
 
 async def not_readable() -> PendingInput:
     """The latest image of a channel the bot is not in: there is none it may read."""
-    raise InputError("I cannot read this conversation; attach the image to edit with the `image` option")
+    raise InputError(Text("create.edit.not_readable"))
 
 
 def input_or_latest(
@@ -71,19 +71,25 @@ class Edit(commands.Cog):
         self.bot = bot
         self.services = services_of(bot)
 
-    @app_commands.command(name="edit", description="Edit an image with an instruction")
+    @app_commands.command(
+        name=locale_str("edit"), description=locale_str("Edit an image with an instruction")
+    )
     @app_commands.describe(
-        prompt="What to change",
-        image="Image to edit (default: the latest image of this channel's conversation)",
-        aspect_ratio="Shape of the result (default auto: keep the input's)",
-        resolution="Output size (as the model allows)",
-        model="Model to use",
-        seed="Same seed, prompt and options: the same result again (default: a random one, shown)",
-        thinking="How much the model thinks first (only models that take it)",
-        search="Ground the image in Google Search: on or off (only models that have it)",
-        references="Reference images: links to messages with images, and image URLs (space-separated)",
-        upload="Open a form to upload up to 10 reference images",
-        style="A saved style: its words are added to the prompt, its images to the references",
+        prompt=locale_str("What to change"),
+        image=locale_str("Image to edit (default: the latest image of this channel's conversation)"),
+        aspect_ratio=locale_str("Shape of the result (default auto: keep the input's)"),
+        resolution=locale_str("Output size (as the model allows)"),
+        model=locale_str("Model to use"),
+        seed=locale_str(
+            "Same seed, prompt and options: the same result again (default: a random one, shown)"
+        ),
+        thinking=locale_str("How much the model thinks first (only models that take it)"),
+        search=locale_str("Ground the image in Google Search: on or off (only models that have it)"),
+        references=locale_str(
+            "Reference images: links to messages with images, and image URLs (space-separated)"
+        ),
+        upload=locale_str("Open a form to upload up to 10 reference images"),
+        style=locale_str("A saved style: its words are added to the prompt, its images to the references"),
     )
     @app_commands.autocomplete(
         style=style_choices,
@@ -108,7 +114,8 @@ class Edit(commands.Cog):
         upload: bool = False,
         style: str | None = None,
     ) -> None:
-        """Defer (or open the upload form), run the job on the image, reply with the result."""
+        """Defer (or open the upload form), run the job on the image (the attached one, else the
+        channel's latest), reply with the result."""
         wants_search = search_option(search)  # a typo is answered at once, before anything else
         links = parse_references(references)
         job = JobSpec(
@@ -122,35 +129,16 @@ class Edit(commands.Cog):
             search=wants_search,
         )
         given = Given([image] if image is not None else [], links)
+        title = Text("create.title.edit")
+        run = partial(run_job, job, given, title=title, stem="edit", style=style, extra=self._latest)
         if upload:
-            await open_upload_form(interaction, partial(self._run, job, given, style=style))
+            await open_upload_form(interaction, run)
             return
-        await self._run(job, given, interaction, [], None, style=style)
+        await run(interaction, [], None)
 
-    async def _run(
-        self,
-        job: JobSpec,
-        given: Given,
-        interaction: Interaction,
-        uploaded: list[discord.Attachment],
-        _: str | None,
-        *,
-        style: str | None = None,
-    ) -> None:
-        """Answer the interaction, look the references up, hand the job over (the edited image is
-        the attached one, else the channel's latest)."""
-        job, loading = await acknowledge_with_prefs(interaction, job)  # privately if the member asked
-        delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
-        try:
-            inputs = given.inputs(interaction, uploaded)
-        except InputError as error:
-            await delivery.fail(error)
-            return
-        found = given.finder(interaction)
-        latest = {} if given.attachments else latest_finder(self.bot, interaction)
-        job = replace(job, inputs=inputs, find_references=found, **latest, **job_context(interaction))
-        if (styled := await with_style(interaction, job, style, delivery)) is not None:
-            await self.services.jobs.submit(styled, delivery)
+    def _latest(self, interaction: Interaction, given: Given) -> dict[str, Any]:
+        """Without an attached image, the job edits the channel's latest one."""
+        return {} if given.attachments else latest_finder(self.bot, interaction)
 
 
 async def setup(bot: Client) -> None:

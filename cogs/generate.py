@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.errors import InputError
+from bot.i18n import Text
 from bot.jobs.service import JobSpec
 from bot.jobs.spec import new_seed
 from bot.providers.base import MAX_SEED
@@ -22,10 +22,9 @@ from bot.ui.autocomplete import (
     style_choices,
     thinking_choices,
 )
-from bot.ui.delivery import job_context, to_interaction
-from bot.ui.prefs import COUNT_NOT_GIVEN, acknowledge_with_prefs
+from bot.ui.prefs import COUNT_NOT_GIVEN
 from bot.ui.references import Given, parse_references
-from bot.ui.styles import with_style
+from bot.ui.run import run_job
 from bot.ui.types import Client, Interaction
 from bot.ui.upload import open_upload_form
 from bot.wiring import services_of
@@ -38,22 +37,24 @@ class Generate(commands.Cog):
         self.bot = bot
         self.services = services_of(bot)
 
-    @app_commands.command(name="imagine", description="Make images from a prompt")
+    @app_commands.command(name=locale_str("imagine"), description=locale_str("Make images from a prompt"))
     @app_commands.describe(
-        prompt="What to draw",
-        aspect_ratio="Shape of the image (default: your /prefs, else 1:1)",
-        resolution="Output size (0.5K, 1K, 2K, 4K as the model allows)",
-        model="Model to use (default: the first configured)",
-        count="How many images (1-4)",
-        image="Reference image",
-        image2="Second reference image",
-        image3="Third reference image",
-        references="More references: links to messages with images, and image URLs (space-separated)",
-        upload="Open a form to upload up to 10 more reference images",
-        seed="Same seed, prompt and options: the same image again (default: a random one, shown)",
-        thinking="How much the model thinks first (only models that take it)",
-        search="Ground the image in Google Search: on or off (only models that have it)",
-        style="A saved style: its words are added to the prompt, its images to the references",
+        prompt=locale_str("What to draw"),
+        aspect_ratio=locale_str("Shape of the image (default: your /prefs, else 1:1)"),
+        resolution=locale_str("Output size (0.5K, 1K, 2K, 4K as the model allows)"),
+        model=locale_str("Model to use (default: the first configured)"),
+        count=locale_str("How many images (1-4)"),
+        image=locale_str("Reference image"),
+        image2=locale_str("Second reference image"),
+        image3=locale_str("Third reference image"),
+        references=locale_str(
+            "More references: links to messages with images, and image URLs (space-separated)"
+        ),
+        upload=locale_str("Open a form to upload up to 10 more reference images"),
+        seed=locale_str("Same seed, prompt and options: the same image again (default: a random one, shown)"),
+        thinking=locale_str("How much the model thinks first (only models that take it)"),
+        search=locale_str("Ground the image in Google Search: on or off (only models that have it)"),
+        style=locale_str("A saved style: its words are added to the prompt, its images to the references"),
     )
     @app_commands.autocomplete(
         style=style_choices,
@@ -97,33 +98,11 @@ class Generate(commands.Cog):
             search=wants_search,
         )
         given = Given([a for a in (image, image2, image3) if a is not None], links)
+        run = partial(run_job, job, given, title=Text("create.title.imagine"), stem="imagine", style=style)
         if upload:
-            await open_upload_form(interaction, partial(self._run, job, given, style=style))
+            await open_upload_form(interaction, run)
             return
-        await self._run(job, given, interaction, [], None, style=style)
-
-    async def _run(
-        self,
-        job: JobSpec,
-        given: Given,
-        interaction: Interaction,
-        uploaded: list[discord.Attachment],
-        _: str | None,
-        *,
-        style: str | None = None,
-    ) -> None:
-        """Answer the interaction, look the references up, hand the job over."""
-        job, loading = await acknowledge_with_prefs(interaction, job)  # privately if the member asked
-        delivery = to_interaction(interaction, title="🍌 Imagine", stem="imagine", loading_message_id=loading)
-        try:
-            inputs = given.inputs(interaction, uploaded)
-        except InputError as error:
-            await delivery.fail(error)
-            return
-        found = given.finder(interaction)
-        job = replace(job, inputs=inputs, find_references=found, **job_context(interaction))
-        if (styled := await with_style(interaction, job, style, delivery)) is not None:
-            await self.services.jobs.submit(styled, delivery)
+        await run(interaction, [], None)
 
 
 async def setup(bot: Client) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.errors import InputError
+from bot.i18n import Text, t
 from bot.jobs.service import JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
+from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 
@@ -27,28 +30,28 @@ async def source_of(bot: Client, message: discord.Message) -> tuple[list[JobInpu
         if turn.status == "done" and turn.output_images:
             return [], turn
         if turn.status == "deleted":
-            raise InputError("That image was deleted, so it cannot be used again.")
+            raise InputError(Text("menu.image_deleted"))
     images = [a for a in message.attachments if is_image_attachment(a)]
     if not images:
-        raise InputError("That message has no image to work on")
+        raise InputError(Text("menu.no_image"))
     return [pending_attachment(images[0], services_of(bot).settings.max_input_bytes)], None
 
 
-class EditModal(discord.ui.Modal, title="Edit image"):
+class EditModal(discord.ui.Modal):
     """Asks for the instruction, then edits (or continues the conversation of) the image."""
 
-    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-        label="What should change?",
-        style=discord.TextStyle.paragraph,
-        placeholder="e.g. make the sky purple",
-        max_length=2000,
-    )
-
-    def __init__(self, bot: Client, target: discord.Message) -> None:
-        super().__init__()
+    def __init__(self, bot: Client, target: discord.Message, locale: str) -> None:
+        super().__init__(title=t(locale, "menu.edit.title"))
         self.bot = bot
         self.services = services_of(bot)
         self.target = target
+        self.instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label=t(locale, "menu.edit.label"),
+            style=discord.TextStyle.paragraph,
+            placeholder=t(locale, "menu.edit.placeholder"),
+            max_length=2000,
+        )
+        self.add_item(self.instruction)
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Defer, find the image (only now: the modal had to open first), run it like /edit."""
@@ -63,7 +66,8 @@ class EditModal(discord.ui.Modal, title="Edit image"):
             aspect_ratio="auto" if parent is None else None,
             **job_context(interaction),
         )
-        delivery = to_interaction(interaction, title="✏️ Edit", stem="edit", loading_message_id=loading)
+        title = Text("create.title.edit")
+        delivery = to_interaction(interaction, title=title, stem="edit", loading_message_id=loading)
         await self.services.jobs.submit(job, delivery)
 
     async def on_error(  # type: ignore[override]
@@ -80,8 +84,8 @@ class Menus(commands.Cog):
         self.bot = bot
         self.services = services_of(bot)
         self.menus = [
-            app_commands.ContextMenu(name="Edit image", callback=self.edit_image),
-            app_commands.ContextMenu(name="Upscale image", callback=self.upscale_image),
+            app_commands.ContextMenu(name=locale_str("Edit image"), callback=self.edit_image),
+            app_commands.ContextMenu(name=locale_str("Upscale image"), callback=self.upscale_image),
         ]
 
     async def cog_load(self) -> None:
@@ -99,17 +103,16 @@ class Menus(commands.Cog):
         Discord's 3 seconds must never wait on the database); the image is looked up on submit."""
         mine = self.bot.user is not None and message.author.id == self.bot.user.id
         if not mine and not any(is_image_attachment(a) for a in message.attachments):
-            raise InputError("That message has no image to edit")  # known without the database
-        await interaction.response.send_modal(EditModal(self.bot, message))
+            raise InputError(Text("menu.no_image_to_edit"))  # known without the database
+        await interaction.response.send_modal(EditModal(self.bot, message, user_locale(interaction)))
 
     async def upscale_image(self, interaction: Interaction, message: discord.Message) -> None:
         """Upscale the message's image x2."""
         loading = await acknowledge(interaction)
         inputs, parent = await source_of(self.bot, message)
         job = JobSpec(kind="upscale", inputs=inputs, parent=parent, factor=2, **job_context(interaction))
-        delivery = to_interaction(
-            interaction, title="⬆️ Upscale x2", stem="upscale", loading_message_id=loading
-        )
+        title = Text("create.title.upscale", factor=2)
+        delivery = to_interaction(interaction, title=title, stem="upscale", loading_message_id=loading)
         await self.services.jobs.submit(job, delivery)
 
 

@@ -4,11 +4,14 @@ private results), kept across servers; every answer is private."""
 from __future__ import annotations
 
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.errors import InputError
+from bot.i18n import Text
 from bot.storage.prefs import MAX_SUFFIX, MemberPrefs
 from bot.ui.autocomplete import model_choices, ratio_choices, resolution_choices
+from bot.ui.locale import user_locale
 from bot.ui.prefs import check_prefs, prefs_embed
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
@@ -28,20 +31,25 @@ def cleared(value: str | None) -> str | None:
 class Prefs(commands.Cog):
     """The /prefs group."""
 
-    group = app_commands.Group(name="prefs", description="Your own defaults for /imagine and /edit")
+    group = app_commands.Group(
+        name=locale_str("prefs"), description=locale_str("Your own defaults for /imagine and /edit")
+    )
 
     def __init__(self, bot: Client) -> None:
         self.bot = bot
         self.services = services_of(bot)
 
-    @group.command(name="set", description="Set your defaults (options you give a command still win)")
+    @group.command(
+        name=locale_str("set"),
+        description=locale_str("Set your defaults (options you give a command still win)"),
+    )
     @app_commands.describe(
-        model="Model for your jobs (none: the server's default)",
-        aspect_ratio="Shape of your /imagine images (none: 1:1)",
-        resolution="Output size (none: the model's default)",
-        count="How many images /imagine makes (1-4)",
-        prompt_suffix="Words added to every prompt after a comma (none: nothing)",
-        private="Results only you see (ephemeral messages that vanish when Discord reloads)",
+        model=locale_str("Model for your jobs (none: the server's default)"),
+        aspect_ratio=locale_str("Shape of your /imagine images (none: 1:1)"),
+        resolution=locale_str("Output size (none: the model's default)"),
+        count=locale_str("How many images /imagine makes (1-4)"),
+        prompt_suffix=locale_str("Words added to every prompt after a comma (none: nothing)"),
+        private=locale_str("Results only you see (ephemeral messages that vanish when Discord reloads)"),
     )
     @app_commands.autocomplete(model=model_choices, aspect_ratio=ratio_choices, resolution=resolution_choices)
     async def set_(
@@ -67,28 +75,30 @@ class Prefs(commands.Cog):
         if private is not None:
             changes["private"] = private
         if not changes:
-            raise InputError("Give at least one preference to set (or use /prefs reset)")
+            raise InputError(Text("prefs.nothing_given"))
         store = self.services.prefs
         current = await store.get(interaction.user.id)
         prefs = MemberPrefs.model_validate({**current.model_dump(), **changes})
         check_prefs(self.services, prefs)
         await store.set(interaction.user.id, prefs)
-        await interaction.followup.send(embed=prefs_embed(prefs, "Preferences saved"), ephemeral=True)
+        embed = prefs_embed(prefs, user_locale(interaction), Text("prefs.title.saved"))
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
-    @group.command(name="show", description="Show your defaults")
+    @group.command(name=locale_str("show"), description=locale_str("Show your defaults"))
     async def show(self, interaction: Interaction) -> None:
         """The member's preferences, privately."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         prefs = await self.services.prefs.get(interaction.user.id)
-        await interaction.followup.send(embed=prefs_embed(prefs), ephemeral=True)
+        await interaction.followup.send(embed=prefs_embed(prefs, user_locale(interaction)), ephemeral=True)
 
-    @group.command(name="reset", description="Forget your defaults")
+    @group.command(name=locale_str("reset"), description=locale_str("Forget your defaults"))
     async def reset(self, interaction: Interaction) -> None:
         """Clear every preference of the member."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         had = await self.services.prefs.reset(interaction.user.id)
-        text = "Your preferences are cleared." if had else "You had no preferences set."
-        await interaction.followup.send(embed=prefs_embed(MemberPrefs(), text), ephemeral=True)
+        title = Text("prefs.title.cleared" if had else "prefs.title.none")
+        embed = prefs_embed(MemberPrefs(), user_locale(interaction), title)
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
 
 async def setup(bot: Client) -> None:

@@ -9,12 +9,14 @@ import discord
 from discord.ext import commands
 
 from bot.errors import InputError, NanoBotError
+from bot.i18n import Text, t
 from bot.jobs.checks import GONE
 from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
 from bot.ui.delivery import ReplyDelivery, age_restricted
 from bot.ui.embeds import error_embed
+from bot.ui.locale import message_locale
 from bot.ui.types import Client
 from bot.wiring import services_of
 
@@ -46,7 +48,7 @@ class Refine(commands.Cog):
         if turn is None or not turn.output_images:
             return  # not one of our images
         if turn.status == "deleted":  # a stale view of a result its owner deleted: say so, use nothing
-            await self._reply(message, embed=error_embed(InputError(GONE)))
+            await self._reply(message, embed=error_embed(InputError(GONE), message_locale(message)))
             return
         if turn.status != "done":
             return
@@ -54,7 +56,7 @@ class Refine(commands.Cog):
         images = [a for a in message.attachments if is_image_attachment(a)]
         if not instruction and not images:
             if self._mentions_me(message):
-                await self._say(message, "Reply with what to change, for example “make the sky purple”.")
+                await self._reply(message, content=t(message_locale(message), "refine.hint"))
             return
         await self._refine(message, turn, instruction, images)
 
@@ -78,15 +80,17 @@ class Refine(commands.Cog):
     async def _refine(
         self, message: discord.Message, turn: TurnRecord, instruction: str, images: list[discord.Attachment]
     ) -> None:
-        """Run the refine job and reply with the result (or a specific error).
+        """Run the refine job and reply with the result (or a specific error), showing its progress
+        in a reply of its own meanwhile (with ❌ Cancel).
 
         The service applies every rule (the continue policy included) before the reply's images
         are downloaded.
         """
+        await self._typing(message)
         limit = message.guild.filesize_limit if message.guild else DISCORD_FILE_LIMIT
         settings = self.services.settings
         delivery = ReplyDelivery(
-            message, title="🔁 Refine", stem="refine", history_depth=settings.history_depth
+            message, title=Text("refine.title"), stem="refine", history_depth=settings.history_depth
         )
         try:
             inputs: list[JobInput] = [pending_attachment(a, settings.max_input_bytes) for a in images]
@@ -95,7 +99,7 @@ class Refine(commands.Cog):
             return
         job = JobSpec(
             kind="refine",
-            prompt=instruction or "Refine this image",
+            prompt=instruction or "Refine this image",  # i18n: not a message (said to the model)
             inputs=inputs,
             parent=turn,
             use_history=True,
@@ -106,13 +110,21 @@ class Refine(commands.Cog):
             channel_nsfw=age_restricted(message.channel),
             upload_limit=limit,
             sent_at=message.id,
+            progress=delivery.report,
         )
-        async with message.channel.typing():
+        try:
             await self.services.jobs.submit(job, delivery)
+        finally:  # a cancel too: the ❌ click has already said so in the progress reply
+            await delivery.close()
 
-    async def _say(self, message: discord.Message, text: str) -> None:
-        """A short plain reply."""
-        await self._reply(message, content=text)
+    @staticmethod
+    async def _typing(message: discord.Message) -> None:
+        """Say at once that the bot is on it: "typing…" until the progress reply (or the result)
+        is posted, as Discord ends it when the bot posts."""
+        try:
+            await message.channel.typing()
+        except discord.HTTPException:
+            log.info("could not show typing in channel %s", message.channel.id)
 
     async def _reply(
         self, message: discord.Message, *, content: str | None = None, embed: discord.Embed | None = None

@@ -5,35 +5,34 @@ from __future__ import annotations
 
 import discord
 from discord import app_commands
+from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
 from bot.billing.server_rules import normalize, same_phrase
 from bot.errors import InputError
+from bot.i18n import Text, render, t
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 from bot.ui.autocomplete import model_choices
+from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
 from bot.wiring import services_of
 from cogs.admin import ADMIN, guild_id_of, require_manager
 
 MAX_BLOCKLIST = 200
-#: What each safety level does, as /settings show says it.
-SAFETY_SHOWN = {
-    "strict": "strict (blocks even a low likelihood of harm)",
-    "default": "default (the provider's own filters)",
-    "relaxed": "relaxed in age-restricted channels (blocks only a high likelihood); default elsewhere",
-}
-#: What the search default does, as /settings show says it.
-SEARCH_SHOWN = {
-    True: "on: images are grounded in Google Search on models that offer it, unless a job turns it off",
-    False: "off: only jobs that turn the search option on are grounded",
-}
+#: The safety levels, in the order /settings set offers them (what each does: settings.safety.<level>).
+SAFETY_LEVELS = ("strict", "default", "relaxed")
+#: The on/off choices of /settings set.
+ON_OFF = [
+    Choice(name=locale_str("on", key="choice.on_off.on"), value="on"),
+    Choice(name=locale_str("off", key="choice.on_off.off"), value="off"),
+]
 
 
-def previews_shown(bot: Client, config: GuildConfig) -> str:
+def previews_shown(bot: Client, config: GuildConfig, locale: str) -> str:
     """Whether thinking models' interim images are shown here, and why not when they are not."""
     if not services_of(bot).settings.live_preview:
-        return "off (the bot's operator turned previews off: LIVE_PREVIEW)"
-    return "on: thinking models show their interim images" if config.previews else "off"
+        return t(locale, "settings.previews.operator_off")
+    return t(locale, "settings.previews.on" if config.previews else "settings.previews.off")
 
 
 def store_of(bot: Client) -> GuildSettingsStore:
@@ -41,30 +40,32 @@ def store_of(bot: Client) -> GuildSettingsStore:
     return services_of(bot).guild_settings
 
 
-def settings_embed(bot: Client, config: GuildConfig) -> discord.Embed:
-    """Everything the server has set, and the cost rules in force."""
-    embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
-    default = config.default_model or "the bot's default"
+def settings_embed(bot: Client, config: GuildConfig, locale: str) -> discord.Embed:
+    """Everything the server has set, and the cost rules in force, in the member's language."""
+    embed = discord.Embed(title=t(locale, "settings.title"), colour=discord.Colour.blurple())
+    default = config.default_model or t(locale, "settings.default_model.none")
     if config.default_provider:
         default += f" ({config.default_provider})"
-    embed.add_field(name="Default model", value=default)
-    channels = ", ".join(f"<#{c}>" for c in config.allowed_channels) or "all channels"
-    embed.add_field(name="Allowed channels", value=channels[:1024])
-    embed.add_field(name="Age-restricted channels only", value="yes" if config.age_restricted_only else "no")
-    embed.add_field(name="Cooldown", value=f"{config.cooldown_seconds} s")
+    embed.add_field(name=t(locale, "settings.field.default_model"), value=default)
+    channels = ", ".join(f"<#{c}>" for c in config.allowed_channels) or t(locale, "settings.channels.all")
+    embed.add_field(name=t(locale, "settings.field.channels"), value=channels[:1024])
+    age_only = t(locale, "settings.yes" if config.age_restricted_only else "settings.no")
+    embed.add_field(name=t(locale, "settings.field.age_restricted_only"), value=age_only)
+    cooldown = t(locale, "settings.seconds", seconds=config.cooldown_seconds)
+    embed.add_field(name=t(locale, "settings.field.cooldown"), value=cooldown)
     jobs = config.max_concurrent or services_of(bot).settings.max_concurrent_jobs
-    embed.add_field(name="Jobs at once per member", value=str(jobs))
-    embed.add_field(name="Cost multiplier", value=f"×{config.cost_multiplier:g}")
-    embed.add_field(name="Safety", value=SAFETY_SHOWN[config.safety])
-    embed.add_field(name="Google Search", value=SEARCH_SHOWN[config.search_default])
-    embed.add_field(name="Live preview", value=previews_shown(bot, config))
-    blocked = ", ".join(f"“{p}”" for p in config.blocklist) or "none"
-    embed.add_field(name="Blocked phrases", value=blocked[:1024], inline=False)
+    embed.add_field(name=t(locale, "settings.field.jobs_at_once"), value=str(jobs))
+    embed.add_field(name=t(locale, "settings.field.cost_multiplier"), value=f"×{config.cost_multiplier:g}")
     embed.add_field(
-        name="Cost rules (credits)",
-        value="\n".join(services_of(bot).settings.costs.describe())[:1024],
-        inline=False,
+        name=t(locale, "settings.field.safety"), value=t(locale, f"settings.safety.{config.safety}")
     )
+    search = t(locale, "settings.search.on" if config.search_default else "settings.search.off")
+    embed.add_field(name=t(locale, "settings.field.search"), value=search)
+    embed.add_field(name=t(locale, "settings.field.previews"), value=previews_shown(bot, config, locale))
+    blocked = ", ".join(f"“{p}”" for p in config.blocklist) or t(locale, "settings.blocked.none")
+    embed.add_field(name=t(locale, "settings.field.blocked"), value=blocked[:1024], inline=False)
+    rules = "\n".join(render(line, locale) for line in services_of(bot).settings.costs.describe())
+    embed.add_field(name=t(locale, "settings.field.costs"), value=rules[:1024], inline=False)
     return embed
 
 
@@ -72,8 +73,8 @@ class Settings(commands.Cog):
     """The /settings group."""
 
     group = app_commands.Group(
-        name="settings",
-        description="Server settings for image making (admins)",
+        name=locale_str("settings"),
+        description=locale_str("Server settings for image making (admins)"),
         default_permissions=ADMIN,
         guild_only=True,
     )
@@ -92,30 +93,40 @@ class Settings(commands.Cog):
         await store.put(guild_id, config)
         return config
 
-    @group.command(name="show", description="Show this server's settings and cost rules")
+    async def _reply(self, interaction: Interaction, config: GuildConfig) -> None:
+        """The settings as they now are, privately, in the member's language."""
+        embed = settings_embed(self.bot, config, user_locale(interaction))
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @group.command(
+        name=locale_str("show"), description=locale_str("Show this server's settings and cost rules")
+    )
     async def show(self, interaction: Interaction) -> None:
         """Ephemeral summary."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
         config = await store_of(self.bot).get(guild_id_of(interaction))
-        await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
+        await self._reply(interaction, config)
 
-    @group.command(name="set", description="Change defaults and limits on pace")
+    @group.command(name=locale_str("set"), description=locale_str("Change defaults and limits on pace"))
     @app_commands.describe(
-        model="Default model for this server",
-        cooldown="Seconds a member waits between images",
-        jobs_at_once="Jobs one member may run at the same time",
-        age_restricted_only="Only allow images in age-restricted channels",
-        cost_multiplier="Multiply every job's cost (e.g. 2 to halve what limits allow)",
-        safety="How strictly images are filtered (relaxed: in age-restricted channels only)",
-        search="Ground images in Google Search by default (on models that offer it)",
-        previews="Show thinking models' interim images while they work",
+        model=locale_str("Default model for this server"),
+        cooldown=locale_str("Seconds a member waits between images"),
+        jobs_at_once=locale_str("Jobs one member may run at the same time"),
+        age_restricted_only=locale_str("Only allow images in age-restricted channels"),
+        cost_multiplier=locale_str("Multiply every job's cost (e.g. 2 to halve what limits allow)"),
+        safety=locale_str("How strictly images are filtered (relaxed: in age-restricted channels only)"),
+        search=locale_str("Ground images in Google Search by default (on models that offer it)"),
+        previews=locale_str("Show thinking models' interim images while they work"),
     )
     @app_commands.autocomplete(model=model_choices)
     @app_commands.choices(
-        safety=[app_commands.Choice(name=level, value=level) for level in SAFETY_SHOWN],
-        search=[app_commands.Choice(name=word, value=word) for word in ("on", "off")],
-        previews=[app_commands.Choice(name=word, value=word) for word in ("on", "off")],
+        safety=[
+            Choice(name=locale_str(level, key=f"choice.safety.{level}"), value=level)
+            for level in SAFETY_LEVELS
+        ],
+        search=ON_OFF,
+        previews=ON_OFF,
     )
     async def set_(
         self,
@@ -147,11 +158,14 @@ class Settings(commands.Cog):
             if value is not None:
                 changes[key] = value
         config = await self._update(interaction, **changes)
-        await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
+        await self._reply(interaction, config)
 
-    @group.command(name="channel", description="Allow or disallow image making in a channel")
+    @group.command(
+        name=locale_str("channel"), description=locale_str("Allow or disallow image making in a channel")
+    )
     @app_commands.describe(
-        channel="The channel", allowed="Allowed (once any channel is allowed, only those are)"
+        channel=locale_str("The channel"),
+        allowed=locale_str("Allowed (once any channel is allowed, only those are)"),
     )
     async def channel(self, interaction: Interaction, channel: discord.TextChannel, allowed: bool) -> None:
         """Edit the allowed-channel list."""
@@ -161,17 +175,21 @@ class Settings(commands.Cog):
             [channel.id] if allowed else []
         )
         config = await self._update(interaction, allowed_channels=channels)
-        await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
+        await self._reply(interaction, config)
 
-    @group.command(name="blocklist", description="Add or remove a blocked prompt phrase")
+    @group.command(
+        name=locale_str("blocklist"), description=locale_str("Add or remove a blocked prompt phrase")
+    )
     @app_commands.describe(
-        action="Add or remove",
-        phrase="Word or phrase (matched ignoring case, accents, look-alike letters and invisible characters)",
+        action=locale_str("Add or remove"),
+        phrase=locale_str(
+            "Word or phrase (matched ignoring case, accents, look-alike letters and invisible characters)"
+        ),
     )
     @app_commands.choices(
         action=[
-            app_commands.Choice(name="add", value="add"),
-            app_commands.Choice(name="remove", value="remove"),
+            Choice(name=locale_str("add", key="choice.blocklist.add"), value="add"),
+            Choice(name=locale_str("remove", key="choice.blocklist.remove"), value="remove"),
         ]
     )
     async def blocklist(
@@ -181,15 +199,15 @@ class Settings(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         require_manager(interaction)
         if action == "add" and not normalize(phrase):
-            raise InputError("That phrase is empty once invisible characters are removed")
+            raise InputError(Text("settings.blocklist.empty"))
         current = await store_of(self.bot).get(guild_id_of(interaction))
         phrases = [p for p in current.blocklist if not same_phrase(p, phrase)]
         if action == "add":
             if len(phrases) >= MAX_BLOCKLIST:
-                raise InputError(f"The blocklist holds at most {MAX_BLOCKLIST} phrases")
+                raise InputError(Text("settings.blocklist.full", limit=MAX_BLOCKLIST))
             phrases.append(phrase.strip())
         config = await self._update(interaction, blocklist=phrases)
-        await interaction.followup.send(embed=settings_embed(self.bot, config), ephemeral=True)
+        await self._reply(interaction, config)
 
 
 async def setup(bot: Client) -> None:

@@ -9,9 +9,11 @@ import math
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.errors import InputError, NanoBotError, Refused
+from bot.i18n import Text, t
 from bot.imaging.fit import FittedImage
 from bot.imaging.pool import run_image
 from bot.imaging.prepare import fit_for_upload_async
@@ -23,7 +25,16 @@ from bot.storage.turns import TurnRecord
 from bot.ui.buttons import result_view
 from bot.ui.delivery import acknowledge, send_error
 from bot.ui.embeds import clip
-from bot.ui.gallery import PageButton, PickSelect, gallery_text, gallery_view, result_file_name, shown_embed
+from bot.ui.gallery import (
+    PageButton,
+    PickSelect,
+    gallery_text,
+    gallery_view,
+    prompt_line,
+    result_file_name,
+    shown_embed,
+)
+from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
 from bot.ui.visibility import visible_turn
 from bot.wiring import services_of
@@ -37,16 +48,12 @@ MAX_CHOICES = 25
 
 def gone() -> Refused:
     """A result whose image files and Discord message are both gone."""
-    return Refused(
-        "🖼️ No longer available",
-        "This result's images are gone: their files were pruned and their Discord message was removed.",
-    )
+    return Refused(Text("show.gone.title"), Text("show.gone.body"))
 
 
-def choice_name(entry: ResultEntry) -> str:
+def choice_name(entry: ResultEntry, locale: str | None) -> str:
     """An autocomplete line: the job id and the prompt's start ("3F9K · a lighthouse at dusk…")."""
-    prompt = " ".join(entry.prompt.split()) or "(no prompt)"
-    return clip(f"{job_code(entry.turn_id)} · {prompt}", 100)
+    return clip(f"{job_code(entry.turn_id)} · {prompt_line(entry.prompt, locale)}", 100)
 
 
 class Show(commands.Cog):
@@ -69,9 +76,14 @@ class Show(commands.Cog):
         """How long interaction tokens are treated as valid."""
         return self.services.settings.interaction_token_lifetime
 
-    @app_commands.command(name="show", description="Post one of your results again, by its job id")
+    @app_commands.command(
+        name=locale_str("show"), description=locale_str("Post one of your results again, by its job id")
+    )
     @app_commands.rename(job="id")
-    @app_commands.describe(job="The job id shown on the result, e.g. 3F9K")
+    # Discord shows this option as "id": its description's key follows that name, not the parameter's.
+    @app_commands.describe(
+        job=locale_str("The job id shown on the result, e.g. 3F9K", key="command.show.option.id.description")
+    )
     async def show(self, interaction: Interaction, job: app_commands.Range[str, 1, 20]) -> None:
         """Post the result here as this command's answer."""
         await self.repost(interaction, turn_id_of(job))
@@ -86,8 +98,10 @@ class Show(commands.Cog):
             for e in entries
             if not needle or job_code(e.turn_id).lower().startswith(needle) or needle in e.prompt.lower()
         ]
+        locale = user_locale(interaction)
         return [
-            app_commands.Choice(name=choice_name(e), value=job_code(e.turn_id)) for e in found[:MAX_CHOICES]
+            app_commands.Choice(name=choice_name(e, locale), value=job_code(e.turn_id))
+            for e in found[:MAX_CHOICES]
         ]
 
     async def repost(self, interaction: Interaction, turn_id: int | None) -> None:
@@ -101,7 +115,7 @@ class Show(commands.Cog):
                 discord.File(io.BytesIO(f.data), filename=result_file_name(turn.id, n, f))
                 for n, f in enumerate(images, 1)
             ]
-            embed = shown_embed(turn, images)
+            embed = shown_embed(turn, images, user_locale(interaction))
             message = await interaction.edit_original_response(
                 content=None, embed=embed, attachments=files, view=result_view(turn.id)
             )
@@ -131,11 +145,12 @@ class Show(commands.Cog):
         )
 
     @app_commands.command(
-        name="history", description="Your recent results on a contact sheet (only you see it)"
+        name=locale_str("history"),
+        description=locale_str("Your recent results on a contact sheet (only you see it)"),
     )
     @app_commands.describe(
-        member="Whose results (another member's: admins only, their results in this server)",
-        page="Which page (12 results each, newest first)",
+        member=locale_str("Whose results (another member's: admins only, their results in this server)"),
+        page=locale_str("Which page (12 results each, newest first)"),
     )
     async def history(
         self,
@@ -161,20 +176,20 @@ class Show(commands.Cog):
             return guild_id
         here = interaction.guild_id
         if here is None or not interaction.permissions.manage_guild or guild_id not in (None, here):
-            raise Refused(
-                "🔒 Admins only", "Only server admins (Manage Server) can see another member's results."
-            )
+            raise Refused(Text("history.admins_only.title"), Text("history.admins_only.body"))
         return here
 
     async def show_page(
         self, interaction: Interaction, member_id: int, guild_id: int | None, page: int
     ) -> None:
         """Draw one page and put it in the (private) answer."""
-        db = self.services.db
+        db, locale = self.services.db, user_locale(interaction)
         own = member_id == interaction.user.id
         total = await count_results(db, member_id, guild_id=guild_id, private=own)
         if total == 0:
-            empty = "You have no results yet." if own else f"<@{member_id}> has no results in this server."
+            empty = (
+                t(locale, "history.empty.own") if own else t(locale, "history.empty.member", member=member_id)
+            )
             await interaction.edit_original_response(content=empty, attachments=[], view=None)
             return
         pages = math.ceil(total / PER_PAGE)
@@ -182,21 +197,21 @@ class Show(commands.Cog):
         entries = await recent_results(
             db, member_id, guild_id=guild_id, private=own, limit=PER_PAGE, offset=page * PER_PAGE
         )
-        sheet = await self.draw(entries)
+        sheet = await self.draw(entries, locale)
         await interaction.edit_original_response(
-            content=gallery_text(member_id, own, page, pages, total),
+            content=gallery_text(member_id, own, page, pages, total, locale),
             attachments=[discord.File(io.BytesIO(sheet), filename=f"history-{page + 1}.png")],
-            view=gallery_view(member_id, guild_id, page, pages, entries),
+            view=gallery_view(member_id, guild_id, page, pages, entries, locale),
         )
 
-    async def draw(self, entries: list[ResultEntry]) -> bytes:
+    async def draw(self, entries: list[ResultEntry], locale: str | None) -> bytes:
         """The contact sheet: each thumbnail made in the image pool one by one (a grey tile for a
-        file that is gone), then the sheet."""
+        file that is gone), then the sheet; its captions' words in the locale's language."""
         cells = []
         for number, entry in enumerate(entries, 1):
             data = await self.services.blobs.get(entry.image) if entry.image is not None else None
             thumb = await run_image(make_thumbnail, data)
-            cells.append(SheetCell(number, job_code(entry.turn_id), entry.prompt, thumb))
+            cells.append(SheetCell(number, job_code(entry.turn_id), prompt_line(entry.prompt, locale), thumb))
         return await run_image(draw_sheet, cells)
 
     async def on_history_page(

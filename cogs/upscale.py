@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.i18n import Text
 from bot.jobs.service import JobSpec
 from bot.ui.delivery import acknowledge, job_context, to_interaction
 from bot.ui.types import Client, Interaction
@@ -20,13 +22,16 @@ class Upscale(commands.Cog):
         self.bot = bot
         self.services = services_of(bot)
 
-    @app_commands.command(name="upscale", description="Enlarge an image")
+    @app_commands.command(name=locale_str("upscale"), description=locale_str("Enlarge an image"))
     @app_commands.describe(
-        image="Image to upscale (default: my latest image in this channel)",
-        factor="How much larger",
+        image=locale_str("Image to upscale (default: my latest image in this channel)"),
+        factor=locale_str("How much larger"),
     )
     @app_commands.choices(
-        factor=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)]
+        factor=[
+            app_commands.Choice(name=locale_str("x2", key="choice.factor.x2"), value=2),
+            app_commands.Choice(name=locale_str("x4", key="choice.factor.x4"), value=4),
+        ]
     )
     async def upscale(
         self,
@@ -42,9 +47,8 @@ class Upscale(commands.Cog):
             **input_or_latest(self.bot, interaction, image),
             **job_context(interaction),
         )
-        delivery = to_interaction(
-            interaction, title=f"⬆️ Upscale x{factor}", stem="upscale", loading_message_id=loading
-        )
+        title = Text("create.title.upscale", factor=factor)
+        delivery = to_interaction(interaction, title=title, stem="upscale", loading_message_id=loading)
         await self.services.jobs.submit(job, delivery)
 
 

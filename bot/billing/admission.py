@@ -7,11 +7,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.billing.costs import credits, to_cents
-from bot.billing.rules import Check, Cooldown, Refusal, dm_checks, effective_user_rule, job_checks
+from bot.billing.rules import (
+    CONCURRENT,
+    JOB_UNITS,
+    Check,
+    Cooldown,
+    Refusal,
+    dm_checks,
+    effective_user_rule,
+    job_checks,
+)
 from bot.billing.server_rules import check_blocklist, check_place, check_prompt, discord_time
 from bot.billing.store import QuotaStore
 from bot.config import Settings
 from bot.errors import Refused
+from bot.i18n import Text
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 
 log = logging.getLogger(__name__)
@@ -106,17 +116,13 @@ class Admission:
     def check_rules(self, who: Who, config: GuildConfig, prompt: str) -> None:
         """The rules that need no database: who, where, and what the prompt says."""
         if who.user_id in self.settings.blocked_users:
-            raise Refused("⛔ Not allowed", "The operator of this bot has blocked you from making images.")
+            raise Refused(Text("rules.blocked.title"), Text("rules.blocked.operator"))
         if who.guild_id is None and not self.settings.allow_dms:
-            raise Refused(
-                "🚧 Not in DMs",
-                "Images are made in servers only: use the commands in a server that has this bot. "
-                "Nothing was charged.",
-            )
+            raise Refused(Text("rules.dm.title"), Text("rules.dm.body"))
         if who.guild_id:
             check_place(config, who.channel_id, who.channel_nsfw)
             check_prompt(config, prompt)
-        check_blocklist(self.settings.blocklist, prompt, owner="this bot")
+        check_blocklist(self.settings.blocklist, prompt, owner="bot")
 
     async def check_not_blocked(self, who: Who) -> None:
         """Refuse a member a server's admins have blocked (/quota set ... blocked) in that server."""
@@ -189,27 +195,24 @@ class Admission:
 
 def _blocked() -> Refused:
     """A member a server's admins have blocked."""
-    return Refused("⛔ Not allowed", "A server admin has blocked you from making images here.")
+    return Refused(Text("rules.blocked.title"), Text("rules.blocked.server"))
 
 
 def _refused(refusal: Refusal, cost: int) -> Refused:
     """A refusal that says which limit, how much is left and when it resets."""
     if refusal.ready_at is not None:
         wait = max(1, int((refusal.ready_at - datetime.now(UTC)).total_seconds() + 0.999))
-        return Refused(
-            "⏱️ Cooldown", f"Please wait {wait} s between images; try again {discord_time(refusal.ready_at)}."
-        )
-    if refusal.label == "your concurrent jobs":
-        admitted = refusal.limit_cents // 100
-        return Refused(
-            "⏳ Queue full",
-            f"You already have {admitted} jobs running or waiting in the queue; "
-            "wait for one to finish, or cancel one (❌ on its message).",
-        )
+        when = discord_time(refusal.ready_at)
+        return Refused(Text("rules.cooldown.title"), Text("rules.cooldown.body", seconds=wait, when=when))
+    if refusal.label == CONCURRENT:
+        admitted = refusal.limit_cents // JOB_UNITS
+        return Refused(Text("rules.queue.title"), Text("rules.queue.admitted", count=admitted))
     left = max(0, refusal.limit_cents - refusal.used_cents - refusal.reserved_cents)
-    when = f" It resets {discord_time(refusal.resets_at)}." if refusal.resets_at else ""
+    amounts = {"cost": credits(cost), "counter": refusal.label, "left": credits(left)}
+    limit = credits(refusal.limit_cents)
+    if refusal.resets_at is None:
+        return Refused(Text("rules.quota.title"), Text("rules.quota.body", limit=limit, **amounts))
+    when = discord_time(refusal.resets_at)
     return Refused(
-        "📉 Quota reached",
-        f"This job costs {credits(cost)} credits but {refusal.label} has {credits(left)} of "
-        f"{credits(refusal.limit_cents)} left.{when}",
+        Text("rules.quota.title"), Text("rules.quota.body_resets", limit=limit, when=when, **amounts)
     )

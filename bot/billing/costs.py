@@ -20,6 +20,7 @@ from bot.billing.tokens import (
     profile_of,
     reported_credits,
 )
+from bot.i18n import Text, Words
 
 CENTS = 100
 
@@ -109,23 +110,30 @@ class CostRules(BaseModel):
             return to_cents(self.local_upscale)
         return to_cents(self.upscale_x4 if factor >= 4 else self.upscale_x2)
 
-    def describe(self) -> list[str]:
-        """The rules as short lines for /settings."""
-        lines = [f"{name}: {cost:g}" for name, cost in sorted(self.models.items())]
+    def describe(self) -> list[Words]:
+        """The rules as short lines for /settings: catalogue messages, model names as they are."""
+        lines: list[Words] = [f"{name}: {cost:g}" for name, cost in sorted(self.models.items())]
         res = ", ".join(f"{k} ×{v:g}" for k, v in self.resolution.items())
         if self.mode == "tokens":
-            priced = [f"{name}: {price.describe()}" for name, price in sorted(self.tokens.items())]
+            priced = [
+                Text("rules.costs.priced", model=name, price=price.describe())
+                for name, price in sorted(self.tokens.items())
+            ]
             by_image = [
                 f"{name}: {cost:g}" for name, cost in sorted(self.models.items()) if name not in self.tokens
             ]
-            header = "by tokens (credits per million; charged as reported, at most the estimate):"
-            lines = [header, *priced, "by image (models without token prices):", *by_image]
+            lines = [Text("rules.costs.by_tokens"), *priced, Text("rules.costs.by_image"), *by_image]
         return [
             *lines,
-            f"other models: {self.default_model:g}",
-            f"resolution: {res}",
-            f"per reference image: {self.reference_image:g}; per replayed refine turn: {self.refine_turn:g}",
-            f"upscale: x2 {self.upscale_x2:g}, x4 {self.upscale_x4:g}, built-in {self.local_upscale:g}",
+            Text("rules.costs.other", cost=f"{self.default_model:g}"),
+            Text("rules.costs.resolution", factors=res),
+            Text("rules.costs.extras", reference=f"{self.reference_image:g}", turn=f"{self.refine_turn:g}"),
+            Text(
+                "rules.costs.upscale",
+                x2=f"{self.upscale_x2:g}",
+                x4=f"{self.upscale_x4:g}",
+                local=f"{self.local_upscale:g}",
+            ),
         ]
 
 

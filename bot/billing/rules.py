@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from bot.i18n import Text, Words
+
 WINDOWS: Final = ("day", "week", "month")
 SCOPES: Final = ("guild", "default", "role", "user")
 #: The start of every non-windowed counter (concurrency, lifetime totals).
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-ADJECTIVES: Final = {"day": "daily", "week": "weekly", "month": "monthly"}
 #: Guild id of the operator-wide budget (it spans every guild).
 OPERATOR_GUILD: Final = 0
 #: Units one running job holds on an "active:<user>" concurrency counter.
 JOB_UNITS: Final = 100
+#: The label of the member's jobs-at-once counter (admission words its refusal apart).
+CONCURRENT: Final = Text("rules.label.concurrent")
 
 
 def _check_window(window: str) -> None:
@@ -141,7 +144,8 @@ class Check:
     subject: str
     window: str | None
     limit_cents: int | None
-    label: str
+    #: What the refusal calls this counter ("your daily limit"), a catalogue message.
+    label: Words
     units: int | None = None
     cents: int | None = None
 
@@ -175,7 +179,7 @@ class Reservation:
 class Refusal:
     """Why a reservation was refused: the first check that did not fit (or the cooldown: ready_at)."""
 
-    label: str
+    label: Words
     limit_cents: int
     used_cents: int
     reserved_cents: int
@@ -238,7 +242,7 @@ def user_check(guild_id: int, user_id: int, rule: Rule | None, default_window: s
     """The member's credit check; with no rule it is still counted (unlimited) for /usage."""
     window = default_window if rule is None else rule.window
     limit = None if rule is None else rule.effective_limit
-    label = "a block on your account" if rule and rule.blocked else f"your {ADJECTIVES[window]} limit"
+    label = Text("rules.label.blocked") if rule and rule.blocked else Text(f"rules.label.user.{window}")
     return Check(guild_id, user_subject(user_id), window, limit, label)
 
 
@@ -246,19 +250,19 @@ def guild_check(guild_id: int, rule: Rule | None, default_window: str = "day") -
     """The server-wide pool's check; unlimited (but counted) when the guild has no pool rule."""
     window = default_window if rule is None else rule.window
     limit = None if rule is None else rule.effective_limit
-    return Check(guild_id, "guild", window, limit, f"the server's {ADJECTIVES[window]} pool")
+    return Check(guild_id, "guild", window, limit, Text(f"rules.label.guild.{window}"))
 
 
 def operator_check(limit_cents: int | None, window: str = "day", *, cents: int | None = None) -> Check:
     """The operator's budget across every guild (charged `cents`, the unscaled cost, when given)."""
-    label = f"the bot's {ADJECTIVES[window]} budget"
+    label = Text(f"rules.label.operator.{window}")
     return Check(OPERATOR_GUILD, "operator", window, limit_cents, label, cents=cents)
 
 
 def concurrency_check(guild_id: int, user_id: int, max_concurrent: int | None) -> Check:
     """At most max_concurrent running jobs per member (None = unlimited, still counted)."""
     limit = None if max_concurrent is None else max_concurrent * JOB_UNITS
-    return Check(guild_id, active_subject(user_id), None, limit, "your concurrent jobs", units=JOB_UNITS)
+    return Check(guild_id, active_subject(user_id), None, limit, CONCURRENT, units=JOB_UNITS)
 
 
 def job_checks(
@@ -293,7 +297,7 @@ def dm_checks(
 ) -> list[Check]:
     """The counters of a job in the bot's DMs: the user's DM allowance, the operator's budget and
     the user's jobs at once there (DMs are counted under guild id 0, beside the operator's budget)."""
-    label = f"your {ADJECTIVES[window]} allowance in DMs"
+    label = Text(f"rules.label.dm.{window}")
     return [
         Check(OPERATOR_GUILD, user_subject(user_id), window, limit_cents, label),
         operator_check(budget_cents, cents=base_cents),

@@ -7,10 +7,12 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Literal
 
 from confusable_homoglyphs import categories, confusables
 
 from bot.errors import Refused
+from bot.i18n import Text
 from bot.storage.guilds import GuildConfig
 
 #: Default_Ignorable_Code_Point, from DerivedCoreProperties.txt of Unicode 14.0.0 (the version of Python
@@ -196,22 +198,18 @@ def check_place(config: GuildConfig, channel_id: int, channel_nsfw: bool) -> Non
     """Refuse jobs outside the allowed channels or outside age-restricted channels when required."""
     if config.allowed_channels and channel_id not in config.allowed_channels:
         where = ", ".join(f"<#{c}>" for c in config.allowed_channels[:10])
-        raise Refused("🚧 Not in this channel", f"Images can be made here: {where}.")
+        raise Refused(Text("rules.channel.title"), Text("rules.channel.allowed", channels=where))
     if config.age_restricted_only and not channel_nsfw:
-        raise Refused(
-            "🚧 Not in this channel", "On this server images can only be made in age-restricted channels."
-        )
+        raise Refused(Text("rules.channel.title"), Text("rules.channel.age_restricted"))
 
 
-def check_blocklist(phrases: list[str], prompt: str, *, owner: str = "this server") -> None:
+def check_blocklist(phrases: list[str], prompt: str, *, owner: Literal["server", "bot"] = "server") -> None:
     """Refuse a prompt containing one of the phrases; owner names who blocked it in the message."""
     phrase = blocked_phrase(prompt, phrases)
     if phrase is not None:
-        raise Refused(
-            "🚫 Prompt not allowed", f"Your prompt contains “{phrase}”, which {owner} does not allow."
-        )
+        raise Refused(Text("rules.prompt.title"), Text(f"rules.prompt.{owner}", phrase=phrase))
 
 
 def check_prompt(config: GuildConfig, prompt: str) -> None:
     """Refuse prompts containing a phrase on the server's blocklist."""
-    check_blocklist(config.blocklist, prompt, owner="this server")
+    check_blocklist(config.blocklist, prompt, owner="server")

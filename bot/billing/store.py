@@ -33,6 +33,7 @@ from bot.billing.rules import (
     window_start,
 )
 from bot.billing.settle import kept, settled_row
+from bot.i18n import Text
 from bot.storage.db import Database, insert_for
 from bot.storage.tables import cooldowns, quota_counters, quota_reservations, quota_rules, utcnow
 
@@ -75,7 +76,7 @@ class _Refused(Exception):
     """Carries a refusal out of the transaction, which rolls it back."""
 
     def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.label)
+        super().__init__(str(refusal.label))
         self.refusal = refusal
 
 
@@ -171,7 +172,7 @@ async def _pace(conn: AsyncConnection, cooldown: Cooldown, now: datetime) -> Non
     where = and_(t.c.guild_id == cooldown.guild_id, t.c.user_id == cooldown.user_id)
     last = (await conn.execute(select(t.c.last_at).where(where))).scalar_one()
     ready = last + timedelta(seconds=cooldown.seconds)
-    raise _Refused(Refusal("your cooldown", 0, 0, 0, None, ready_at=ready))
+    raise _Refused(Refusal(Text("rules.label.cooldown"), 0, 0, 0, None, ready_at=ready))
 
 
 def _rule(row: Row[Any]) -> Rule:

@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
+from bot.i18n import Text
+
 PER_MILLION: Final = 1_000_000
 #: Prompt characters per token in the estimate (English averages about four).
 CHARS_PER_TOKEN: Final = 4
@@ -41,10 +43,12 @@ class TokenPrice(BaseModel):
         """Credits per million thinking (and text output) tokens."""
         return self.output if self.thinking is None else self.thinking
 
-    def describe(self) -> str:
+    def describe(self) -> Text:
         """Short, for /settings: "in 50 · out 3000 · thinking 300"."""
-        thinking = "" if self.thinking is None else f" · thinking {self.thinking:g}"
-        return f"in {self.input:g} · out {self.output:g}{thinking}"
+        prices = {"input": f"{self.input:g}", "output": f"{self.output:g}"}
+        if self.thinking is None:
+            return Text("rules.tokens.price", **prices)
+        return Text("rules.tokens.price_thinking", thinking=f"{self.thinking:g}", **prices)
 
 
 _FLASH_25: dict[str, float] = {"input": 7.5, "output": 750}

@@ -16,13 +16,8 @@ from typing import IO
 from PIL import Image, ImageFile, ImageOps
 
 from bot.errors import ImageTooLarge, InputError
-from bot.imaging.header import (
-    SUPPORTED_MIMES,
-    SUPPORTED_NAMES,
-    describe_mime,
-    header_dims,
-    sniff_mime,
-)
+from bot.i18n import Text
+from bot.imaging.header import SUPPORTED_MIMES, describe_mime, header_dims, sniff_mime
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +86,13 @@ def mb(n: int) -> str:
 def check_supported(data: bytes, name: str) -> str:
     """The sniffed mime of data if it is a supported image; otherwise an InputError naming it."""
     if not data:
-        raise InputError(f"{name} is empty (0 bytes)")
+        raise InputError(Text("imaging.empty", name=name))
     mime = sniff_mime(data)
     if mime in SUPPORTED_MIMES:
         return mime
     if mime is None:
-        raise InputError(f"{name} is not an image ({SUPPORTED_NAMES})")
-    raise InputError(f"{name} is {describe_mime(mime)}, not a supported image ({SUPPORTED_NAMES})")
+        raise InputError(Text("imaging.not_an_image", name=name))
+    raise InputError(Text("imaging.unsupported", name=name, kind=describe_mime(mime)))
 
 
 def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> None:
@@ -105,7 +100,7 @@ def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> No
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
         limit = f"{max_pixels / 1_000_000:.1f}".removesuffix(".0")
-        raise ImageTooLarge(f"{name} is {width}×{height} pixels; the limit is {limit} megapixels")
+        raise ImageTooLarge(Text("imaging.pixels", name=name, width=width, height=height, limit=limit))
 
 
 def open_image(
@@ -120,9 +115,9 @@ def open_image(
     try:
         image = Image.open(source or io.BytesIO(data), formats=[PIL_FORMATS[mime]])
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{name} has too many pixels to process safely") from e
+        raise ImageTooLarge(Text("imaging.bomb", name=name)) from e
     except DECODE_ERRORS as e:
-        raise InputError(f"{name} looks truncated or corrupt") from e
+        raise InputError(Text("imaging.corrupt", name=name)) from e
     check_pixels(name, image.size, max_pixels)
     return image
 
@@ -145,9 +140,9 @@ def _load(image: ImageFile.ImageFile, name: str, mime: str, max_pixels: int) -> 
         animated = bool(getattr(image, "is_animated", False))  # seeks, so before load()
         image.load()
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{name} has too many pixels to process safely") from e
+        raise ImageTooLarge(Text("imaging.bomb", name=name)) from e
     except DECODE_ERRORS as e:
-        raise InputError(f"{name} looks truncated or corrupt") from e
+        raise InputError(Text("imaging.corrupt", name=name)) from e
     check_pixels(name, image.size, max_pixels)  # a GIF frame may outgrow its logical screen
     icc = image.info.get("icc_profile") if image.mode in _RGB_FAMILY else None
     upright, rotated = _orient(image)
@@ -235,7 +230,7 @@ def encode_within(
     encoded once; without a prediction (small images) each quality is tried in turn.
     """
     if budget <= 0:
-        raise ImageTooLarge("there is no room left for this image")
+        raise ImageTooLarge(Text("imaging.no_room"))
     guesses = _sample_sizes(image, fmt, qualities, budget, icc)
     measured_q, size = qualities[0], 0.0
     for quality in qualities:
@@ -329,7 +324,7 @@ def _downscale_within(
         if smaller.width == 1 or smaller.height == 1:
             break
         size = len(data) if data is not None else 0
-    raise ImageTooLarge(f"could not make the image smaller than {mb(budget)}")
+    raise ImageTooLarge(Text("imaging.cannot_shrink", size=mb(budget)))
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:

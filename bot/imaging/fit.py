@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.errors import ImageTooLarge
+from bot.i18n import Text
 from bot.imaging.codec import Decoded, check_supported, decode, encode_within, has_alpha, open_image
 
 # Opaque images go to JPEG, transparent ones to WebP; quality steps before any downscaling.
@@ -96,7 +97,7 @@ def must_shrink_over(per_file_limit: int, total_limit: int, margin: int = UPLOAD
 def _shrink(data: bytes, budget: int, name: str, decoded: Decoded | None = None) -> FittedImage:
     """Decode once (unless done already), then re-encode (JPEG, or WebP for real alpha) within budget."""
     if budget <= 0:
-        raise ImageTooLarge(f"{name} does not fit: the message is already at Discord's size limit")
+        raise ImageTooLarge(Text("imaging.message_full", name=name))
     if decoded is None:
         decoded = decode(data, name, FIT_MAX_PIXELS)
     fmt = "WEBP" if has_alpha(decoded.image) else "JPEG"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 
+from bot.i18n import Text
+
 SUPPORTED_MIMES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"})
-SUPPORTED_NAMES = "PNG, JPEG, WebP, GIF or BMP"
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -29,22 +30,23 @@ _HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<met
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
 
-_DESCRIPTIONS = {
-    "image/png": "a PNG image",
-    "image/jpeg": "a JPEG image",
-    "image/webp": "a WebP image",
-    "image/gif": "a GIF",
-    "image/bmp": "a BMP image",
-    "image/svg+xml": "an SVG drawing",
-    "text/html": "an HTML page",
-    "application/xml": "an XML document",
-    "application/json": "a JSON document",
-    "application/pdf": "a PDF document",
-    "image/tiff": "a TIFF image",
-    "image/heic": "a HEIC photo",
-    "image/heif": "a HEIF image",
-    "image/avif": "an AVIF image",
-    "video/mp4": "a video",
+#: The catalogue's name (imaging.kind.<name>) of each format a user may send by mistake.
+_KINDS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/bmp": "bmp",
+    "image/svg+xml": "svg",
+    "text/html": "html",
+    "application/xml": "xml",
+    "application/json": "json",
+    "application/pdf": "pdf",
+    "image/tiff": "tiff",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/avif": "avif",
+    "video/mp4": "video",
 }
 
 
@@ -62,9 +64,10 @@ def sniff_mime(data: bytes) -> str | None:
     return _text_mime(data)
 
 
-def describe_mime(mime: str) -> str:
+def describe_mime(mime: str) -> Text:
     """A short phrase with its article ("an SVG drawing") for a user-facing message."""
-    return _DESCRIPTIONS.get(mime, f"a {mime} file")
+    kind = _KINDS.get(mime)
+    return Text(f"imaging.kind.{kind}") if kind else Text("imaging.kind.other", mime=mime)
 
 
 def _is_bmp(data: bytes) -> bool:

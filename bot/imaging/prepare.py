@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFilter
 
 from bot.errors import ImageTooLarge, InputError
+from bot.i18n import Text
 from bot.imaging.codec import (
     Decoded,
     Encoded,
@@ -105,9 +106,9 @@ def prepare_input(
 ) -> PreparedImage:
     """Validate a user's image and make it provider-ready, passing the bytes through when it can."""
     if not data:
-        raise InputError(f"{name} is empty (0 bytes)")
+        raise InputError(Text("imaging.empty", name=name))
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"{name} is {mb(len(data))}; the limit is {mb(max_bytes)}")
+        raise ImageTooLarge(Text("imaging.too_big", name=name, size=mb(len(data)), limit=mb(max_bytes)))
     decoded = decode(data, name, max_pixels)
     image = decoded.image
     resized = max(image.size) > max_side
@@ -164,10 +165,11 @@ def upscale_local(
 def _refuse_if_too_large(name: str, size: tuple[int, int], max_side: int) -> None:
     """InputError when the longest side is already at or over max_side."""
     if max(size) >= max_side:
-        raise InputError(
-            f"{name} is already {size[0]}×{size[1]} pixels, too large to upscale "
-            f"(the longest side must be under {max_side} pixels)"
+        width, height = size
+        too_large = Text(
+            "imaging.upscale.too_large", name=name, width=width, height=height, max_side=max_side
         )
+        raise InputError(too_large)
 
 
 def _sharpen(image: Image.Image) -> Image.Image:

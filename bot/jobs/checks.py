@@ -8,11 +8,15 @@ from __future__ import annotations
 import math
 
 from bot.errors import InputError, Refused
+from bot.i18n import Text
 from bot.jobs.spec import AUTO, JobInput, JobSpec, PendingInput, RawInput
 from bot.providers.base import ModelSpec
 from bot.storage.turns import TurnRecord, TurnStore
 
-GONE = "That image was deleted or is no longer available, so it cannot be used again."
+#: The refusal of a conversation whose image was deleted.
+GONE = Text("jobs.gone")
+#: An upscale with no image to enlarge.
+NO_IMAGE = Text("jobs.upscale.no_image")
 
 
 async def live_parent(turns: TurnStore, parent: TurnRecord) -> TurnRecord:
@@ -30,18 +34,14 @@ async def check_continue(turns: TurnStore, policy: str, parent: TurnRecord, user
     root = parent if parent.root_id in (None, parent.id) else await turns.get(parent.root_id or parent.id)
     starter = (root or parent).user_id
     if user_id != starter:
-        raise Refused(
-            "🔒 Not your conversation", f"Only <@{starter}>, who started this conversation, can continue it."
-        )
+        raise Refused(Text("jobs.conversation.title"), Text("jobs.conversation.body", starter=starter))
 
 
 def check_input_count(spec: ModelSpec, count: int) -> None:
     """Refuse more input images than the model takes (before any is downloaded)."""
     if count > spec.max_input_images:
         limit = spec.max_input_images
-        raise InputError(
-            f"{spec.name} takes at most {limit} input image{'s' if limit != 1 else ''}; this job has {count}"
-        )
+        raise InputError(Text("jobs.inputs.too_many", model=spec.name, count=limit, have=count))
 
 
 def declared_dims(job: JobSpec) -> tuple[int, int] | None:
@@ -57,6 +57,14 @@ def declared_dims(job: JobSpec) -> tuple[int, int] | None:
     return None
 
 
+def check_upscale_job(job: JobSpec, max_pixels: int) -> None:
+    """Refuse an upscale with no image, or whose declared image would enlarge past max_pixels."""
+    if not job.inputs and job.parent is None:
+        raise InputError(NO_IMAGE)
+    if (dims := declared_dims(job)) is not None:
+        check_upscale_size(*dims, job.factor, max_pixels)
+
+
 def check_upscale_size(width: int, height: int, factor: int, max_pixels: int) -> None:
     """Refuse an upscale whose result would pass MAX_OUTPUT_PIXELS, naming the largest factor that fits."""
     pixels = width * height * factor * factor
@@ -64,26 +72,22 @@ def check_upscale_size(width: int, height: int, factor: int, max_pixels: int) ->
         return
     fits = math.isqrt(max_pixels // max(1, width * height))
     offered = [f for f in (2, 4) if f <= fits]
-    what = (
-        f"the largest factor that fits is ×{offered[-1]}"
-        if offered
-        else "this image is too large to upscale at all"
-    )
-    raise InputError(
-        f"×{factor} of this {width}×{height} image would make {pixels / 1e6:.1f} MP, over this bot's "
-        f"{max_pixels / 1e6:.0f} MP limit; {what}. Nothing was charged."
-    )
+    advice = Text("jobs.upscale.fits", factor=offered[-1]) if offered else Text("jobs.upscale.none")
+    megapixels, limit = f"{pixels / 1e6:.1f}", f"{max_pixels / 1e6:.0f}"
+    size = {"factor": factor, "width": width, "height": height, "megapixels": megapixels, "limit": limit}
+    raise InputError(Text("jobs.upscale.too_large", advice=advice, **size))
 
 
 def check_shape(spec: ModelSpec, job: JobSpec) -> None:
     """A resolution or aspect ratio the decided model cannot make, refused before anything is
     reserved (the provider checks the whole request again before sending it)."""
     if job.resolution and job.resolution not in spec.resolutions:
-        raise InputError(f"{spec.name} does not offer {job.resolution}; choose {', '.join(spec.resolutions)}")
+        choices = ", ".join(spec.resolutions)
+        raise InputError(Text("jobs.resolution", model=spec.name, resolution=job.resolution, choices=choices))
     ratio = job.aspect_ratio
     if ratio and ratio != AUTO and ratio not in spec.aspect_ratios:
         ratios = ", ".join(spec.aspect_ratios)
-        raise InputError(f"{spec.name} does not support aspect ratio {ratio}; choose one of {ratios}")
+        raise InputError(Text("jobs.ratio", model=spec.name, ratio=ratio, choices=ratios))
     check_thinking(spec, job.thinking)
     check_search(spec, job.search)
 
@@ -92,10 +96,7 @@ def check_search(spec: ModelSpec, search: bool | None) -> None:
     """A Google Search asked of a model without grounding, refused before anything is reserved (the
     server's default is no ask: it simply does not apply to such a model)."""
     if search and not spec.grounding:
-        raise InputError(
-            f"{spec.name} cannot ground its images in Google Search; turn the search option off, or "
-            "choose a model that offers it (the search option lists on and off only for those)"
-        )
+        raise InputError(Text("jobs.search", model=spec.name))
 
 
 def check_thinking(spec: ModelSpec, level: str | None) -> None:
@@ -103,6 +104,6 @@ def check_thinking(spec: ModelSpec, level: str | None) -> None:
     if level is None or level in spec.thinking_levels:
         return
     if not spec.thinking_levels:
-        raise InputError(f"{spec.name} takes no thinking level; leave the thinking option out")
+        raise InputError(Text("jobs.thinking.none", model=spec.name))
     levels = ", ".join(spec.thinking_levels)
-    raise InputError(f"{spec.name} does not take thinking level {level}; choose {levels}")
+    raise InputError(Text("jobs.thinking.level", model=spec.name, level=level, choices=levels))

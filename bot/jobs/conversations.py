@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.errors import InputError
+from bot.i18n import Text
 from bot.imaging import image_dims, sniff_mime
 from bot.providers.base import ImageData, Turn
 from bot.storage.blobs import BlobStore
@@ -40,7 +41,7 @@ class Threads:
     async def output_image(self, turn: TurnRecord, index: int = 0) -> ImageData:
         """Output image `index` of a turn, re-fetched from Discord when its file is gone."""
         if index >= len(turn.output_images):
-            raise InputError("That message has no image I made")
+            raise InputError(Text("jobs.no_output"))
         ref = turn.output_images[index]
         data = await self.blobs.get(ref)
         if data is None:
@@ -51,7 +52,7 @@ class Threads:
         """Download the image again from the turn's Discord message and keep it as a blob."""
         data = await self.refetch(turn, index) if self.refetch is not None else None
         if data is None:
-            raise InputError("That image is no longer available (its file and its Discord message are gone)")
+            raise InputError(Text("jobs.refetch_gone"))
         mime = sniff_mime(data) or "image/png"
         width, height = image_dims(data)
         await self.blobs.put(data, mime, width, height)

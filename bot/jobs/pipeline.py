@@ -21,7 +21,7 @@ from bot.imaging import (
     must_shrink_over,
     nearest_ratio,
 )
-from bot.jobs.checks import check_upscale_size
+from bot.jobs.checks import NO_IMAGE, check_upscale_size
 from bot.jobs.conversations import Threads
 from bot.jobs.inputs import load_inputs, prepare_inputs
 from bot.jobs.recorder import TurnRecorder, failure_text
@@ -199,7 +199,7 @@ class Pipeline:
         if not inputs and job.parent is not None:
             inputs = [raw_image(await self.threads.output_image(job.parent, 0))]
         if not inputs:
-            raise InputError("There is no image to upscale")
+            raise InputError(NO_IMAGE)
         width, height = image_dims(inputs[0].data)  # the header only: the declared size may lie
         check_upscale_size(width, height, job.factor, self.settings.max_output_pixels)
         [image] = await self.prepare(inputs, spec)

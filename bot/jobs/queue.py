@@ -20,12 +20,14 @@ import contextlib
 import heapq
 import itertools
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 from bot.errors import Refused
+from bot.i18n import Text
 
 RECENT = 20
 DEFAULT_DURATION = 20.0
@@ -151,6 +153,12 @@ class JobQueue:
         recent = self._durations.get(provider)
         return sum(recent) / len(recent) if recent else DEFAULT_DURATION
 
+    def typical(self, provider: str) -> float | None:
+        """Median duration of the provider's recent jobs (None before any: nothing learned yet).
+        The median, so that one job that hung in a retry does not stretch everyone's bar."""
+        recent = self._durations.get(provider)
+        return statistics.median(recent) if recent else None
+
     def _fits(self, ticket: Ticket) -> bool:
         """Whether this job may start now: room in the process, its provider and its member's share."""
         limit = self.provider_limits.get(ticket.provider, self.global_limit)
@@ -217,9 +225,7 @@ class JobQueue:
             raise RuntimeError(f"job {ticket.job_id} has left the queue")
         if self._waiting_ready(ticket.user_id) >= self.per_user_queued:
             self.release(ticket, finished=False)
-            raise Refused(
-                "⏳ Queue full", f"You already have {self.per_user_queued} jobs waiting; try again soon."
-            )
+            raise Refused(Text("rules.queue.title"), Text("jobs.queue.waiting", count=self.per_user_queued))
         ticket.provider, ticket.user_limit, ticket.ready = provider, max(1, user_limit), True
         self._pump()
 

@@ -17,13 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.billing.admission import Admission, Charge, Who
 from bot.billing.costs import credits
 from bot.config import Settings
-from bot.errors import DeliveryFailed, InputError, NanoBotError, StorageUnavailable
+from bot.errors import DeliveryFailed, NanoBotError, StorageUnavailable
 from bot.jobs.checks import (
     check_continue,
     check_input_count,
     check_shape,
-    check_upscale_size,
-    declared_dims,
+    check_upscale_job,
     live_parent,
 )
 from bot.jobs.conversations import Threads
@@ -270,10 +269,7 @@ class JobService:
     def _check_inputs(self, job: JobSpec, decision: Decision, replayed: int) -> None:
         """Input counts (a refine with nothing to replay sends its parent's image) and output sizes."""
         if job.kind == "upscale":
-            if not job.inputs and job.parent is None:
-                raise InputError("There is no image to upscale")
-            if (dims := declared_dims(job)) is not None:
-                check_upscale_size(*dims, job.factor, self.settings.max_output_pixels)
+            check_upscale_job(job, self.settings.max_output_pixels)
             return
         spec = decision.spec
         replays = job.use_history and decision.kind == "gemini" and spec.multi_turn and replayed > 0

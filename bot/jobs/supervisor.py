@@ -35,6 +35,8 @@ class Progress:
     charged: bool = False
     #: A running job's interim "thought" image, as the model sent it (see GenerateRequest.on_preview).
     preview: Preview | None = None
+    #: A running job's typical duration on its provider, learned from recent jobs (None: not yet).
+    expected: float | None = None
 
 
 ProgressHook = Callable[[Progress], Awaitable[None]]
@@ -139,7 +141,12 @@ class Supervisor:
         active = self._active.get(ticket.job_id)
         elapsed = time.monotonic() - ticket.started
         progress = Progress(
-            ticket.job_id, "running", ticket.provider, elapsed=elapsed, charged=bool(active and active.sent)
+            ticket.job_id,
+            "running",
+            ticket.provider,
+            elapsed=elapsed,
+            charged=bool(active and active.sent),
+            expected=self.queue.typical(ticket.provider),
         )
         await _safely(report, progress)
 

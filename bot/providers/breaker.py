@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 from bot.errors import AuthFailed, OutOfCredits, ProviderTimeout, ProviderUnavailable, RateLimited
+from bot.i18n import Text
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,7 @@ class Breaker:
         """Let the call through (True when it is the half-open probe) or fail fast."""
         if not self.available():
             wait = max(1, math.ceil(self.retry_in()))
-            raise CircuitOpen(
-                f"{self.name} is temporarily unavailable; try again in {wait} s", provider=self.name
-            )
+            raise CircuitOpen(Text("provider.paused", provider=self.name, seconds=wait), provider=self.name)
         if self.state == "half-open":
             self._probing = True
             return True

@@ -13,6 +13,7 @@ import yarl
 
 from bot.config import ProviderConfig
 from bot.errors import BadRequest, InputError, ProviderUnavailable, SafetyBlocked
+from bot.i18n import Text
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -138,27 +139,35 @@ class ProviderBase:
         spec = self.spec(request.model)
         model = spec.name
         if not request.prompt.strip():
-            raise BadRequest("The prompt is empty; describe the image you want", provider=self.name)
+            raise BadRequest(Text("provider.prompt.empty"), provider=self.name)
         if len(request.prompt) > spec.max_prompt_chars:
-            raise BadRequest(
-                f"The prompt is {len(request.prompt)} characters; {model} takes at most "
-                f"{spec.max_prompt_chars}",
-                provider=self.name,
+            too_long = Text(
+                "provider.prompt.too_long",
+                length=len(request.prompt),
+                model=model,
+                limit=spec.max_prompt_chars,
             )
+            raise BadRequest(too_long, provider=self.name)
         if request.aspect_ratio and request.aspect_ratio not in spec.aspect_ratios:
+            ratios = ", ".join(spec.aspect_ratios)
             raise BadRequest(
-                f"{model} does not support aspect ratio {request.aspect_ratio}; "
-                f"choose one of {', '.join(spec.aspect_ratios)}",
+                Text("provider.ratio.unsupported", model=model, ratio=request.aspect_ratio, ratios=ratios),
                 provider=self.name,
             )
         if request.resolution and request.resolution not in spec.resolutions:
+            resolutions = ", ".join(spec.resolutions)
             raise BadRequest(
-                f"{model} does not offer {request.resolution}; choose {', '.join(spec.resolutions)}",
+                Text(
+                    "provider.resolution.unsupported",
+                    model=model,
+                    resolution=request.resolution,
+                    resolutions=resolutions,
+                ),
                 provider=self.name,
             )
         if not 1 <= request.count <= spec.max_count:
             raise BadRequest(
-                f"{model} makes 1 to {spec.max_count} images per request, not {request.count}",
+                Text("provider.count.range", model=model, most=spec.max_count, asked=request.count),
                 provider=self.name,
             )
         self._validate_images(request, spec)
@@ -168,31 +177,38 @@ class ProviderBase:
         """Count, kind and size of the reference images."""
         if len(request.images) > spec.max_input_images:
             raise BadRequest(
-                f"{spec.name} accepts at most {spec.max_input_images} input image"
-                f"{'s' if spec.max_input_images != 1 else ''}; you gave {len(request.images)}",
+                Text(
+                    "provider.images.too_many",
+                    model=spec.name,
+                    count=spec.max_input_images,
+                    given=len(request.images),
+                ),
                 provider=self.name,
             )
         for image in request.images:
             if spec.needs_urls:
                 if not image.url or not image.url.startswith(("http://", "https://")):
                     raise BadRequest(
-                        f"{self.name} needs input images as public http(s) URLs; {image.name} has none",
+                        Text("provider.images.needs_url", provider=self.name, name=image.name),
                         provider=self.name,
                     )
                 continue
             if image.data is None:
-                raise BadRequest(f"{image.name} has no image data to send", provider=self.name)
+                raise BadRequest(Text("provider.images.no_data", name=image.name), provider=self.name)
             if image.mime not in spec.input_mimes:
                 raise BadRequest(
-                    f"{image.name} is {image.mime}; {spec.name} takes PNG, JPEG or WebP",
+                    Text("provider.images.format", name=image.name, mime=image.mime, model=spec.name),
                     provider=self.name,
                 )
             if len(image.data) > spec.max_input_bytes:
-                raise BadRequest(
-                    f"{image.name} is {len(image.data) / 1048576:.1f} MB; {spec.name} takes at "
-                    f"most {spec.max_input_bytes / 1048576:.1f} MB per image",
-                    provider=self.name,
+                too_big = Text(
+                    "provider.images.too_big",
+                    name=image.name,
+                    size=f"{len(image.data) / 1048576:.1f}",
+                    model=spec.name,
+                    limit=f"{spec.max_input_bytes / 1048576:.1f}",
                 )
+                raise BadRequest(too_big, provider=self.name)
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Make or edit images (each wire format implements this)."""
@@ -204,7 +220,7 @@ class ProviderBase:
 
     async def upscale(self, request: UpscaleRequest) -> GenerateResult:
         """Providers without an upscale endpoint refuse clearly."""
-        raise BadRequest(f"{self.name} cannot upscale images", provider=self.name)
+        raise BadRequest(Text("provider.upscale.unsupported", provider=self.name), provider=self.name)
 
     async def download(self, url: str) -> ImageData:
         """A result image from this provider: its own host is trusted, any other must be public."""

@@ -19,6 +19,7 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
+from bot.i18n import Text
 from bot.providers.base import GenerateRequest, GenerateResult, ImageData, JsonDict, PreviewHook, Sources
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.gemini_body import MB, Draft, Move, seeded, sized_body
@@ -113,7 +114,7 @@ def _classify(provider: str, status: int, error: Error) -> ProviderError:
             f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
         )
     if status == 504:
-        return ProviderTimeout(f"{provider} gave up on the request (deadline exceeded)", provider=provider)
+        return ProviderTimeout(Text("provider.timeout.deadline", provider=provider), provider=provider)
     if status >= 500:
         return ProviderUnavailable(f"{provider} is unavailable ({why})", provider=provider)
     if status == 404:
@@ -228,34 +229,26 @@ class GeminiProvider(ProviderBase):
         """No candidates: the prompt itself was blocked."""
         reason = feedback.block_reason
         if not reason:
-            return NoImageReturned(f"{self.name} returned no result at all", provider=self.name)
+            return NoImageReturned(Text("provider.no_result", provider=self.name), provider=self.name)
         detail = feedback.block_reason_message
-        return SafetyBlocked(
-            f"Your prompt was blocked by {self.name}'s safety filters ({reason})"
-            + (f": {detail}" if detail else ""),
-            reason=reason,
-            model_text=detail,
-            provider=self.name,
-        )
+        blocked = Text("provider.safety.prompt", provider=self.name, reason=reason)
+        if detail:
+            blocked = Text("provider.safety.prompt_said", provider=self.name, reason=reason, detail=detail)
+        return SafetyBlocked(blocked, reason=reason, model_text=detail, provider=self.name)
 
     def _no_image(self, candidate: Candidate, text: str | None) -> ProviderError:
         """A candidate without an image: blocked, or the model chose not to draw."""
         reason = candidate.finish_reason or "UNKNOWN"
         said = candidate.finish_message or text
         if reason in SAFETY_REASONS:
-            return SafetyBlocked(
-                f"The image was blocked by {self.name}'s safety filters ({reason})"
-                + (f". The model said: {said}" if said else ""),
-                reason=reason,
-                model_text=said,
-                provider=self.name,
-            )
-        return NoImageReturned(
-            f"{self.name} returned no image ({reason})" + (f". The model said: {said}" if said else ""),
-            reason=reason,
-            model_text=said,
-            provider=self.name,
-        )
+            blocked = Text("provider.safety.image", provider=self.name, reason=reason)
+            if said:
+                blocked = Text("provider.safety.image_said", provider=self.name, reason=reason, said=said)
+            return SafetyBlocked(blocked, reason=reason, model_text=said, provider=self.name)
+        empty = Text("provider.no_image.bare", provider=self.name, reason=reason)
+        if said:
+            empty = Text("provider.no_image.said", provider=self.name, reason=reason, said=said)
+        return NoImageReturned(empty, reason=reason, model_text=said, provider=self.name)
 
     async def check(self) -> str:
         """Fetch the default model's metadata: proves the URL and the key without generating."""

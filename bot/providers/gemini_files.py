@@ -31,6 +31,7 @@ from pydantic import AliasChoices, AliasGenerator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from bot.errors import BadRequest, ProviderError, ProviderTimeout, ProviderUnavailable
+from bot.i18n import Text
 from bot.providers.base import ImageData
 from bot.providers.common import ProviderBase
 from bot.providers.gemini_body import Draft, Move, with_files
@@ -229,11 +230,8 @@ class GeminiFiles:
             if status not in (403, 404) or not _names_file(body):
                 return base(status, body, headers)
             gone.append(status)
-            return BadRequest(
-                f"{self.provider.name} no longer has an uploaded reference image ({reason(status)}); "
-                "try again",
-                provider=self.provider.name,
-            )
+            name = self.provider.name
+            return BadRequest(Text("provider.files.gone", provider=name, why=reason(status)), provider=name)
 
         return mapper
 
@@ -318,7 +316,7 @@ class GeminiFiles:
         deadline = time.monotonic() + p.limits.poll_deadline
         while file.state == "PROCESSING":
             if time.monotonic() > deadline:
-                raise ProviderTimeout(f"{p.name} took too long to process an uploaded image", provider=p.name)
+                raise ProviderTimeout(Text("provider.timeout.processing", provider=p.name), provider=p.name)
             await asyncio.sleep(p.limits.poll_interval)
             data = await p.send_with(key, "GET", f"{p.base_url}/v1beta/{file.name}")
             file = parse(_File, data, p.name)
@@ -355,10 +353,9 @@ class GeminiFiles:
                 body = await _read_small(resp, p.name)
                 reply = _Reply(resp.status, resp.headers, body)
         except TimeoutError as e:
-            raise ProviderTimeout(
-                f"{p.name} did not take an image upload within {p.limits.request_timeout:.0f} s",
-                provider=p.name,
-            ) from e
+            seconds = f"{p.limits.request_timeout:.0f}"
+            late = Text("provider.timeout.upload", provider=p.name, seconds=seconds)
+            raise ProviderTimeout(late, provider=p.name) from e
         except aiohttp.ClientError as e:
             unreachable = ProviderUnavailable(
                 f"{p.name} could not be reached for an image upload ({type(e).__name__})", provider=p.name
@@ -372,11 +369,9 @@ class GeminiFiles:
         """The typed error of a failed upload exchange (wrapped as Retryable when worth another try)."""
         p = self.provider
         if reply.status in (404, 405, 501):  # most likely a Gemini-compatible host without the Files API
-            return BadRequest(
-                f"{p.name} did not take an image upload ({reason(reply.status)}) and the request is over "
-                f"its {p.config.inline_limit_mb:g} MB inline limit; use fewer or smaller images",
-                provider=p.name,
-            )
+            why, limit = reason(reply.status), f"{p.config.inline_limit_mb:g}"
+            refused = Text("provider.files.unsupported", provider=p.name, why=why, limit=limit)
+            return BadRequest(refused, provider=p.name)
         if reply.status < 400:
             return ProviderUnavailable(
                 f"{p.name} sent an unexpected answer (HTTP {reply.status})", provider=p.name

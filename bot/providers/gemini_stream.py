@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from bot.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from bot.i18n import Text
 from bot.providers.base import JsonDict, Preview, PreviewHook
 from bot.providers.common import ProviderBase
 from bot.providers.http import BIG_BODY, RETRY_STATUSES, image_from_base64
@@ -277,9 +278,9 @@ class _StreamCall:
                 reading = True
                 return await self._read(resp)
         except TimeoutError as e:
-            raise ProviderTimeout(
-                f"{self.name} did not answer within {limits.request_timeout:.0f} s", provider=self.name
-            ) from e
+            seconds = f"{limits.request_timeout:.0f}"
+            late = Text("provider.timeout.answer", provider=self.name, seconds=seconds)
+            raise ProviderTimeout(late, provider=self.name) from e
         except aiohttp.ClientError as e:
             if reading:  # part of the answer came: another attempt would be another (billed) image
                 raise ProviderUnavailable(

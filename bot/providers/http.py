@@ -18,6 +18,7 @@ import aiohttp
 import yarl
 
 from bot.errors import InputError, ProviderError, ProviderTimeout, ProviderUnavailable
+from bot.i18n import Text
 from bot.imaging import Arrival, current_intake, sniff_mime
 from bot.providers.base import ImageData
 from bot.providers.netguard import check_url
@@ -184,10 +185,9 @@ class HttpClient:
                 body = await _read_capped(resp, limits.max_response_bytes, provider)
                 return _Answer(resp.status, resp.headers, body)
         except TimeoutError as e:
-            raise ProviderTimeout(
-                f"{provider} did not answer within {limits.request_timeout:.0f} s",
-                provider=provider,
-            ) from e
+            seconds = f"{limits.request_timeout:.0f}"
+            late = Text("provider.timeout.answer", provider=provider, seconds=seconds)
+            raise ProviderTimeout(late, provider=provider) from e
         except aiohttp.ClientError as e:
             unreachable = ProviderUnavailable(
                 f"{provider} could not be reached ({type(e).__name__}); try again later",
@@ -257,9 +257,8 @@ class HttpClient:
                     raise error
                 body = await _read_capped(resp, limits.max_download_bytes, provider, image=True)
         except TimeoutError as e:
-            raise ProviderTimeout(
-                f"downloading the image from {provider} timed out", provider=provider
-            ) from e
+            late = Text("provider.timeout.download", provider=provider)
+            raise ProviderTimeout(late, provider=provider) from e
         except aiohttp.ClientError as e:
             error = ProviderUnavailable(f"downloading the image from {provider} failed", provider=provider)
             raise Retryable(error, e) from e

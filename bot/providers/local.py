@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bot.errors import BadRequest
+from bot.i18n import Text
 from bot.imaging import upscale_local_async
 from bot.providers.base import GenerateRequest, GenerateResult, ImageData, UpscaleRequest
 from bot.providers.common import ProviderBase
@@ -22,14 +23,14 @@ class LocalProvider(ProviderBase):
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """The local provider cannot make images."""
-        raise BadRequest(f"{self.name} only upscales; it cannot make images", provider=self.name)
+        raise BadRequest(Text("provider.upscale.only", provider=self.name), provider=self.name)
 
     async def upscale(self, request: UpscaleRequest) -> GenerateResult:
         """Resize by the factor, sharpen, and encode."""
         if request.factor not in (2, 4):
-            raise BadRequest("the upscale factor must be x2 or x4", provider=self.name)
+            raise BadRequest(Text("provider.upscale.factor"), provider=self.name)
         if request.image.data is None:
-            raise BadRequest("the image to upscale has no data", provider=self.name)
+            raise BadRequest(Text("provider.upscale.no_data"), provider=self.name)
         data, mime = await upscale_local_async(request.image.data, request.factor)
         return GenerateResult(
             images=[ImageData(data, mime)], provider=self.name, model=f"local x{request.factor}"

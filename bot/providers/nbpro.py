@@ -18,6 +18,7 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
+from bot.i18n import Text
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out, multipart
 from bot.providers.http import ErrorMapper, parse_retry_after
@@ -68,7 +69,7 @@ def map_error(provider: str) -> ErrorMapper:
             return ProviderUnavailable(f"{provider} failed to make the image ({why})", provider=provider)
         if any(word in message.lower() for word in _SAFETY_WORDS):
             return SafetyBlocked(
-                f"Your request was blocked by {provider} ({why})",
+                Text("provider.safety.request", provider=provider, why=why),
                 reason="policy",
                 model_text=clean_message(message),
                 provider=provider,
@@ -113,7 +114,7 @@ class NBProProvider(ProviderBase):
         data = await self.send("POST", self.base_url + PATH, json_body=body, form=form)
         answer = parse(_Answer, data, self.name)
         if not answer.images:
-            raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
+            raise NoImageReturned(Text("provider.no_image.any", provider=self.name), provider=self.name)
         images = await asyncio.gather(*(self.download(image.url) for image in answer.images))
         return GenerateResult(images=list(images), provider=self.name, model=answer.model or model)
 

@@ -13,6 +13,7 @@ from aiohttp import DefaultResolver, TCPConnector
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.errors import InputError
+from bot.i18n import Text
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: IPv6 ranges that carry an IPv4 address in their last 32 bits (NAT64 well-known and local-use
@@ -60,21 +61,22 @@ async def check_url(url: str, *, trusted_hosts: Collection[str] = ()) -> None:
     try:
         parsed = yarl.URL(url)
     except ValueError:
-        raise InputError("That is not a valid URL") from None
+        raise InputError(Text("provider.url.invalid")) from None
     if parsed.scheme not in ("http", "https"):
-        scheme = f", not {parsed.scheme}:" if parsed.scheme else ""
-        raise InputError(f"Only http(s) image URLs are allowed{scheme}")
+        if parsed.scheme:
+            raise InputError(Text("provider.url.scheme_named", scheme=parsed.scheme))
+        raise InputError(Text("provider.url.scheme"))
     host = parsed.host
     if not host:
-        raise InputError("That image URL has no host")
+        raise InputError(Text("provider.url.no_host"))
     if host in trusted_hosts:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port, type=socket.SOCK_STREAM)
     except OSError:
-        raise InputError(f"The image host {host} cannot be found") from None
+        raise InputError(Text("provider.url.unknown_host", host=host)) from None
     if not infos or not all(_public(str(info[4][0])) for info in infos):
-        raise InputError(f"Refused: {host} is a private or local address")
+        raise InputError(Text("provider.url.private", host=host))
 
 
 class PublicResolver(AbstractResolver):

@@ -21,6 +21,7 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
+from bot.i18n import Text
 from bot.providers.base import (
     GenerateRequest,
     GenerateResult,
@@ -115,7 +116,7 @@ def map_error(provider: str) -> ErrorMapper:
         why = reason(status, message, code)
         if code in _SAFETY_CODES or kind == "image_generation_user_error" or "safety system" in message:
             return SafetyBlocked(
-                f"Your request was blocked by {provider}'s safety system",
+                Text("provider.safety.system", provider=provider),
                 reason=clean_message(code or kind),
                 model_text=clean_message(message),
                 provider=provider,
@@ -136,7 +137,9 @@ def map_error(provider: str) -> ErrorMapper:
                 f"{provider} is rate limiting requests{wait}", retry_after=delay, provider=provider
             )
         if status == 504:
-            return ProviderTimeout(f"{provider} timed out making the image ({why})", provider=provider)
+            return ProviderTimeout(
+                Text("provider.timeout.making", provider=provider, why=why), provider=provider
+            )
         if status >= 500:
             return ProviderUnavailable(f"{provider} failed ({why})", provider=provider)
         return BadRequest(f"{provider} rejected the request ({why})", provider=provider)
@@ -190,7 +193,7 @@ class OpenAIImagesProvider(ProviderBase):
             return await super().upscale(request)
         image = request.image.as_image()
         if image is None:
-            raise BadRequest("the image to upscale has no data", provider=self.name)
+            raise BadRequest(Text("provider.upscale.no_data"), provider=self.name)
         fields = {
             "upscale_factor": f"x{request.factor}",
             "response_format": self.config.response_format,
@@ -207,7 +210,7 @@ class OpenAIImagesProvider(ProviderBase):
         # Validation keeps the base64 strings as they are (no copy), so it may run on the event loop.
         answer = parse(_ImagesResponse, data, self.name)
         if not answer.data:
-            raise NoImageReturned(f"{self.name} answered without any image", provider=self.name)
+            raise NoImageReturned(Text("provider.no_image.any", provider=self.name), provider=self.name)
         images = await asyncio.gather(*(self._image(item) for item in answer.data))
         revised = next((item.revised_prompt for item in answer.data if item.revised_prompt), None)
         return GenerateResult(

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from bot.config import ProviderConfig
 from bot.errors import BadRequest, InputError, NoImageReturned, ProviderError, ProviderUnavailable
+from bot.i18n import Text, Words
 from bot.providers.base import GenerateRequest, GenerateResult, ImageProvider, UpscaleRequest
 from bot.providers.breaker import Breaker, State
 from bot.providers.pacing import Pacer
@@ -95,8 +96,8 @@ class Router:
         for provider in [*self.providers, self.local]:
             if provider.name == name:
                 return provider
-        names = ", ".join(p.name for p in self.providers) or "none"
-        raise InputError(f"There is no provider named '{name}' (configured: {names})")
+        names: Words = ", ".join(p.name for p in self.providers) or Text("provider.router.none")
+        raise InputError(Text("provider.router.unknown_provider", name=name, names=names))
 
     def models(self) -> list[tuple[str, str]]:
         """Every (provider, model) pair that can generate, in fallback order."""
@@ -107,18 +108,20 @@ class Router:
         if provider is not None:
             chosen = self.get(provider)
             if model is not None and model not in chosen.models:
-                raise InputError(f"{chosen.name} does not serve {model}; it has {', '.join(chosen.models)}")
+                models = ", ".join(chosen.models)
+                unserved = Text(
+                    "provider.router.model_not_served", provider=chosen.name, model=model, models=models
+                )
+                raise InputError(unserved)
             return [chosen]
         if not self.providers:
-            raise InputError(
-                "No image provider is configured: set GEMINI_API_KEY or add [[providers]] to nanobot.toml"
-            )
+            raise InputError(Text("provider.router.none_configured"))
         if model is None:
             return self._ready(self.providers)
         serving = [p for p in self.providers if model in p.models]
         if not serving:
             known = ", ".join(sorted({m for _, m in self.models()}))
-            raise InputError(f"No provider serves the model '{model}'. Available: {known}")
+            raise InputError(Text("provider.router.unknown_model", model=model, known=known))
         return self._ready(serving)
 
     async def generate(
@@ -135,11 +138,8 @@ class Router:
         every = self.candidates(provider, request.model)
         candidates = [c for c in every if allow is None or allow(c)]
         if not candidates:
-            raise ProviderUnavailable(
-                f"{every[0].name} is unavailable and the other providers cost more than this job "
-                "reserved; nothing was charged, try again shortly",
-                provider=every[0].name,
-            )
+            dearer = Text("provider.router.dearer", provider=every[0].name)
+            raise ProviderUnavailable(dearer, provider=every[0].name)
         if len(candidates) < len(every):
             log.info("skipping %d dearer fallback provider(s)", len(every) - len(candidates))
         last: ProviderError | None = None
@@ -151,14 +151,14 @@ class Router:
                     raise
                 log.warning("provider %s failed (%s); trying the next one", candidate.name, type(e).__name__)
                 last = e
-        raise last or BadRequest("no provider could take the request")
+        raise last or BadRequest(Text("provider.router.no_candidate"))
 
     def upscalers(self, provider: str | None) -> list[ImageProvider]:
         """Upscale-capable providers in order (paused ones left out), then the local upscaler."""
         if provider is not None:
             chosen = self.get(provider)
             if not chosen.can_upscale:
-                raise InputError(f"{chosen.name} cannot upscale; leave the provider out to use any")
+                raise InputError(Text("provider.router.cannot_upscale", provider=chosen.name))
             return [chosen]
         capable = [p for p in self.providers if p.can_upscale and self.breakers[p.name].available()]
         return [*capable, self.local]

@@ -23,6 +23,7 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
+from bot.i18n import Text, Words
 from bot.providers.base import GenerateRequest, GenerateResult, JsonDict
 from bot.providers.common import ProviderBase, fan_out
 from bot.providers.http import ErrorMapper, parse_retry_after
@@ -165,12 +166,15 @@ def task_error(task: _Task, provider: str) -> ProviderError:
     else:
         raw = error or task.message
     message = raw or ""
-    shown = clean_message(message) or "unknown error"
+    shown: Words = clean_message(message) or Text("provider.unknown_error")
     tag = clean_message(code, limit=40)
     suffix = f" (code {tag})" if tag else ""
     if any(word in message.lower() for word in _SAFETY_WORDS):
+        refused = Text("provider.safety.refused", provider=provider, shown=shown)
+        if tag:
+            refused = Text("provider.safety.refused_code", provider=provider, shown=shown, code=tag)
         return SafetyBlocked(
-            f"{provider} refused the image: {shown}{suffix}",
+            refused,
             reason=tag or "policy",
             model_text=clean_message(message),
             provider=provider,
@@ -212,10 +216,9 @@ class TaskProvider(ProviderBase):
         deadline = time.monotonic() + self.limits.poll_deadline
         while not self._finished(task):
             if time.monotonic() >= deadline:
-                raise ProviderTimeout(
-                    f"{self.name} did not finish the image within {self.limits.poll_deadline:.0f} s",
-                    provider=self.name,
-                )
+                seconds = f"{self.limits.poll_deadline:.0f}"
+                late = Text("provider.timeout.task", provider=self.name, seconds=seconds)
+                raise ProviderTimeout(late, provider=self.name)
             await asyncio.sleep(self.limits.poll_interval)
             task = await self._poll(key, task.id or "")
         return await self._result(task, model)
@@ -249,11 +252,10 @@ class TaskProvider(ProviderBase):
         texts = [said for item in items if item.type == "text" and (said := item.text or item.content)]
         if not urls:
             said = "\n".join(texts) or None
-            raise NoImageReturned(
-                f"{self.name} finished without an image" + (f". The model said: {said}" if said else ""),
-                model_text=said,
-                provider=self.name,
-            )
+            empty = Text("provider.no_image.task", provider=self.name)
+            if said:
+                empty = Text("provider.no_image.task_said", provider=self.name, said=said)
+            raise NoImageReturned(empty, model_text=said, provider=self.name)
         images = await asyncio.gather(*(self.download(u) for u in urls))
         return GenerateResult(
             images=list(images),

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import InputError, Refused
+from bot.i18n import Text
 from bot.storage.db import Database
 from bot.storage.tables import styles, utcnow
 from bot.storage.turns import BlobRef
@@ -70,9 +71,9 @@ def clean_name(text: str) -> str:
     """A style name as stored: trimmed, inner spaces collapsed; InputError when empty or too long."""
     name = _SPACES.sub(" ", text).strip()
     if not name:
-        raise InputError("A style needs a name")
+        raise InputError(Text("styles.name.missing"))
     if len(name) > MAX_NAME:
-        raise InputError(f"A style name is at most {MAX_NAME} characters")
+        raise InputError(Text("styles.name.too_long", limit=MAX_NAME))
     return name
 
 
@@ -111,8 +112,7 @@ def _taken(owner_id: int, scope: int, name: str) -> Any:
 
 def _name_taken(scope: int, name: str) -> InputError:
     """The refusal of a name already used there."""
-    where = "This server already has" if scope else "You already have"
-    return InputError(f"{where} a style named “{name}”")
+    return InputError(Text("styles.exists.server" if scope else "styles.exists.user", name=name))
 
 
 class StyleStore:
@@ -135,11 +135,11 @@ class StyleStore:
         images it holds, when not the owner); InputError when the name is taken."""
         name, scope = clean_name(name), guild_id or OWN
         if len(images) > MAX_STYLE_IMAGES:
-            raise InputError(f"A style holds at most {MAX_STYLE_IMAGES} images; this one has {len(images)}")
+            raise InputError(Text("styles.images.too_many", limit=MAX_STYLE_IMAGES, have=len(images)))
         if not prompt.strip() and not images:
-            raise InputError("A style needs style words (`prompt`) or images")
+            raise InputError(Text("styles.empty"))
         if len(prompt) > MAX_WORDS:
-            raise InputError(f"A style's words are at most {MAX_WORDS} characters")
+            raise InputError(Text("styles.words.too_long", limit=MAX_WORDS))
         values = {
             "owner_id": owner_id,
             "guild_id": scope,
@@ -162,7 +162,7 @@ class StyleStore:
                 return await self.db.write(work)
             except IntegrityError:  # a code (or, in a race, the name) taken meanwhile: check again
                 log.info("a new style collided with an existing one; attempt %d", attempt + 1)
-        raise InputError("Could not save the style just now; try again")
+        raise InputError(Text("styles.save_failed"))
 
     async def check_free(self, owner_id: int, guild_id: int | None, name: str) -> None:
         """Refuse a name already used where the style would go (before its images are stored)."""
@@ -205,7 +205,7 @@ class StyleStore:
         those. InputError when there is none of that name, Refused for a non-admin."""
         scope = guild_id or OWN
         if scope != OWN and not admin:
-            raise Refused("🔒 Admins only", "You need the Manage Server permission to delete a server style.")
+            raise Refused(Text("styles.admins.title"), Text("styles.admins.body"))
         where = and_(styles.c.guild_id == scope, _same_name(_SPACES.sub(" ", name).strip()))
         if scope == OWN:
             where = and_(where, styles.c.owner_id == user_id)
@@ -218,15 +218,14 @@ class StyleStore:
 
         gone = await self.db.write(work)
         if gone is None:
-            where_said = "This server has" if scope else "You have"
-            raise InputError(f"{where_said} no style named “{name}”")
+            raise InputError(Text("styles.missing.server" if scope else "styles.missing.user", name=name))
         return gone
 
     async def import_code(self, user_id: int, code: str, name: str | None = None) -> Style:
         """Copy the style behind a share code into the member's own styles (with a new code)."""
         found = await self.by_code(code)
         if found is None:
-            raise InputError(f"No style has the share code `{clean_code(code)}`")
+            raise InputError(Text("styles.code.unknown", code=clean_code(code)))
         origin = found.origin_id or found.owner_id
         return await self.create(
             user_id, None, name or found.name, found.prompt, found.images, origin_id=origin

@@ -8,6 +8,7 @@ import asyncio
 import discord
 
 from bot.errors import ImageTooLarge, InputError
+from bot.i18n import Text
 from bot.jobs.spec import PendingInput, RawInput
 from bot.storage.turns import TurnRecord, TurnStore
 from bot.ui.types import Client
@@ -20,7 +21,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
 def _megabytes(size: int) -> str:
-    """A byte count as MB with one decimal."""
+    """A byte count as MB with one decimal (the unit reads the same in every language we speak)."""
     return f"{size / 1048576:.1f} MB"
 
 
@@ -28,10 +29,15 @@ def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:
     """Refuse an attachment by the size Discord declares for it (nothing is downloaded)."""
     if attachment.size > max_bytes:
         raise ImageTooLarge(
-            f"{attachment.filename} is {_megabytes(attachment.size)}; the limit is {_megabytes(max_bytes)}"
+            Text(
+                "create.attachment.too_large",
+                name=attachment.filename,
+                size=_megabytes(attachment.size),
+                limit=_megabytes(max_bytes),
+            )
         )
     if attachment.size == 0:
-        raise InputError(f"{attachment.filename} is empty (0 bytes)")
+        raise InputError(Text("create.attachment.empty", name=attachment.filename))
 
 
 def pending_attachment(attachment: discord.Attachment, max_bytes: int) -> PendingInput:
@@ -53,9 +59,13 @@ async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> Raw
     try:
         data = await attachment.read()
     except discord.HTTPException as e:
-        raise InputError(f"{attachment.filename} could not be downloaded from Discord ({e.status})") from e
+        raise InputError(
+            Text("create.attachment.download_failed", name=attachment.filename, status=e.status)
+        ) from e
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"{attachment.filename} is over the {_megabytes(max_bytes)} limit")
+        raise ImageTooLarge(
+            Text("create.attachment.over_limit", name=attachment.filename, limit=_megabytes(max_bytes))
+        )
     return RawInput(data, attachment.filename, attachment.url)
 
 
@@ -80,8 +90,8 @@ async def latest_bot_image(
                 if is_image_attachment(attachment):
                     return pending_attachment(attachment, max_bytes)
     except discord.Forbidden as e:
-        raise InputError("I cannot read this channel's history; attach an image instead") from e
-    raise InputError("There is no image of mine in this channel yet; attach one with the `image` option")
+        raise InputError(Text("create.latest.unreadable")) from e
+    raise InputError(Text("create.latest.none"))
 
 
 async def refetch_output(bot: Client, turn: TurnRecord, index: int) -> bytes | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from discord import app_commands
 
 from bot.errors import InputError, NanoBotError
+from bot.i18n import Text, t
 from bot.providers.base import ModelSpec
+from bot.ui.locale import user_locale
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
@@ -25,10 +27,17 @@ def _spec(interaction: Interaction) -> ModelSpec | None:
         return None
 
 
-def _filtered(values: list[str], current: str) -> list[app_commands.Choice[str]]:
-    """At most 25 choices containing what the user typed."""
+def _filtered(
+    values: list[str], current: str, names: dict[str, str] | None = None
+) -> list[app_commands.Choice[str]]:
+    """At most 25 choices whose value (or shown name) contains what the user typed."""
     needle = current.lower().strip()
-    return [app_commands.Choice(name=v, value=v) for v in values if needle in v.lower()][:MAX_CHOICES]
+    shown = names or {}
+    return [
+        app_commands.Choice(name=shown.get(v, v), value=v)
+        for v in values
+        if needle in v.lower() or needle in shown.get(v, v).lower()
+    ][:MAX_CHOICES]
 
 
 async def model_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -53,7 +62,8 @@ async def ratio_choices(interaction: Interaction, current: str) -> list[app_comm
 async def edit_ratio_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
     """ "auto" (keep the input's ratio), then the chosen model's aspect ratios."""
     spec = _spec(interaction)
-    return _filtered([AUTO, *(spec.aspect_ratios if spec else ())], current)
+    auto = {AUTO: t(user_locale(interaction), "choice.ratio.auto")}
+    return _filtered([AUTO, *(spec.aspect_ratios if spec else ())], current, auto)
 
 
 async def resolution_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -71,20 +81,22 @@ async def thinking_choices(interaction: Interaction, current: str) -> list[app_c
 async def search_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
     """ "on" and "off" for a model with Google Search grounding; nothing for one without."""
     spec = _spec(interaction)
-    return _filtered(["on", "off"] if spec and spec.grounding else [], current)
+    locale = user_locale(interaction)
+    names = {"on": t(locale, "choice.on_off.on"), "off": t(locale, "choice.on_off.off")}
+    return _filtered(["on", "off"] if spec and spec.grounding else [], current, names)
 
 
 async def style_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
     """The member's own styles, then this server's (an own style hides a server one of its name)."""
     found = await services_of(interaction.client).styles.visible(interaction.user.id, interaction.guild_id)
-    needle, seen = current.lower().strip(), set()
+    needle, seen, locale = current.lower().strip(), set(), user_locale(interaction)
     choices = []
     for style in found:
         if style.name.lower() in seen or needle not in style.name.lower():
             continue
         seen.add(style.name.lower())
-        whose = "server" if style.is_server else "yours"
-        choices.append(app_commands.Choice(name=f"{style.name} ({whose})", value=style.name))
+        key = "create.style_choice.server" if style.is_server else "create.style_choice.yours"
+        choices.append(app_commands.Choice(name=t(locale, key, name=style.name)[:100], value=style.name))
     return choices[:MAX_CHOICES]
 
 
@@ -94,5 +106,5 @@ def search_option(value: str | None) -> bool | None:
     if not word:
         return None
     if word not in SEARCH_WORDS:
-        raise InputError("The search option takes on or off")
+        raise InputError(Text("create.search.invalid"))
     return SEARCH_WORDS[word]

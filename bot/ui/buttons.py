@@ -7,18 +7,19 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.i18n import Text, Words, render, t
 from bot.ui.types import Interaction
 
 #: action → (label, emoji, style, row). Rows hold at most 5 buttons: new images on the first row,
 #: the rest (upscales, edit, delete) on the second, so each row keeps room for one more.
-ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle, int]] = {
-    "reroll": ("Reroll", "🔁", discord.ButtonStyle.secondary, 0),
-    "vsub": ("Vary (subtle)", "🔀", discord.ButtonStyle.secondary, 0),
-    "vstr": ("Vary (strong)", "🌀", discord.ButtonStyle.secondary, 0),
+ACTIONS: dict[str, tuple[Words, str, discord.ButtonStyle, int]] = {
+    "reroll": (Text("result.button.reroll"), "🔁", discord.ButtonStyle.secondary, 0),
+    "vsub": (Text("result.button.vary_subtle"), "🔀", discord.ButtonStyle.secondary, 0),
+    "vstr": (Text("result.button.vary_strong"), "🌀", discord.ButtonStyle.secondary, 0),
     "up2": ("×2", "⬆️", discord.ButtonStyle.secondary, 1),
     "up4": ("×4", "⬆️", discord.ButtonStyle.secondary, 1),
-    "edit": ("Edit", "✏️", discord.ButtonStyle.primary, 1),
-    "del": ("Delete", "🗑️", discord.ButtonStyle.danger, 1),
+    "edit": (Text("result.button.edit"), "✏️", discord.ButtonStyle.primary, 1),
+    "del": (Text("result.button.delete"), "🗑️", discord.ButtonStyle.danger, 1),
 }
 #: Actions of buttons no longer offered, still on results posted before: each is handled as the
 #: action it maps to. The single 🔀 Vary edited the result keeping its subject and style, which is
@@ -34,12 +35,12 @@ class ButtonHandler(Protocol):
 
 
 class TurnButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """One result button: `nb:<action>:<turn id>`."""
+    """One result button: `nb:<action>:<turn id>` (labelled in the language of the result's message)."""
 
-    def __init__(self, action: str, turn_id: int) -> None:
+    def __init__(self, action: str, turn_id: int, locale: str | None = None) -> None:
         label, emoji, style, row = ACTIONS[action]
         button: discord.ui.Button[Any] = discord.ui.Button(
-            label=label, emoji=emoji, style=style, custom_id=f"nb:{action}:{turn_id}", row=row
+            label=render(label, locale), emoji=emoji, style=style, custom_id=f"nb:{action}:{turn_id}", row=row
         )
         super().__init__(button)
         self.action = action
@@ -60,13 +61,13 @@ class TurnButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
         await handler.on_turn_button(interaction, self.action, self.turn_id)  # type: ignore[attr-defined]
 
 
-def result_view(turn_id: int | None) -> discord.ui.View | None:
-    """The buttons for a result (None when the result has no stored turn)."""
+def result_view(turn_id: int | None, locale: str | None = None) -> discord.ui.View | None:
+    """The buttons for a result, in the locale's language (None when the result has no stored turn)."""
     if turn_id is None:
         return None
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
-        view.add_item(TurnButton(action, turn_id))
+        view.add_item(TurnButton(action, turn_id, locale))
     return view
 
 
@@ -76,8 +77,8 @@ CANCEL_TEMPLATE = re.compile(r"nb:cancel:(?P<job>[0-9a-z]{1,40})")
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
     """❌ Cancel on a queued or running job: `nb:cancel:<job id>`."""
 
-    def __init__(self, job_id: str, *, charged: bool = False) -> None:
-        label = "Cancel (still charged)" if charged else "Cancel"
+    def __init__(self, job_id: str, *, charged: bool = False, locale: str | None = None) -> None:
+        label = t(locale, "cancel.label.charged" if charged else "cancel.label")
         button: discord.ui.Button[Any] = discord.ui.Button(
             label=label, emoji="❌", style=discord.ButtonStyle.secondary, custom_id=f"nb:cancel:{job_id}"
         )
@@ -98,8 +99,9 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANC
         await handler.on_cancel(interaction, self.job_id)  # type: ignore[attr-defined]
 
 
-def cancel_view(job_id: str, *, charged: bool = False) -> discord.ui.View:
-    """The Cancel button shown while a job waits or runs (saying so once a cancel would be charged)."""
+def cancel_view(job_id: str, *, charged: bool = False, locale: str | None = None) -> discord.ui.View:
+    """The Cancel button shown while a job waits or runs (saying so once a cancel would be charged),
+    in the locale's language."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id, charged=charged))
+    view.add_item(CancelButton(job_id, charged=charged, locale=locale))
     return view

@@ -16,8 +16,8 @@ DM_CAPABLE = frozenset(
         "edit",
         "upscale",
         "usage",
-        "Edit image",
-        "Upscale image",
+        "Edit image",  # i18n: not a message
+        "Upscale image",  # i18n: not a message
         "forget",
         "show",
         "history",

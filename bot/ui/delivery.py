@@ -10,18 +10,19 @@ from typing import Any
 import discord
 
 from bot.errors import DeliveryFailed
+from bot.i18n import Text, Words, t
 from bot.jobs.spec import JobResult, Posted
 from bot.jobs.supervisor import Progress, ProgressHook
-from bot.ui.buttons import cancel_view, result_view
+from bot.ui.buttons import result_view
 from bot.ui.embeds import error_embed, result_embed
-from bot.ui.preview import PreviewBoard, board_of, close_previews
-from bot.ui.private import LATE_PRIVATE_ERROR, is_private, late_note, on_private_message, send_privately
+from bot.ui.locale import guild_locale, message_locale, user_locale
+from bot.ui.preview import board_of, close_previews
+from bot.ui.private import is_private, late_error_note, late_note, on_private_message, send_privately
+from bot.ui.progress import ReplyProgress, progress_update
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
 log = logging.getLogger(__name__)
-
-HISTORY_NOTE = "Earlier turns were left out (history depth {depth})."
 
 
 async def acknowledge(interaction: Interaction, *, private: bool | None = None) -> int | None:
@@ -75,39 +76,23 @@ def age_restricted(channel: object) -> bool:
 
 
 def progress_reporter(interaction: Interaction, lifetime: float) -> ProgressHook:
-    """Shows the queue position or the running time in the "thinking…" message, with ❌ Cancel, and
-    the model's interim image while it works (see bot/ui/preview.py)."""
+    """Shows the queue position or the running time (with a bar of the typical duration) in the
+    "thinking…" message, with ❌ Cancel, and the model's interim image while it works (see
+    bot/ui/preview.py), in the member's language."""
     board = board_of(interaction)
+    locale = user_locale(interaction)
 
     async def report(progress: Progress) -> None:
         if token_expired(interaction, lifetime):
             return
         async with board.lock:  # the result waits for an edit under way, and none follows it
-            if not board.closed:
-                await _show_progress(interaction, progress, board)
+            if board.closed:
+                return
+            update = progress_update(progress, board, locale, interaction.filesize_limit)
+            if update is not None:  # None: a preview too soon after the last waits for the next
+                await interaction.edit_original_response(**update)
 
     return report
-
-
-async def _show_progress(interaction: Interaction, progress: Progress, board: PreviewBoard) -> None:
-    """One progress edit (a preview that came too soon after the last waits for the next one)."""
-    if progress.state == "ready":  # nothing left to cancel: no button
-        text = "✅ Ready: posted as soon as your earlier images are"
-        await interaction.edit_original_response(content=text, view=None)
-        return
-    extra: dict[str, Any] = {}
-    if progress.state == "queued":
-        eta = f", about {progress.eta:.0f} s" if progress.eta is not None else ""
-        text = f"⏳ Queued: position {progress.position}{eta} (members take turns)"
-    else:
-        text = f"🎨 Working with {progress.provider}… {progress.elapsed:.0f} s"
-        if progress.charged:
-            text += "\nThe image service has the request: cancelling now stops the result but is charged."
-        if (attached := board.attachments(progress, interaction.filesize_limit)) is None:
-            return
-        extra, text = attached, text + board.summary_line()
-    view = cancel_view(progress.job_id, charged=progress.charged)
-    await interaction.edit_original_response(content=text, view=view, **extra)
 
 
 def _lifetime(interaction: Interaction) -> float:
@@ -116,7 +101,7 @@ def _lifetime(interaction: Interaction) -> float:
 
 
 def to_interaction(
-    interaction: Interaction, *, title: str, stem: str, loading_message_id: int | None
+    interaction: Interaction, *, title: Words, stem: str, loading_message_id: int | None
 ) -> InteractionDelivery:
     """The delivery of a job started by this interaction."""
     return InteractionDelivery(
@@ -141,7 +126,7 @@ class InteractionDelivery:
         self,
         interaction: Interaction,
         *,
-        title: str,
+        title: Words,
         stem: str,
         loading_message_id: int | None,
         lifetime: float,
@@ -172,21 +157,35 @@ class InteractionDelivery:
 
 
 class ReplyDelivery:
-    """Delivers a job started by a reply to one of our images: the result and errors are replies."""
+    """Delivers a job started by a reply to one of our images, in the server's language: a progress
+    reply while it waits and runs (removed once the result is posted), then the result as a reply;
+    an error takes the progress reply's place (or is a reply of its own)."""
 
-    def __init__(self, message: discord.Message, *, title: str, stem: str, history_depth: int) -> None:
+    def __init__(self, message: discord.Message, *, title: Words, stem: str, history_depth: int) -> None:
         self.message = message
         self.title = title
         self.stem = stem
         self.history_depth = history_depth
+        self.locale = message_locale(message)
+        self.progress = ReplyProgress(message, self.locale)
+
+    async def report(self, progress: Progress) -> None:
+        """The job's progress hook: shows where it stands in the progress reply."""
+        await self.progress.report(progress)
+
+    async def close(self) -> None:
+        """The job has ended (a cancel too): the progress reply is edited no more."""
+        await self.progress.close()
 
     async def deliver(self, result: JobResult) -> Posted | None:
-        """Reply with the images (saying when earlier turns were left out of the history)."""
-        embed = result_embed(result, self.title)
+        """Reply with the images (saying when earlier turns were left out of the history), then
+        remove the progress reply."""
+        await self.progress.close()
+        embed = result_embed(result, self.title, self.locale)
         if result.history_cut:
-            embed.set_footer(text=HISTORY_NOTE.format(depth=self.history_depth))
+            embed.set_footer(text=t(self.locale, "result.history_cut", depth=self.history_depth))
         extra: dict[str, Any] = {}
-        if (view := result_view(result.turn_id)) is not None:
+        if (view := result_view(result.turn_id, self.locale)) is not None:
             extra["view"] = view
         try:
             files = result_files(result, self.stem)
@@ -194,12 +193,17 @@ class ReplyDelivery:
         except (discord.HTTPException, discord.RateLimited) as e:
             log.warning("could not post a refine result: %s", e)
             raise delivery_error(e) from e
+        await self.progress.remove()
         return Posted(sent.channel.id, (sent.id,))
 
     async def fail(self, error: BaseException) -> None:
-        """Reply with the error (never raising: a short text may still go when images did not)."""
+        """Turn the progress reply into the error, else reply with it (never raising: a short text
+        may still go when images did not)."""
+        embed = error_embed(error, self.locale)
+        if await self.progress.show(embed):
+            return
         try:
-            await self.message.reply(embed=error_embed(error), mention_author=False)
+            await self.message.reply(embed=embed, mention_author=False)
         except discord.HTTPException:
             log.warning("could not reply to message %s", self.message.id)
 
@@ -212,31 +216,35 @@ def _status(error: discord.HTTPException | discord.RateLimited) -> int:
 def delivery_error(error: discord.HTTPException | discord.RateLimited) -> DeliveryFailed:
     """Why Discord would not take a finished result, in words a user can act on."""
     status = _status(error)
-    charge = "Nothing was charged"
     if status == 429:
         wait = error.retry_after if isinstance(error, discord.RateLimited) else None
-        when = f"in {wait:.0f} s" if wait is not None and wait >= 1 else "in a minute"
-        text = f"Discord is rate limiting this bot and would not take your image. {charge}; try again {when}."
+        if wait is not None and wait >= 1:
+            text = Text("delivery.rate_limited.seconds", seconds=f"{wait:.0f}")
+        else:
+            text = Text("delivery.rate_limited.minute")
         return DeliveryFailed(text, status=status, retry_after=wait)
     if status >= 500:
-        text = f"Discord could not take your image right now (HTTP {status}). {charge}; please try again."
+        text = Text("delivery.server_error", status=status)
     elif status == 403:
-        text = f"I am not allowed to post images here (HTTP 403). {charge}; an admin can fix my permissions."
+        text = Text("delivery.forbidden")
     else:
-        text = f"Discord refused to take your image (HTTP {status}). {charge}; please try again."
+        text = Text("delivery.refused", status=status)
     return DeliveryFailed(text, status=status)
 
 
 async def _post_result(delivery: InteractionDelivery, result: JobResult) -> discord.Message | None:
-    """Replace the "thinking…" message with the result; past the token's life, post in the channel."""
-    interaction, stem = delivery.interaction, delivery.stem
+    """Replace the "thinking…" message with the result; past the token's life, post in the channel
+    (in the server's language) or, for a private job, send it by DM."""
+    interaction, stem, title = delivery.interaction, delivery.stem, delivery.title
     await close_previews(interaction)  # the result must not be overwritten by a late preview
-    embed = result_embed(result, delivery.title)
-    view = result_view(result.turn_id)
+    mine = user_locale(interaction)
     if not token_expired(interaction, delivery.lifetime):
         try:
             return await interaction.edit_original_response(
-                content=None, embed=embed, attachments=result_files(result, stem), view=view
+                content=None,
+                embed=result_embed(result, title, mine),
+                attachments=result_files(result, stem),
+                view=result_view(result.turn_id, mine),
             )
         except discord.HTTPException as e:
             if e.status not in (401, 404):
@@ -244,8 +252,17 @@ async def _post_result(delivery: InteractionDelivery, result: JobResult) -> disc
             log.info("interaction token no longer valid (%s); posting in the channel", e.code)
     files = result_files(result, stem)
     if delivery.private:
-        return await send_privately(interaction, late_note(result.turn_id), embed, files, view)
+        embed, view = result_embed(result, title, mine), result_view(result.turn_id, mine)
+        return await send_privately(interaction, late_note(result.turn_id, mine), embed, files, view)
+    ours = channel_locale(interaction)
+    embed, view = result_embed(result, title, ours), result_view(result.turn_id, ours)
     return await post_in_channel(interaction, embed, files, delivery.loading_message_id, view)
+
+
+def channel_locale(interaction: Interaction) -> str:
+    """The language of what the bot posts by itself where the interaction happened: the server's,
+    the member's in a DM."""
+    return guild_locale(interaction.guild) if interaction.guild is not None else user_locale(interaction)
 
 
 def token_expired(interaction: Interaction, lifetime: float) -> bool:
@@ -283,8 +300,10 @@ async def post_in_channel(
 
 
 async def send_error(interaction: Interaction, error: BaseException, *, lifetime: float) -> None:
-    """An ephemeral, specific error (in the channel once the token is `lifetime` seconds old)."""
-    embed = error_embed(error)
+    """An ephemeral, specific error in the member's language (in the channel, in the server's, once
+    the token is `lifetime` seconds old)."""
+    locale = user_locale(interaction)
+    embed = error_embed(error, locale)
     await close_previews(interaction)
     try:
         if not interaction.response.is_done():
@@ -292,9 +311,9 @@ async def send_error(interaction: Interaction, error: BaseException, *, lifetime
             return
         if token_expired(interaction, lifetime):
             if is_private(interaction):
-                await send_privately(interaction, LATE_PRIVATE_ERROR, embed)
+                await send_privately(interaction, late_error_note(locale), embed)
             else:
-                await post_in_channel(interaction, embed, [], None)
+                await post_in_channel(interaction, error_embed(error, channel_locale(interaction)), [], None)
             return
         if interaction.extras.get("loading_public"):
             # A public "thinking…" message cannot turn ephemeral: remove it, then answer privately.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -9,7 +10,7 @@ import discord
 
 from bot.billing.costs import credits
 from bot.errors import NanoBotError
-from bot.i18n import t
+from bot.i18n import Words, render, t
 from bot.jobs.ids import job_code
 from bot.jobs.service import JobResult
 from bot.providers.base import Sources
@@ -44,38 +45,46 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def result_embed(result: JobResult, title: str) -> discord.Embed:
-    """Prompt (truncated), model, resolution, elapsed seconds, seed and the model's text if any."""
-    embed = discord.Embed(title=title, colour=OK_COLOUR)
+def result_embed(result: JobResult, title: Words, locale: str | None = None) -> discord.Embed:
+    """Prompt (truncated), model, resolution, elapsed seconds, seed and the model's text if any, in
+    the locale's language."""
+    embed = discord.Embed(title=render(title, locale), colour=OK_COLOUR)
     if result.prompt:
         embed.description = clip(inert(clip(result.prompt, PROMPT_SHOWN)), 4096)
-    embed.add_field(name="Model", value=clip(inert(f"{result.model} ({result.provider})"), 256))
+    field = functools.partial(_field, embed, locale)
+    field("result.field.model", clip(inert(f"{result.model} ({result.provider})"), 256))
     first = result.files[0] if result.files else None
     size = f"{first.width}×{first.height}" if first else "?"
-    label = " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
-    embed.add_field(name="Resolution", value=label)
-    embed.add_field(name="Time", value=f"{result.elapsed:.1f} s")
+    field(
+        "result.field.resolution", " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
+    )
+    field("result.field.time", t(locale, "result.time", seconds=f"{result.elapsed:.1f}"))
     if result.turn_id is not None:  # what /show takes to post it again
-        embed.add_field(name="Job", value=f"`{job_code(result.turn_id)}`")
+        field("result.field.job", f"`{job_code(result.turn_id)}`")
     if result.seed is not None:
-        more = " (+1 per image)" if len(result.files) > 1 else ""
-        embed.add_field(name="Seed", value=f"{result.seed}{more}")
+        seed = (
+            t(locale, "result.seed.per_image", seed=result.seed)
+            if len(result.files) > 1
+            else str(result.seed)
+        )
+        field("result.field.seed", seed)
     if result.references:
-        embed.add_field(
-            name="References", value=f"{result.references} image{'s' if result.references > 1 else ''}"
-        )
+        field("result.field.references", t(locale, "result.references", count=result.references))
     if result.cost_cents:
-        plural = "" if result.cost_cents == 100 else "s"
-        embed.add_field(name="Cost", value=f"{credits(result.cost_cents)} credit{plural}")
+        cost = "result.cost.single" if result.cost_cents == 100 else "result.cost"
+        field("result.field.cost", t(locale, cost, credits=credits(result.cost_cents)))
     if result.text:
-        embed.add_field(
-            name="Model says", value=clip(inert(clip(result.text, MODEL_TEXT_SHOWN)), 1024), inline=False
-        )
+        field("result.field.model_says", clip(inert(clip(result.text, MODEL_TEXT_SHOWN)), 1024), inline=False)
     if result.sources and (shown := sources_text(result.sources)):
-        embed.add_field(name="Sources", value=shown, inline=False)
+        field("result.field.sources", shown, inline=False)
     if result.reencoded:
-        embed.set_footer(text="Re-encoded to fit Discord's upload limit")
+        embed.set_footer(text=t(locale, "result.reencoded"))
     return embed
+
+
+def _field(embed: discord.Embed, locale: str | None, key: str, value: str, *, inline: bool = True) -> None:
+    """A field named by the catalogue."""
+    embed.add_field(name=t(locale, key), value=value, inline=inline)
 
 
 def link_text(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.i18n import Text, t
 from bot.imaging.fit import FittedImage
 from bot.jobs.ids import job_code
 from bot.jobs.spec import JobResult
@@ -73,12 +74,15 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAGE_T
 class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK_TEMPLATE):
     """The gallery's "show one of these" menu: `nb:hs:<member>:<guild>`, each value a job id."""
 
-    def __init__(self, member_id: int, guild_id: int, options: Sequence[discord.SelectOption] = ()) -> None:
+    def __init__(
+        self,
+        member_id: int,
+        guild_id: int,
+        options: Sequence[discord.SelectOption] = (),
+        placeholder: str | None = None,
+    ) -> None:
         select: discord.ui.Select[Any] = discord.ui.Select(
-            custom_id=f"nb:hs:{member_id}:{guild_id}",
-            placeholder="Post one of these here…",
-            options=list(options),
-            row=0,
+            custom_id=f"nb:hs:{member_id}:{guild_id}", placeholder=placeholder, options=list(options), row=0
         )
         super().__init__(select)
 
@@ -87,7 +91,7 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK_T
         cls, interaction: Interaction, item: discord.ui.Select[Any], match: re.Match[str]
     ) -> PickSelect:
         """Rebuild the menu from a choice (the chosen value is read back from the interaction)."""
-        return cls(int(match["member"]), int(match["guild"]), item.options)
+        return cls(int(match["member"]), int(match["guild"]), item.options, item.placeholder)
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         """Hand the chosen result to the Show cog."""
@@ -96,9 +100,14 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK_T
             await _handler(interaction).on_history_pick(interaction, int(values[0]))
 
 
-def _option(number: int, entry: ResultEntry) -> discord.SelectOption:
+def prompt_line(prompt: str, locale: str | None) -> str:
+    """A prompt on one line, or "(no prompt)" in the locale's language."""
+    return " ".join(prompt.split()) or t(locale, "gallery.no_prompt")
+
+
+def _option(number: int, entry: ResultEntry, locale: str | None) -> discord.SelectOption:
     """One result in the menu: its number and job id, its prompt as the description."""
-    prompt = " ".join(entry.prompt.split()) or "(no prompt)"
+    prompt = prompt_line(entry.prompt, locale)
     return discord.SelectOption(
         label=f"{number} · {job_code(entry.turn_id)}",
         value=str(entry.turn_id),
@@ -107,26 +116,32 @@ def _option(number: int, entry: ResultEntry) -> discord.SelectOption:
 
 
 def gallery_view(
-    member_id: int, guild_id: int | None, page: int, pages: int, entries: Sequence[ResultEntry]
+    member_id: int,
+    guild_id: int | None,
+    page: int,
+    pages: int,
+    entries: Sequence[ResultEntry],
+    locale: str | None = None,
 ) -> discord.ui.View:
     """The menu of this page's results, then ◀ ▶ (each disabled at its end)."""
     view = discord.ui.View(timeout=None)
     guild = guild_id or 0
-    options = [_option(n, entry) for n, entry in enumerate(entries, 1)]
-    view.add_item(PickSelect(member_id, guild, options))
+    options = [_option(n, entry, locale) for n, entry in enumerate(entries, 1)]
+    view.add_item(PickSelect(member_id, guild, options, t(locale, "gallery.pick")))
     view.add_item(PageButton("p", member_id, guild, max(page - 1, 0), disabled=page <= 0))
     view.add_item(PageButton("n", member_id, guild, min(page + 1, pages - 1), disabled=page >= pages - 1))
     return view
 
 
-def gallery_text(member_id: int, own: bool, page: int, pages: int, total: int) -> str:
+def gallery_text(
+    member_id: int, own: bool, page: int, pages: int, total: int, locale: str | None = None
+) -> str:
     """The line above a gallery page."""
-    whose = "Your results" if own else f"<@{member_id}>'s results in this server"
-    plural = "" if total == 1 else "s"
-    return f"🖼️ **{whose}**: page {page + 1} of {pages} ({total} result{plural}, newest first)"
+    whose = t(locale, "gallery.whose.own") if own else t(locale, "gallery.whose.member", member=member_id)
+    return t(locale, "gallery.header", whose=whose, page=page + 1, pages=pages, count=total)
 
 
-def shown_embed(turn: TurnRecord, files: list[FittedImage]) -> discord.Embed:
+def shown_embed(turn: TurnRecord, files: list[FittedImage], locale: str | None = None) -> discord.Embed:
     """A stored result's embed as it was posted (no run time: it is not a new job), with who made it
     and when."""
     options = turn.options
@@ -145,12 +160,13 @@ def shown_embed(turn: TurnRecord, files: list[FittedImage]) -> discord.Embed:
         sources=Sources.from_json(options.get("sources")),
         references=len(turn.input_images),
     )
-    embed = result_embed(result, f"🔎 Job {job_code(turn.id)}")
+    embed = result_embed(result, Text("show.embed.title", code=job_code(turn.id)), locale)
+    run_time = t(locale, "result.field.time")
     for index, field in enumerate(embed.fields):
-        if field.name == "Time":
+        if field.name == run_time:
             embed.remove_field(index)
             break
-    embed.add_field(name="By", value=f"<@{turn.user_id}>")
+    embed.add_field(name=t(locale, "show.embed.by"), value=f"<@{turn.user_id}>")
     embed.timestamp = turn.created_at
     return embed
 

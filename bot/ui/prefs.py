@@ -10,6 +10,7 @@ from dataclasses import replace
 import discord
 
 from bot.errors import InputError, NanoBotError
+from bot.i18n import Text, Words, render, t
 from bot.jobs.spec import JobSpec
 from bot.providers.base import ModelSpec
 from bot.storage.prefs import MemberPrefs
@@ -25,6 +26,8 @@ PRIVATE_LOOKUP = 0.5
 COUNT_NOT_GIVEN = 0
 #: /imagine's aspect ratio when neither the command nor the preferences give one the model makes.
 DEFAULT_RATIO = "1:1"
+#: The title of /prefs show.
+YOURS = Text("prefs.title.yours")
 
 
 async def acknowledge_with_prefs(interaction: Interaction, job: JobSpec) -> tuple[JobSpec, int | None]:
@@ -114,37 +117,44 @@ def offered(services: Services, model: str) -> bool:
 def check_prefs(services: Services, prefs: MemberPrefs) -> None:
     """Refuse preferences their model (the bot's default when none is chosen) cannot take."""
     if prefs.model and not offered(services, prefs.model):
-        models = ", ".join(dict.fromkeys(m for _, m in services.router.models())) or "none"
-        raise InputError(f"{prefs.model} is not a model this bot offers; choose one of: {models}")
+        offers = ", ".join(dict.fromkeys(m for _, m in services.router.models()))
+        models: Words = offers or Text("prefs.value.none")
+        raise InputError(Text("prefs.error.unknown_model", model=prefs.model, models=models))
     try:
         spec = services.jobs.spec_for(None, prefs.model)
     except NanoBotError as e:
-        raise InputError(f"No model can check these preferences: {e.message}") from e
+        raise InputError(Text("prefs.error.no_model", detail=e.words)) from e
     if prefs.aspect_ratio and prefs.aspect_ratio not in spec.aspect_ratios:
         ratios = ", ".join(spec.aspect_ratios)
-        raise InputError(f"{spec.name} cannot make {prefs.aspect_ratio} images; choose one of: {ratios}")
+        raise InputError(Text("prefs.error.ratio", model=spec.name, ratio=prefs.aspect_ratio, ratios=ratios))
     if prefs.resolution and prefs.resolution not in spec.resolutions:
         sizes = ", ".join(spec.resolutions)
-        raise InputError(f"{spec.name} does not offer {prefs.resolution}; choose one of: {sizes}")
+        raise InputError(
+            Text("prefs.error.resolution", model=spec.name, resolution=prefs.resolution, sizes=sizes)
+        )
     if prefs.count and prefs.count > spec.max_count:
-        raise InputError(f"{spec.name} makes at most {spec.max_count} images per job")
+        raise InputError(Text("prefs.error.count", model=spec.name, count=spec.max_count))
 
 
-def prefs_embed(prefs: MemberPrefs, title: str = "Your preferences") -> discord.Embed:
-    """What the member has set, and what applies where they set nothing."""
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
-    embed.add_field(name="Model", value=prefs.model or "the server's default")
-    embed.add_field(
-        name="Aspect ratio", value=prefs.aspect_ratio or f"{DEFAULT_RATIO} (/edit keeps its input's)"
+def prefs_embed(prefs: MemberPrefs, locale: str | None, title: Words = YOURS) -> discord.Embed:
+    """What the member has set, and what applies where they set nothing, in the locale's language."""
+    embed = discord.Embed(title=render(title, locale), colour=discord.Colour.blurple())
+
+    def field(key: str, value: str, *, inline: bool = True) -> None:
+        embed.add_field(name=t(locale, key), value=value, inline=inline)
+
+    field("prefs.field.model", prefs.model or t(locale, "prefs.value.server_default"))
+    field(
+        "prefs.field.aspect_ratio",
+        prefs.aspect_ratio or t(locale, "prefs.value.ratio_default", ratio=DEFAULT_RATIO),
     )
-    embed.add_field(name="Resolution", value=prefs.resolution or "the model's default")
-    embed.add_field(name="Count", value=str(prefs.count or 1))
+    field("prefs.field.resolution", prefs.resolution or t(locale, "prefs.value.model_default"))
+    field("prefs.field.count", str(prefs.count or 1))
     suffix = discord.utils.escape_mentions(discord.utils.escape_markdown(prefs.prompt_suffix))
-    embed.add_field(name="Prompt suffix", value=f", {suffix}"[:1024] if suffix else "none", inline=False)
-    private = "on: only you see your results (ephemeral messages)" if prefs.private else "off"
-    embed.add_field(name="Private results", value=private, inline=False)
-    embed.set_footer(
-        text="Options you give a command override these. A preference the job's model cannot take is "
-        "left out. The aspect ratio and count apply to /imagine."
+    field(
+        "prefs.field.suffix", f", {suffix}"[:1024] if suffix else t(locale, "prefs.value.none"), inline=False
     )
+    private = "prefs.value.private_on" if prefs.private else "prefs.value.private_off"
+    field("prefs.field.private", t(locale, private), inline=False)
+    embed.set_footer(text=t(locale, "prefs.footer"))
     return embed

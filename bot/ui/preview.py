@@ -33,7 +33,7 @@ _KEY = "nanobot_previews"
 @dataclass(slots=True)
 class PreviewBoard:
     """The previews of one job's progress message: the one waiting, when one was last shown, the
-    summary shown, and whether the message has been replaced by the result."""
+    summary shown, whether the message has been replaced by the result, and the typical duration."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: Preview | None = None
@@ -41,6 +41,8 @@ class PreviewBoard:
     summary: str | None = None
     closed: bool = False
     clock: Callable[[], float] = time.monotonic
+    #: The job's typical duration as last reported (a preview's report carries none).
+    expected: float | None = None
 
     def attachments(self, progress: Progress, size_limit: int) -> dict[str, Any] | None:
         """What this update attaches: the waiting preview once the interval has passed ({}: nothing

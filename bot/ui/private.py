@@ -8,16 +8,11 @@ from typing import Any
 
 import discord
 
+from bot.i18n import t
 from bot.jobs.ids import job_code
 from bot.ui.types import Interaction
 
 log = logging.getLogger(__name__)
-
-#: A private result past the interaction token's life cannot be ephemeral: it comes by DM instead.
-LATE_PRIVATE = (
-    "🔒 Your private result{code} took longer than Discord keeps a private answer open, so here it is."
-)
-LATE_PRIVATE_ERROR = "🔒 Your private job took longer than Discord keeps a private answer open:"
 
 
 def on_private_message(interaction: Interaction) -> bool:
@@ -31,9 +26,17 @@ def is_private(interaction: Interaction) -> bool:
     return bool(interaction.extras.get("private"))
 
 
-def late_note(turn_id: int | None) -> str:
-    """What a late private result says above it in the DM (with the job id /show takes)."""
-    return LATE_PRIVATE.format(code=f" (job {job_code(turn_id)})" if turn_id else "")
+def late_note(turn_id: int | None, locale: str | None = None) -> str:
+    """What a late private result says above it in the DM (with the job id /show takes): it could
+    not stay ephemeral once the interaction token had expired, so it came by DM instead."""
+    if not turn_id:
+        return t(locale, "private.late_result.no_code")
+    return t(locale, "private.late_result", code=job_code(turn_id))
+
+
+def late_error_note(locale: str | None = None) -> str:
+    """What a late private job's error says above it in the DM."""
+    return t(locale, "private.late_error")
 
 
 async def send_privately(

@@ -17,6 +17,7 @@ import yarl
 
 from bot.config import Settings
 from bot.errors import InputError, ProviderError
+from bot.i18n import Text
 from bot.jobs.spec import JobInput, PendingInput, RawInput
 from bot.providers.http import HttpClient, Limits
 from bot.providers.netguard import check_url
@@ -65,7 +66,7 @@ def _entry(token: str) -> Reference:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         shown = token if len(token) <= 60 else token[:57] + "…"
-        raise InputError(f"`{shown}` is neither a link to a Discord message nor an http(s) image URL")
+        raise InputError(Text("refs.not_a_reference", entry=shown))
     return ImageUrl(token)
 
 
@@ -73,7 +74,7 @@ def parse_references(text: str | None) -> list[Reference]:
     """The entries of the option (spaces, commas or new lines between them; `<link>` accepted)."""
     tokens = [t.strip("<>") for t in _SPLIT.split(text or "") if t.strip("<>")]
     if len(tokens) > MAX_ENTRIES:
-        raise InputError(f"`references` takes at most {MAX_ENTRIES} links or URLs; it has {len(tokens)}")
+        raise InputError(Text("refs.too_many", limit=MAX_ENTRIES, given=len(tokens)))
     return list(dict.fromkeys(_entry(t) for t in tokens))
 
 
@@ -84,20 +85,20 @@ async def _linked_channel(interaction: Interaction, link: MessageLink) -> discor
             channel = interaction.channel
             assert isinstance(channel, discord.abc.Messageable)
             return channel
-        raise InputError("A message link must point to a message in this server (or in this DM)")
+        raise InputError(Text("refs.link.elsewhere_or_dm"))
     if link.guild_id != interaction.guild.id:
-        raise InputError("A message link must point to a message in this server")
+        raise InputError(Text("refs.link.elsewhere"))
     guild = interaction.guild
     try:
         channel = guild.get_channel_or_thread(link.channel_id) or await guild.fetch_channel(link.channel_id)
     except (discord.NotFound, discord.Forbidden, discord.InvalidData):
-        raise InputError("A message link points to a channel I cannot see") from None
+        raise InputError(Text("refs.link.unseen_channel")) from None
     member = interaction.user
     if not isinstance(member, discord.Member) or not isinstance(channel, discord.abc.Messageable):
-        raise InputError("A message link points to a channel I cannot read")
+        raise InputError(Text("refs.link.unreadable_by_bot"))
     await check_readable(channel, member)
     if age_restricted(channel) and not age_restricted(interaction.channel):
-        raise InputError("A message link points to an age-restricted channel; use it there")
+        raise InputError(Text("refs.link.age_restricted"))
     return channel
 
 
@@ -107,14 +108,14 @@ async def check_readable(channel: discord.abc.GuildChannel | discord.Thread, mem
     try:
         allowed = channel.permissions_for(member)
     except discord.ClientException:  # a thread whose parent is not known
-        raise InputError("A message link points to a channel you cannot read") from None
+        raise InputError(Text("refs.link.unreadable")) from None
     if not (allowed.view_channel and allowed.read_message_history):
-        raise InputError("A message link points to a channel you cannot read")
+        raise InputError(Text("refs.link.unreadable"))
     if isinstance(channel, discord.Thread) and channel.is_private() and not allowed.manage_threads:
         try:
             await channel.fetch_member(member.id)
         except discord.HTTPException:  # NotFound: not in it; anything else: not known to be
-            raise InputError("A message link points to a private thread you are not in") from None
+            raise InputError(Text("refs.link.private_thread")) from None
 
 
 async def _linked_images(interaction: Interaction, link: MessageLink, cap: int) -> list[PendingInput]:
@@ -123,12 +124,12 @@ async def _linked_images(interaction: Interaction, link: MessageLink, cap: int) 
     try:
         message = await channel.fetch_message(link.message_id)
     except discord.NotFound:
-        raise InputError("A linked message does not exist (deleted?)") from None
+        raise InputError(Text("refs.link.missing")) from None
     except discord.Forbidden:
-        raise InputError("I cannot read a linked message's channel") from None
+        raise InputError(Text("refs.link.forbidden")) from None
     images = [pending_attachment(a, cap) for a in message.attachments if is_image_attachment(a)]
     if not images:
-        raise InputError(f"The linked message {message.jump_url} has no image")
+        raise InputError(Text("refs.link.no_image", link=message.jump_url))
     return images
 
 
@@ -143,7 +144,7 @@ def _url_input(http: HttpClient, settings: Settings, url: str) -> PendingInput:
                 url, provider="image URL", limits=limits, trusted_hosts=settings.image_url_hosts
             )
         except ProviderError as e:
-            raise InputError(f"The image at {yarl.URL(url).host} could not be downloaded") from e
+            raise InputError(Text("refs.url.download_failed", host=yarl.URL(url).host)) from e
         return RawInput(image.data, name, url)
 
     return PendingInput(name=name, fetch=fetch, url=url)
@@ -166,7 +167,7 @@ async def reference_inputs(
 def uploaded_input(attachment: discord.Attachment, cap: int) -> PendingInput:
     """A file from the upload form: an image (the form takes any file), checked by its declared size."""
     if not is_image_attachment(attachment):
-        raise InputError(f"{attachment.filename} is not an image")
+        raise InputError(Text("refs.upload.not_an_image", name=attachment.filename))
     return pending_attachment(attachment, cap)
 
 

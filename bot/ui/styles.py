@@ -9,6 +9,7 @@ from dataclasses import replace
 import discord
 
 from bot.errors import InputError
+from bot.i18n import Text, t
 from bot.imaging import prepare_input_async
 from bot.jobs.ids import job_code, turn_id_of
 from bot.jobs.spec import Delivery, JobInput, JobSpec, PendingInput, RawInput
@@ -44,7 +45,7 @@ def style_inputs(blobs: BlobStore, style: Style) -> list[JobInput]:
         async def fetch() -> RawInput:
             data = await blobs.get(ref)
             if data is None:
-                raise InputError(f"An image of the style “{style.name}” is no longer available")
+                raise InputError(Text("style.error.image_gone", name=style.name))
             return RawInput(data, name)
 
         return PendingInput(name=name, fetch=fetch, size=ref.size, width=ref.width, height=ref.height)
@@ -69,7 +70,7 @@ async def with_style(
     style = await services.styles.find(interaction.user.id, interaction.guild_id, name)
     if style is None:
         shown = inert(clip(name.strip(), 40))
-        await delivery.fail(InputError(f"There is no style named “{shown}”; `/style list` shows yours"))
+        await delivery.fail(InputError(Text("style.error.unknown", name=shown)))
         return None
     return apply_style(job, style, services.blobs)
 
@@ -83,7 +84,7 @@ async def store_attachment(services: Services, attachment: discord.Attachment) -
     """An attached image downloaded, checked and shrunk like a job's input, then kept as a blob."""
     settings = services.settings
     if not is_image_attachment(attachment):
-        raise InputError(f"{attachment.filename} is not an image")
+        raise InputError(Text("style.error.not_image", file=attachment.filename))
     check_declared(attachment, settings.max_input_bytes)
     raw = await read_attachment(attachment, settings.max_input_bytes)
     image = await prepare_input_async(
@@ -102,42 +103,48 @@ async def style_images(
     from_result = list(turn.output_images) if turn is not None else []
     if len(from_result) + len(attachments) > MAX_STYLE_IMAGES:
         count = len(from_result) + len(attachments)
-        raise InputError(f"A style holds at most {MAX_STYLE_IMAGES} images; this one would have {count}")
+        raise InputError(Text("style.error.too_many", limit=MAX_STYLE_IMAGES, given=count))
     for attachment in attachments:  # refused by declared size before any is downloaded
         check_declared(attachment, services.settings.max_input_bytes)
     return from_result + [await store_attachment(services, a) for a in attachments]
 
 
-def style_line(style: Style) -> str:
+def style_line(style: Style, locale: str | None) -> str:
     """One style as /style list shows it: name, code, image count and the start of its words."""
-    images = f"{len(style.images)} image{'s' if len(style.images) != 1 else ''}"
+    images = t(locale, "style.images", count=len(style.images))
     words = f": {inert(clip(style.prompt, WORDS_SHOWN))}" if style.prompt else ""
     return f"**{inert(style.name)}** · `{style.share_code}` · {images}{words}"
 
 
-def styles_embed(styles: list[Style]) -> discord.Embed:
+def styles_embed(styles: list[Style], locale: str | None) -> discord.Embed:
     """The member's own styles and this server's, with their share codes."""
-    embed = discord.Embed(title="🎨 Styles", colour=discord.Colour.blurple())
-    own = [style_line(s) for s in styles if not s.is_server]
-    server = [style_line(s) for s in styles if s.is_server]
-    embed.add_field(name="Yours", value=clip("\n".join(own) or "none yet: `/style save`", 1024), inline=False)
+    embed = discord.Embed(title=t(locale, "style.list.title"), colour=discord.Colour.blurple())
+    own = [style_line(s, locale) for s in styles if not s.is_server]
+    server = [style_line(s, locale) for s in styles if s.is_server]
+    listed = "\n".join(own) or t(locale, "style.list.none")
+    embed.add_field(name=t(locale, "style.list.own"), value=clip(listed, 1024), inline=False)
     if server:
-        embed.add_field(name="This server's", value=clip("\n".join(server), 1024), inline=False)
-    embed.set_footer(text="Share a code: another member adds the style with /style import")
+        embed.add_field(
+            name=t(locale, "style.list.server"), value=clip("\n".join(server), 1024), inline=False
+        )
+    embed.set_footer(text=t(locale, "style.list.footer"))
     return embed
 
 
-def saved_embed(style: Style, turn: TurnRecord | None) -> discord.Embed:
+def saved_embed(style: Style, turn: TurnRecord | None, locale: str | None) -> discord.Embed:
     """What /style save and /style import answer: the style, where it is kept, its share code."""
-    where = "this server's styles" if style.is_server else "your styles"
     embed = discord.Embed(
-        title=f"🎨 Saved “{clip(style.name, 200)}”",
-        description=f"Added to {where}. Use it with the `style` option of /imagine and /edit.",
+        title=t(locale, "style.saved.title", name=clip(style.name, 200)),
+        description=t(locale, "style.saved.server" if style.is_server else "style.saved.own"),
         colour=discord.Colour.green(),
     )
     if turn is not None:
-        embed.add_field(name="From result", value=f"`{job_code(turn.id)}` (its whole prompt, its images)")
-    embed.add_field(name="Style words", value=inert(clip(style.prompt, 1000)) or "none")
-    embed.add_field(name="Images", value=str(len(style.images)))
-    embed.add_field(name="Share code", value=f"`{style.share_code}`")
+        embed.add_field(
+            name=t(locale, "style.field.from_result"),
+            value=t(locale, "style.field.from_result_value", code=job_code(turn.id)),
+        )
+    words = inert(clip(style.prompt, 1000)) or t(locale, "style.field.none")
+    embed.add_field(name=t(locale, "style.field.words"), value=words)
+    embed.add_field(name=t(locale, "style.field.images"), value=str(len(style.images)))
+    embed.add_field(name=t(locale, "style.field.code"), value=f"`{style.share_code}`")
     return embed

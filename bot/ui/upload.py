@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from bot.errors import NanoBotError
+from bot.i18n import Text, Words, render, t
 from bot.ui.delivery import send_error
+from bot.ui.locale import user_locale
 from bot.ui.types import Interaction
 from bot.wiring import services_of
 
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_FILES = 10
 #: Seconds the form stays usable (Discord keeps a modal open as long as the member likes).
 MODAL_TIMEOUT = 15 * 60
+#: The form's title unless its opener names it.
+TITLE = Text("upload.title")
 #: What the modal hands on: the submit's interaction, the uploaded images, the prompt typed (if asked).
 Then = Callable[[Interaction, list[discord.Attachment], str | None], Awaitable[None]]
 
@@ -26,9 +30,15 @@ class ReferencesModal(discord.ui.Modal):
     """Upload more reference images (and, from a result's button, say what to do with them)."""
 
     def __init__(
-        self, *, owner_id: int, then: Then, title: str = "More references", ask_prompt: bool = False
+        self,
+        *,
+        owner_id: int,
+        then: Then,
+        locale: str,
+        title: Words = TITLE,
+        ask_prompt: bool = False,
     ) -> None:
-        super().__init__(title=title, timeout=MODAL_TIMEOUT)
+        super().__init__(title=render(title, locale), timeout=MODAL_TIMEOUT)
         self.owner_id = owner_id
         self.then = then
         self.prompt: discord.ui.TextInput[ReferencesModal] | None = None
@@ -36,16 +46,16 @@ class ReferencesModal(discord.ui.Modal):
             self.prompt = discord.ui.TextInput(
                 style=discord.TextStyle.paragraph,
                 max_length=4000,
-                placeholder="What to change, using these images",
+                placeholder=t(locale, "upload.prompt.placeholder"),
             )
-            self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
+            self.add_item(discord.ui.Label(text=t(locale, "upload.prompt.label"), component=self.prompt))
         self.files: discord.ui.FileUpload[ReferencesModal] = discord.ui.FileUpload(
             max_values=MAX_UPLOAD_FILES, min_values=1, required=True
         )
         self.add_item(
             discord.ui.Label(
-                text="Reference images",
-                description=f"Up to {MAX_UPLOAD_FILES} images (PNG, JPEG or WebP)",
+                text=t(locale, "upload.references.label"),
+                description=t(locale, "upload.references.hint", limit=MAX_UPLOAD_FILES),
                 component=self.files,
             )
         )
@@ -69,5 +79,7 @@ class ReferencesModal(discord.ui.Modal):
 
 async def open_upload_form(interaction: Interaction, then: Then, *, ask_prompt: bool = False) -> None:
     """Answer the interaction with the form (a modal is an answer: nothing may come before it)."""
-    modal = ReferencesModal(owner_id=interaction.user.id, then=then, ask_prompt=ask_prompt)
+    modal = ReferencesModal(
+        owner_id=interaction.user.id, then=then, locale=user_locale(interaction), ask_prompt=ask_prompt
+    )
     await interaction.response.send_modal(modal)

@@ -8,6 +8,7 @@ import discord
 
 from bot.billing.admission import Who
 from bot.errors import InputError, Refused
+from bot.i18n import Text
 from bot.storage.turns import TurnRecord
 from bot.ui.delivery import age_restricted
 from bot.ui.references import check_readable
@@ -17,7 +18,7 @@ from bot.wiring import Services
 
 def not_found() -> Refused:
     """The one answer for an id that is unknown, deleted, forgotten or not the member's to show here."""
-    return Refused("🔎 Not found", "There is no result with that id that you can show here.")
+    return Refused(Text("visibility.not_found.title"), Text("visibility.not_found.body"))
 
 
 def may_show(turn: TurnRecord, viewer_id: int, guild_id: int | None, policy: str) -> bool:
@@ -75,9 +76,7 @@ async def visible_turn(services: Services, interaction: Interaction, turn_id: in
     if turn.options.get("age_restricted") and not age_restricted(interaction.channel):
         if not mine:
             raise not_found()
-        raise Refused(
-            "🔞 Age-restricted", "This result was made in an age-restricted channel: use it in one."
-        )
+        raise Refused(Text("visibility.age_restricted.title"), Text("visibility.age_restricted.body"))
     admission, who = services.jobs.admission, who_of(interaction)
     admission.check_rules(who, await admission.config(interaction.guild_id), turn.prompt)
     await admission.check_not_blocked(who)  # a member a server blocked re-posts nothing there

@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from bot.jobs.ids import job_code
 from bot.storage.tables import quota_reservations, styles
 from tests.bot.test_forget import ask_forget, click, every_value
-from tests.bot.test_show import World, code_of, error_text, overwrites_known
-from tests.botenv import GeminiWorld, embed_fields, eventually, gemini_world, linked_turn, text, wait_result
+from tests.bot.test_show import World, code_of, error_text
+from tests.botenv import GeminiWorld, embed_fields, gemini_world, linked_turn, text, wait_result
 
 KEY = "personal-privacy-key"
-VIEW_CHANNEL = 1 << 10
 
 
 @pytest.fixture
@@ -49,14 +48,7 @@ async def test_bob_cannot_save_a_style_from_alices_private_result(world: World) 
 async def test_bob_cannot_save_a_style_from_a_result_in_a_channel_hidden_from_him(world: World) -> None:
     async with world.bot() as bot:
         fake = world.discord
-        staff = await world.channel(bot, "staff")
-        alice = fake.users["alice"]["id"]
-        fake.channels[staff]["permission_overwrites"] = [
-            {"id": fake.guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)},
-            {"id": alice, "type": 1, "allow": str(VIEW_CHANNEL), "deny": "0"},
-        ]
-        await fake.gateway.dispatch("CHANNEL_UPDATE", fake.channels[staff], guild_id=fake.guild_id)
-        await eventually(lambda: overwrites_known(bot, staff), what="the overwrites known")
+        staff = await world.hidden_channel(bot, "staff")
         made = await wait_result(
             await fake.send_slash("imagine", {"prompt": "layoff plan"}, channel_id=staff)
         )
@@ -112,3 +104,17 @@ async def test_forget_leaves_the_user_id_in_audit_rows(world: World) -> None:
             rows = list(await conn.execute(sa.select(quota_reservations)))
         assert rows and all(r.user_id == 0 for r in rows)
         assert not [r.counters for r in rows if alice in str(r.counters)], "user id kept in counters"
+
+
+async def test_forget_asks_and_answers_in_the_members_language(world: World) -> None:
+    async with world.bot():
+        await world.imagine("una casa")
+        asked = await (await world.discord.send_slash("forget", {}, locale="es-ES")).wait_done()
+        assert asked["content"].startswith("🗑️ **¿Borro todo lo que guardé sobre ti")
+        labels = [c.get("label") for row in asked["components"] for c in row["components"]]
+        assert labels == ["Borrar mis datos", "Cancelar"]
+        done = await click(world, asked, "Borrar mis datos")
+        assert done["content"] == (
+            "✅ Se eliminaron 1 resultado, 1 imagen y 0 estilos. "
+            "1 registro de uso conserva ahora solo su costo."
+        )

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
 from bot.app import NanoBot
 from bot.jobs.ids import job_code
 from bot.storage.blobs import blob_path
+from tests.bot.channels import hidden_channel, new_channel
 from tests.botenv import (
     GeminiWorld,
     button_id,
@@ -28,7 +28,6 @@ from tests.botenv import (
 
 KEY = "show-key"
 NOT_FOUND = "There is no result with that id that you can show here."
-VIEW_CHANNEL = 1 << 10
 
 
 class World(GeminiWorld):
@@ -37,17 +36,21 @@ class World(GeminiWorld):
     async def imagine(self, prompt: str = "a lighthouse at dusk", user: str = "alice") -> dict[str, Any]:
         return await wait_result(await self.discord.send_slash("imagine", {"prompt": prompt}, user=user))
 
-    async def show(self, code: str, *, user: str = "alice", channel_id: str | None = None) -> dict[str, Any]:
-        inter = await self.discord.send_slash("show", {"id": code}, user=user, channel_id=channel_id)
+    async def show(
+        self, code: str, *, user: str = "alice", channel_id: str | None = None, locale: str = "en-US"
+    ) -> dict[str, Any]:
+        inter = await self.discord.send_slash(
+            "show", {"id": code}, user=user, channel_id=channel_id, locale=locale
+        )
         return await wait_result(inter)
 
     async def channel(self, bot: NanoBot, name: str) -> str:
         """A new text channel of the server (the bot learns of it before this returns)."""
-        fake = self.discord
-        channel_id = fake._add_text_channel(name, nsfw=False)
-        await fake.gateway.dispatch("CHANNEL_CREATE", fake.channels[channel_id], guild_id=fake.guild_id)
-        await eventually(lambda: bot.get_channel(int(channel_id)) is not None, what="the channel known")
-        return channel_id
+        return await new_channel(self.discord, bot, name)
+
+    async def hidden_channel(self, bot: NanoBot, name: str, seen_by: str = "alice") -> str:
+        """A new text channel only `seen_by` may see (the bot learns of it before this returns)."""
+        return await hidden_channel(self.discord, bot, name, seen_by)
 
 
 @pytest.fixture
@@ -205,24 +208,11 @@ async def test_autocomplete_offers_the_members_newest_results_with_their_prompts
 async def test_a_result_from_a_channel_hidden_from_a_member_is_not_found_for_them(world: World) -> None:
     async with world.bot() as bot:
         fake = world.discord
-        staff = await world.channel(bot, "staff")
-        alice = fake.users["alice"]["id"]
-        fake.channels[staff]["permission_overwrites"] = [
-            {"id": fake.guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)},
-            {"id": alice, "type": 1, "allow": str(VIEW_CHANNEL), "deny": "0"},
-        ]
-        await fake.gateway.dispatch("CHANNEL_UPDATE", fake.channels[staff], guild_id=fake.guild_id)
-        await eventually(lambda: overwrites_known(bot, staff), what="the overwrites known")
+        staff = await world.hidden_channel(bot, "staff")
         made = await wait_result(await fake.send_slash("imagine", {"prompt": "a plan"}, channel_id=staff))
         refused = await world.show(code_of(made), user="bob")
         assert error_text(refused) == f"🔎 Not found: {NOT_FOUND}"
         assert world.discord.files_of(await world.show(code_of(made)))  # its requester may, here too
-
-
-def overwrites_known(bot: NanoBot, channel_id: str) -> bool:
-    """Whether the bot's cache has the channel's two permission overwrites."""
-    channel = bot.get_channel(int(channel_id))
-    return isinstance(channel, discord.TextChannel) and len(channel.overwrites) == 2
 
 
 async def test_a_private_result_is_shown_by_its_requester_only(world: World) -> None:
@@ -242,3 +232,28 @@ async def test_a_member_the_server_blocked_shows_nothing_there(world: World) -> 
         await (await world.discord.send_slash("quota set", options, user="admin")).wait_done()
         refused = await world.show(code_of(made))
         assert "Not allowed" in title(refused) and not world.discord.files_of(refused)
+
+
+async def test_show_and_history_answer_in_the_members_language(world: World) -> None:
+    async with world.bot():
+        made = await world.imagine("a harbour")
+        code = code_of(made)
+        refused = await world.show(job_code(int(code, 36) + 50), user="bob", locale="es-ES")
+        assert error_text(refused) == (
+            "🔎 No encontrado: No hay ningún resultado con ese id que puedas mostrar aquí."
+        )
+        shown = await world.show(code, locale="ja")
+        assert title(shown) == f"🔎 ジョブ {code}"
+        fields = embed_fields(shown)
+        assert fields["作成者"] == f"<@{world.discord.users['alice']['id']}>"
+        assert "Time" not in fields and "時間" not in " ".join(fields)  # not a new job: no run time
+
+        inter = await world.discord.send_slash("history", {}, locale="pt-BR")
+        page = world.discord._current(await inter.wait_done())
+        assert page["content"] == "🖼️ **Seus resultados**: página 1 de 1 (1 resultado, mais recentes primeiro)"
+        [select] = [c for row in page["components"] for c in row["components"] if c["type"] == 3]
+        assert select["placeholder"] == "Publique um destes aqui…"
+
+        inter = await world.discord.send_slash("history", {}, user="bob", locale="es-419")
+        empty = world.discord._current(await inter.wait_done())
+        assert empty["content"] == "Todavía no tienes resultados."

@@ -18,6 +18,7 @@ from alembic import command
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.billing.rules import (
+    CONCURRENT,
     EPOCH,
     Check,
     Cooldown,
@@ -257,7 +258,7 @@ async def test_concurrency_units_are_released_on_commit(store: QuotaStore) -> No
 
     a, b = await held(store, 100, *checks()), await held(store, 100, *checks())
     refusal = await reserve(store, 100, *checks())
-    assert refusal == Refusal("your concurrent jobs", 200, 0, 200, None)
+    assert refusal == Refusal(CONCURRENT, 200, 0, 200, None)
     await store.commit(a.id)
     await store.refund(b.id, outcome="refunded: ProviderTimeout")
     active = await store.usage(G, f"active:{U}", None)

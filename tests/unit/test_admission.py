@@ -99,7 +99,7 @@ async def test_dms_are_refused_when_not_allowed(
     make_admission: Callable[..., Admission], quotas: QuotaStore
 ) -> None:
     error = await refused(make_admission(), DM, GuildConfig(), 100)
-    assert error.title == "🚧 Not in DMs"
+    assert error.title_text() == "🚧 Not in DMs"
     assert "Nothing was charged" in error.message
     assert await nothing_reserved(quotas)
 
@@ -114,7 +114,7 @@ async def test_dms_spend_the_dm_allowance(
     assert await held(quotas, 0, f"user:{U}") == (0, 150)
     error = await refused(admission, DM, GuildConfig(), 100)
     after = datetime.now(UTC)
-    assert error.title == "📉 Quota reached"
+    assert error.title_text() == "📉 Quota reached"
     message = TIMESTAMP.sub("<t>", error.message)
     assert (
         message
@@ -136,7 +136,7 @@ async def test_blocked_users_are_refused_everywhere(
 ) -> None:
     admission = make_admission(allow_dms=True, blocked_users=[U])
     error = await refused(admission, who, GuildConfig(), 100)
-    assert (error.title, error.message) == (
+    assert (error.title_text(), error.message) == (
         "⛔ Not allowed",
         "The operator of this bot has blocked you from making images.",
     )
@@ -150,7 +150,7 @@ async def test_the_operators_blocklist_applies_everywhere(
 ) -> None:
     admission = make_admission(allow_dms=True, blocklist=["forbidden fruit"])
     error = await refused(admission, who, GuildConfig(), 100, prompt="A FORBIDDEN  fruit salad")
-    assert (error.title, error.message) == (
+    assert (error.title_text(), error.message) == (
         "🚫 Prompt not allowed",
         "Your prompt contains “forbidden fruit”, which this bot does not allow.",
     )
@@ -163,7 +163,7 @@ async def test_the_servers_rules_apply_in_the_server(
     admission = make_admission()
     config = GuildConfig(blocklist=["cat"], allowed_channels=[CHANNEL + 1])
     place = await refused(admission, SERVER, config, 100, prompt="a dog")
-    assert place.title == "🚧 Not in this channel"
+    assert place.title_text() == "🚧 Not in this channel"
     prompt = await refused(admission, Who(G, CHANNEL + 1, U), config, 100, prompt="a cat")
     assert prompt.message == "Your prompt contains “cat”, which this server does not allow."
     assert await nothing_reserved(quotas)
@@ -179,7 +179,7 @@ async def test_the_operator_budget_counts_the_unscaled_cost(
     assert await held(quotas, G, f"user:{U}") == (0, 600)
     assert await held(quotas, 0, "operator") == (0, 300)  # the bot's budget pays what the job costs
     error = await refused(admission, SERVER, doubled, 100)
-    assert (error.title, TIMESTAMP.sub("<t>", error.message)) == (
+    assert (error.title_text(), TIMESTAMP.sub("<t>", error.message)) == (
         "📉 Quota reached",
         "This job costs 2 credits but the bot's daily budget has 0 of 3 left. It resets <t>.",
     )
@@ -212,7 +212,7 @@ async def test_the_cooldown_refuses_a_second_job_and_says_when(
     await admit(admission, SERVER, config, 100)
     error = await refused(admission, SERVER, config, 100)
     after = datetime.now(UTC)
-    assert error.title == "⏱️ Cooldown"
+    assert error.title_text() == "⏱️ Cooldown"
     match = re.fullmatch(r"Please wait (\d+) s between images; try again <t:(\d+):R>\.", error.message)
     assert match is not None, error.message
     wait, ready = int(match[1]), datetime.fromtimestamp(int(match[2]), UTC)
@@ -227,7 +227,7 @@ async def test_a_member_blocked_by_the_server_is_refused(
     await quotas.set_rule(Rule(G, "role", 31, None, True, "day"))
     admission = make_admission()
     error = await refused(admission, Who(G, CHANNEL, U, role_ids=(31,)), GuildConfig(), 100)
-    assert (error.title, error.message) == (
+    assert (error.title_text(), error.message) == (
         "⛔ Not allowed",
         "A server admin has blocked you from making images here.",
     )
@@ -244,10 +244,45 @@ async def test_jobs_past_the_running_share_and_the_queue_are_refused(
     running = await admit(admission, SERVER, config, 100)
     await admit(admission, SERVER, config, 100)  # waits in the queue behind the running one
     error = await refused(admission, SERVER, config, 100)
-    assert (error.title, error.message) == (
+    assert (error.title_text(), error.message) == (
         "⏳ Queue full",
         "You already have 2 jobs running or waiting in the queue; "
         "wait for one to finish, or cancel one (❌ on its message).",
     )
     await admission.commit(running)
     await admit(admission, SERVER, config, 100)  # a finished job frees its place
+
+
+async def test_a_refusal_reads_in_the_members_language(make_admission: Callable[..., Admission]) -> None:
+    admission = make_admission()
+    config = GuildConfig(cooldown_seconds=60)
+    await admit(admission, SERVER, config, 100)
+    error = await refused(admission, SERVER, config, 100)
+    assert error.title_text("es-ES") == "⏱️ Tiempo de espera"
+    spanish = re.fullmatch(
+        r"Espera (\d+) s entre imágenes; vuelve a intentarlo <t:\d+:R>\.", error.reply_text("es-ES")
+    )
+    assert spanish is not None and 1 <= int(spanish[1]) <= 60, error.reply_text("es-ES")
+    assert error.title_text("ja") == "⏱️ クールダウン中"
+    japanese = re.fullmatch(
+        r"画像の作成には (\d+) 秒の間隔が必要です。<t:\d+:R>にもう一度お試しください。",
+        error.reply_text("ja"),
+    )
+    assert japanese is not None and japanese[1] == spanish[1], error.reply_text("ja")
+    assert error.message.startswith("Please wait ")  # the log and the command-line tool stay English
+
+
+async def test_a_quota_refusal_names_its_counter_in_the_members_language(
+    make_admission: Callable[..., Admission], quotas: QuotaStore
+) -> None:
+    await quotas.set_rule(Rule(G, "user", U, 250, False, "week"))
+    admission = make_admission()
+    await admit(admission, SERVER, GuildConfig(), 200)
+    error = await refused(admission, SERVER, GuildConfig(), 100)
+    assert TIMESTAMP.sub("<t>", error.reply_text("es-ES")) == (
+        "Este trabajo cuesta 1 créditos, pero en tu límite semanal quedan 0.5 de 2.5. Se restablece <t>."
+    )
+    assert TIMESTAMP.sub("<t>", error.reply_text("pt-BR")) == (
+        "Este trabalho custa 1 créditos, mas seu limite semanal tem 0.5 de 2.5 restantes. Ele é renovado <t>."
+    )
+    assert error.title_text("ja") == "📉 上限に達しました"

@@ -93,7 +93,7 @@ def test_credits_shows_cents_as_credits(cents: int | None, text: str) -> None:
 
 def test_describe_lists_every_rule_models_sorted() -> None:
     rules = CostRules(models={"zeta": 2.5, "alpha": 1}, resolution={"1K": 1, "2K": 1.5})
-    assert rules.describe() == [
+    assert [str(line) for line in rules.describe()] == [
         "alpha: 1",
         "zeta: 2.5",
         "other models: 1",
@@ -104,7 +104,7 @@ def test_describe_lists_every_rule_models_sorted() -> None:
 
 
 def test_describe_shows_the_defaults(rules: CostRules) -> None:
-    lines = rules.describe()
+    lines = [str(line) for line in rules.describe()]
     assert f"{PRO}: 3.5" in lines
     assert "resolution: 0.5K ×0.75, 1K ×1, 2K ×1.5, 4K ×2" in lines
     assert len(lines) == len(rules.models) + 4

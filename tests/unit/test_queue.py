@@ -102,7 +102,7 @@ async def test_a_user_may_have_only_so_many_jobs_waiting() -> None:
     queue.enqueue("c", 7, "google")
     with pytest.raises(Refused) as caught:
         queue.enqueue("d", 7, "google")
-    assert (caught.value.title, caught.value.message) == (
+    assert (caught.value.title_text(), caught.value.message) == (
         "⏳ Queue full",
         "You already have 2 jobs waiting; try again soon.",
     )

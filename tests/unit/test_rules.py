@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,6 +25,7 @@ from bot.billing.rules import (
     window_end,
     window_start,
 )
+from bot.i18n import Text, catalogue
 
 G, U = 555, 42
 
@@ -168,15 +170,20 @@ def test_checks_refuse_negative_amounts(bad: dict[str, int]) -> None:
         Check(G, "user:1", "day", **fields)
 
 
+def english(check: Check) -> Check:
+    """The check with its label in English (labels are catalogue messages)."""
+    return replace(check, label=str(check.label))
+
+
 def test_user_and_guild_checks_name_their_window() -> None:
-    assert user_check(G, U, rule("user", U, 300, window="week")) == Check(
+    assert english(user_check(G, U, rule("user", U, 300, window="week"))) == Check(
         G, f"user:{U}", "week", 300, "your weekly limit"
     )
-    assert user_check(G, U, rule("user", U, 300, blocked=True)) == Check(
+    assert english(user_check(G, U, rule("user", U, 300, blocked=True))) == Check(
         G, f"user:{U}", "day", 0, "a block on your account"
     )
-    assert user_check(G, U, None) == Check(G, f"user:{U}", "day", None, "your daily limit")
-    assert guild_check(G, rule("guild", 0, 9_000, window="month")) == Check(
+    assert english(user_check(G, U, None)) == Check(G, f"user:{U}", "day", None, "your daily limit")
+    assert english(guild_check(G, rule("guild", 0, 9_000, window="month"))) == Check(
         G, "guild", "month", 9_000, "the server's monthly pool"
     )
 
@@ -184,7 +191,7 @@ def test_user_and_guild_checks_name_their_window() -> None:
 def test_job_checks_charge_member_pool_operator_and_concurrency() -> None:
     rules = [rule("guild", 0, 10_000, window="week"), rule("default", 0, 300)]
     checks = job_checks(G, U, rules[1], rules, budget_cents=5_000, max_concurrent=2, base_cents=100)
-    assert checks == [
+    assert [english(check) for check in checks] == [
         Check(G, f"user:{U}", "day", 300, "your daily limit"),
         Check(G, "guild", "week", 10_000, "the server's weekly pool"),
         Check(OPERATOR_GUILD, "operator", "day", 5_000, "the bot's daily budget", cents=100),
@@ -207,9 +214,25 @@ def test_job_checks_without_limits_still_count_everything() -> None:
 
 def test_dm_checks_live_beside_the_operator_budget() -> None:
     checks = dm_checks(U, limit_cents=500, window="week", budget_cents=None, max_concurrent=1, base_cents=80)
-    assert checks == [
+    assert [english(check) for check in checks] == [
         Check(OPERATOR_GUILD, f"user:{U}", "week", 500, "your weekly allowance in DMs"),
         Check(OPERATOR_GUILD, "operator", "day", None, "the bot's daily budget", cents=80),
         Check(OPERATOR_GUILD, f"active:{U}", None, JOB_UNITS, "your concurrent jobs", units=JOB_UNITS),
     ]
     assert [check.amount(80) for check in checks] == [80, 80, JOB_UNITS]
+
+
+@pytest.mark.parametrize("window", ["day", "week", "month"])
+def test_every_counter_is_named_in_every_language(window: str) -> None:
+    checks = [
+        user_check(G, U, rule("user", U, 300, window=window)),
+        user_check(G, U, rule("user", U, 300, window=window, blocked=True)),
+        guild_check(G, rule("guild", 0, 300, window=window)),
+        *job_checks(G, U, None, [], budget_cents=None, max_concurrent=1),
+        *dm_checks(U, limit_cents=1, window=window, budget_cents=None, max_concurrent=1, base_cents=1),
+    ]
+    for check in checks:
+        assert isinstance(check.label, Text) and catalogue().has(check.label.key), check.label
+        english = check.label.render(None)
+        for locale in ("es-ES", "pt-BR", "ja"):
+            assert check.label.render(locale) not in ("", english, check.label.key), (check.label, locale)

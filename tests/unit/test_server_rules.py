@@ -18,7 +18,7 @@ def refusal(call: Callable[..., None], *args: object, **kwargs: object) -> tuple
     """The (title, message) of the Refused a rule raises."""
     with pytest.raises(Refused) as caught:
         call(*args, **kwargs)
-    return caught.value.title, caught.value.message
+    return caught.value.title_text(), caught.value.message
 
 
 def test_any_channel_is_fine_without_rules() -> None:
@@ -77,8 +77,8 @@ def test_disguised_phrases_are_still_found() -> None:
 
 
 def test_the_blocklist_message_names_its_owner() -> None:
-    check_blocklist(["gore"], "a sunny meadow", owner="this bot")
-    assert refusal(check_blocklist, ["gore"], "gore", owner="this bot") == (
+    check_blocklist(["gore"], "a sunny meadow", owner="bot")
+    assert refusal(check_blocklist, ["gore"], "gore", owner="bot") == (
         "🚫 Prompt not allowed",
         "Your prompt contains “gore”, which this bot does not allow.",
     )
@@ -90,3 +90,11 @@ def test_an_empty_phrase_blocks_nothing() -> None:
 
 def test_discord_time_is_a_relative_timestamp() -> None:
     assert discord_time(datetime(2025, 6, 4, 12, 0, tzinfo=UTC)) == "<t:1749038400:R>"
+
+
+def test_a_blocked_phrase_is_named_in_the_members_language() -> None:
+    for owner, who in (("server", "este servidor"), ("bot", "este bot")):
+        with pytest.raises(Refused) as caught:
+            check_blocklist(["gore"], "gore", owner=owner)  # type: ignore[arg-type]
+        assert caught.value.title_text("es-ES") == "🚫 Prompt no permitido"
+        assert caught.value.reply_text("es-ES") == f"Tu prompt contiene «gore», algo que {who} no permite."

@@ -1,0 +1,251 @@
+"""/usage and /audit on Discord: a member's or the server's usage as an embed with its chart, the
+audit list, and the audit export's CSV file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+
+import discord
+from babel.dates import format_skeleton
+
+from bot.billing.costs import credits
+from bot.billing.reports import HISTORY_DAYS, DaySpend, JobLine, audit_csv
+from bot.billing.rules import AuditRow
+from bot.billing.server_rules import discord_time
+from bot.i18n import Text, Words, language_of, render, t
+from bot.imaging.chart import Chart, Day, Labels, Panel, draw_chart, drawable
+from bot.imaging.pool import run_image
+
+COLOUR = discord.Colour.blurple()
+CHART_FILE = "usage.png"
+#: Cells of the one-line bar that screen readers read.
+BAR_CELLS = 10
+#: Characters of a prompt one line of /audit shows.
+PROMPT_SHOWN = 60
+#: Lines the /audit list shows.
+AUDIT_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A counter as /usage shows it: used and reserved cents, its limit (None: unlimited), window."""
+
+    used_cents: int
+    reserved_cents: int
+    limit_cents: int | None
+    window: str
+    blocked: bool = False
+    resets_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    """What /usage shows a member: their allowance, its limit as written, the server pool, their days."""
+
+    title: Words
+    mine: Allowance
+    limit_text: Words
+    days: Sequence[DaySpend]
+    window_start: date
+    pool: Allowance | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUsage:
+    """What /usage server shows: the server's counter, its days and its top members (id, cents)."""
+
+    name: str
+    pool: Allowance
+    days: Sequence[DaySpend]
+    window_start: date
+    top_window: Sequence[tuple[int, int]]
+    top_history: Sequence[tuple[int, int]]
+
+
+def _credits(cents: int | None) -> Text:
+    """An amount of credits ("1 credits": the number as /usage has always written it)."""
+    return Text("usage.credits", amount=credits(cents))
+
+
+def text_bar(allowance: Allowance, locale: str | None) -> str:
+    """One line a screen reader can read: ▓ spent, ▒ reserved, ░ left, then the numbers."""
+    period = Text(f"usage.period.{allowance.window}")
+    used = credits(allowance.used_cents)
+    if allowance.blocked:
+        return t(locale, "usage.bar.blocked", used=used, period=period)
+    limit = allowance.limit_cents
+    if limit is None:
+        return t(locale, "usage.bar.unlimited", used=used, period=period)
+    share = allowance.used_cents / limit if limit else 1.0
+    taken = (allowance.used_cents + allowance.reserved_cents) / limit if limit else 1.0
+    spent = min(BAR_CELLS, round(share * BAR_CELLS))
+    held = min(BAR_CELLS, round(taken * BAR_CELLS)) - spent
+    bar = "▓" * spent + "▒" * max(0, held) + "░" * (BAR_CELLS - spent - max(0, held))
+    return t(locale, "usage.bar", bar=bar, used=used, limit=credits(limit), period=period)
+
+
+@cache
+def chart_language(locale: str | None) -> str | None:
+    """The locale the chart's words are drawn in: the member's, or English when no font here has
+    their letters (Pillow's own font has no accents; Japanese needs a CJK font installed)."""
+    return locale if drawable(_label_texts(locale)) else None
+
+
+def _label_texts(locale: str | None) -> list[str]:
+    """Every word a chart may show in a language."""
+    labels = _labels(locale)
+    titles = [t(locale, f"usage.chart.window.{w}") for w in ("day", "week", "month")]
+    extra = [t(locale, key) for key in ("usage.chart.title", "usage.chart.server", "usage.chart.history")]
+    return [labels.spent, labels.reserved, labels.limit, labels.running, labels.unit, *titles, *extra]
+
+
+def _labels(locale: str | None) -> Labels:
+    """The legend and unit in a language."""
+    return Labels(
+        spent=t(locale, "usage.chart.spent"),
+        reserved=t(locale, "usage.chart.reserved"),
+        limit=t(locale, "usage.chart.limit"),
+        running=t(locale, "usage.chart.running"),
+        unit=t(locale, "usage.chart.unit"),
+    )
+
+
+def _day_label(day: date, first: bool, locale: str | None) -> str:
+    """A bar's label: the day of the month, with the month on the first bar and on each 1st."""
+    if first or day.day == 1:
+        return str(format_skeleton("Md", day, locale=language_of(locale)))
+    return str(day.day)
+
+
+def _bars(days: Sequence[DaySpend], locale: str | None) -> tuple[Day, ...]:
+    """The chart's bars for these days."""
+    return tuple(
+        Day(d.day, d.spent_cents, d.reserved_cents, _day_label(d.day, n == 0, locale))
+        for n, d in enumerate(days)
+    )
+
+
+def build_chart(
+    title_key: str, allowance: Allowance, days: Sequence[DaySpend], window_start: date, locale: str | None
+) -> Chart:
+    """Two panels: the current window (its limit as a line, a running total when longer than a day)
+    and the last days (the limit as a line when it is a daily one)."""
+    locale = chart_language(locale)
+    limit = None if allowance.blocked else allowance.limit_cents
+    window = [d for d in days if d.day >= window_start]
+    daily = allowance.window == "day"
+    now = Panel(
+        t(locale, f"usage.chart.window.{allowance.window}"),
+        _bars(window, locale),
+        limit=limit,
+        running=not daily,
+    )
+    history = days[-HISTORY_DAYS:]
+    past = Panel(t(locale, "usage.chart.history"), _bars(history, locale), limit=limit if daily else None)
+    return Chart(t(locale, title_key), (now, past), _labels(locale))
+
+
+async def chart_file(chart: Chart, description: str) -> discord.File:
+    """The chart drawn in the image pool, as an attachment (its alt text: the one-line bar)."""
+    png = await run_image(draw_chart, chart)
+    return discord.File(io.BytesIO(png), filename=CHART_FILE, description=description[:1024])
+
+
+async def member_reply(view: MemberUsage, locale: str | None) -> tuple[discord.Embed, discord.File]:
+    """The member's usage: the bar, the numbers, and the chart under them."""
+    bar = text_bar(view.mine, locale)
+    embed = discord.Embed(title=render(view.title, locale), description=bar, colour=COLOUR)
+    mine = view.mine
+    embed.add_field(name=t(locale, "usage.field.used"), value=_credits(mine.used_cents).render(locale))
+    embed.add_field(
+        name=t(locale, "usage.field.reserved"), value=_credits(mine.reserved_cents).render(locale)
+    )
+    embed.add_field(name=t(locale, "usage.field.limit"), value=render(view.limit_text, locale))
+    if mine.resets_at is not None:
+        embed.add_field(name=t(locale, "usage.field.resets"), value=discord_time(mine.resets_at))
+    if (pool := view.pool) is not None:
+        shared = Text(
+            "usage.pool", used=credits(pool.used_cents), limit=credits(pool.limit_cents), window=_window(pool)
+        )
+        embed.add_field(name=t(locale, "usage.field.pool"), value=shared.render(locale), inline=False)
+    chart = build_chart("usage.chart.title", mine, view.days, view.window_start, locale)
+    embed.set_image(url=f"attachment://{CHART_FILE}")
+    return embed, await chart_file(chart, bar)
+
+
+def _window(allowance: Allowance) -> Text:
+    """The window's name ("day")."""
+    return Text(f"quota.window.{allowance.window}")
+
+
+def _top(members: Sequence[tuple[int, int]], locale: str | None) -> str:
+    """The top members, one line each, as mentions (shown, never pinged, in an embed)."""
+    lines = [
+        t(locale, "usage.server.top_line", rank=n, member=f"<@{user}>", amount=credits(cents))
+        for n, (user, cents) in enumerate(members, 1)
+    ]
+    return "\n".join(lines) or t(locale, "usage.server.nobody")
+
+
+async def server_reply(view: ServerUsage, locale: str | None) -> tuple[discord.Embed, discord.File]:
+    """The server's usage: its pool bar, spend, running jobs, top members and the chart."""
+    pool = view.pool
+    bar = text_bar(pool, locale)
+    embed = discord.Embed(
+        title=t(locale, "usage.server.title", server=view.name), description=bar, colour=COLOUR
+    )
+    period = Text(f"usage.period.{pool.window}")
+    history = sum(d.spent_cents + d.reserved_cents for d in view.days[-HISTORY_DAYS:])
+    embed.add_field(
+        name=t(locale, "usage.server.window", period=period), value=_credits(pool.used_cents).render(locale)
+    )
+    embed.add_field(name=t(locale, "usage.server.history"), value=_credits(history).render(locale))
+    embed.add_field(
+        name=t(locale, "usage.server.running"), value=_credits(pool.reserved_cents).render(locale)
+    )
+    embed.add_field(
+        name=t(locale, "usage.server.top_window", period=period), value=_top(view.top_window, locale)
+    )
+    embed.add_field(name=t(locale, "usage.server.top_history"), value=_top(view.top_history, locale))
+    chart = build_chart("usage.chart.server", pool, view.days, view.window_start, locale)
+    embed.set_image(url=f"attachment://{CHART_FILE}")
+    return embed, await chart_file(chart, bar)
+
+
+def audit_embed(rows: Sequence[AuditRow], locale: str | None) -> discord.Embed:
+    """The newest jobs, one line each: when, who, what, cost, outcome and the prompt's start."""
+    lines = [
+        t(
+            locale,
+            "audit.line",
+            time=discord_time(r.created_at),
+            member=f"<@{r.user_id}>",
+            kind=r.kind,
+            amount=credits(r.cost_cents),
+            outcome=r.outcome or r.status,
+            prompt=r.prompt[:PROMPT_SHOWN],
+        )
+        for r in rows
+    ]
+    description = "\n".join(lines)[:4000] or t(locale, "audit.none")
+    return discord.Embed(title=t(locale, "audit.title"), description=description)
+
+
+async def export_reply(
+    lines: Sequence[JobLine], capped: bool, max_bytes: int, stem: str, locale: str | None
+) -> tuple[discord.Embed, discord.File | None]:
+    """The export's embed and its CSV (written off the loop: thousands of rows); no file when no
+    job matches."""
+    if not lines:
+        return discord.Embed(title=t(locale, "audit.export.title"), description=t(locale, "audit.none")), None
+    data, written = await asyncio.to_thread(audit_csv, lines, max_bytes)
+    said = [t(locale, "audit.export.body", count=written)]
+    if capped or written < len(lines):
+        said.append(t(locale, "audit.export.capped", count=written))
+    embed = discord.Embed(title=t(locale, "audit.export.title"), description="\n".join(said), colour=COLOUR)
+    return embed, discord.File(io.BytesIO(data), filename=f"{stem}.csv")
