@@ -207,14 +207,15 @@ async def _turns_near(
         return []
     start = min(line.created_at for line in lines)
     end = max(line.finished_at or line.created_at for line in lines) + TURN_SLACK
-    where = [turns.c.guild_id == guild_id, turns.c.created_at >= start, turns.c.created_at <= end]
+    t = turns
+    where = [t.c.guild_id == guild_id, t.c.created_at >= start, t.c.created_at <= end]
     if user_id is not None:
-        where.append(turns.c.user_id == user_id)
-    columns = (turns.c.id, turns.c.user_id, turns.c.channel_id, turns.c.kind, turns.c.prompt)
+        where.append(t.c.user_id == user_id)
+    columns = (t.c.id, t.c.user_id, t.c.channel_id, t.c.kind, t.c.prompt, t.c.provider, t.c.model)
     query = (
-        select(*columns, turns.c.options, turns.c.created_at)
+        select(*columns, t.c.options, t.c.created_at)
         .where(and_(*where))
-        .order_by(turns.c.id.desc())
+        .order_by(t.c.id.desc())
         .limit(TURN_SCAN)
     )
     return sorted(await conn.execute(query), key=lambda row: row.id)
@@ -261,13 +262,16 @@ def _matched(lines: Sequence[JobLine], candidates: Sequence[Any]) -> list[JobLin
 
 
 def _with_turn(line: JobLine, turn: Any) -> JobLine:
-    """The job with its turn's id, resolution and image count."""
+    """The job with its turn's id, resolution and image count, and the provider and model that made
+    it (the reservation names them only when the member chose them)."""
     if turn is None:
         return line
     options = turn.options if isinstance(turn.options, dict) else {}
     resolution, count = options.get("resolution"), options.get("count")
     return replace(
         line,
+        provider=turn.provider or line.provider,
+        model=turn.model or line.model,
         turn_id=int(turn.id),
         resolution=str(resolution) if resolution else None,
         count=count if isinstance(count, int) and not isinstance(count, bool) else None,

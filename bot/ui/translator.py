@@ -1,9 +1,10 @@
 """Slash commands in the member's language: discord.py's Translator backed by the message catalogue.
 
 Every command, group, option and choice text is a `locale_str`; its catalogue key is derived from
-where it sits (`command.<qualified name>.name|description`, `command.<qualified name>.option.<option>
-.description`), or given as `locale_str(..., key="...")` (choices). The English words stay in the code
-because discord.py sends them as the defaults; a test keeps them equal to the catalogue's.
+where it sits (`command.<qualified name>.name|description`, `command.<qualified name>.option.<option
+as Discord shows it>.description`), or given as `locale_str(..., key="...")` (choices). The English
+words stay in the code because discord.py sends them as the defaults; a test keeps them equal to the
+catalogue's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def key_of(string: app_commands.locale_str, context: app_commands.TranslationCon
         return f"command.{data.qualified_name}.description"
     if where in (Where.parameter_name, Where.parameter_description):
         part = "name" if where is Where.parameter_name else "description"
-        return f"command.{data.command.qualified_name}.option.{data.name}.{part}"
+        return f"command.{data.command.qualified_name}.option.{data.display_name}.{part}"
     return None
 
 

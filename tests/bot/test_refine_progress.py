@@ -28,6 +28,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeGemini
 
 KEY = "refine-progress-key"
+PRO = "gemini-3-pro-image-preview"
 EPHEMERAL = 64
 #: The bar line of a progress message: ten cells and a percentage.
 BAR_LINE = re.compile(r"^([▰▱]{10}) ~(\d+)%$", re.MULTILINE)
@@ -194,3 +195,20 @@ async def test_a_spanish_server_gets_the_progress_and_the_result_in_spanish(env:
     assert {"Modelo", "Resolución", "Tiempo"} <= set(embed_fields(result))
     labels = {c["label"] for row in result["components"] for c in row["components"]}
     assert {"Repetir", "Editar", "Eliminar"} <= labels
+
+
+async def test_a_thinking_model_shows_its_interim_image_in_the_progress_reply(env: Env) -> None:
+    inter = await env.discord.send_slash("imagine", {"prompt": "a lighthouse", "model": PRO})
+    made = await wait_result(inter)
+    final = env.gemini.stream.hold("image")  # the refine's final image waits until the test says so
+    sent = await env.discord.user_message("make it stormy", reply_to=made)
+    progress = await env.discord.wait_for_message(
+        lambda m: env.replies_to(m, sent) and bool(m.get("attachments")), timeout=HANG
+    )
+    [(name, _)] = env.discord.files_of(progress)
+    assert name.startswith("preview.") and "💭" in progress["content"] and cancel_id(progress)
+    final.set()
+    result = await env.result_of(sent)
+    [(name, data)] = env.discord.files_of(result)
+    assert not name.startswith("preview") and data == env.gemini.outputs[-1]
+    await eventually(lambda: env.gone(progress), what="the progress reply removed")

@@ -121,13 +121,16 @@ class ActionsMixin:
         focused: str,
         user: str | JSON = "alice",
         channel_id: str | None = None,
+        locale: str = "en-US",
     ) -> InteractionHandle:
         """Dispatch an autocomplete interaction with `focused` as the option being typed."""
         channel, author = self._channel(channel_id), self._user_for(user)
         cmd = self._find_command(name.split()[0], 1, channel.get("guild_id"))
         self._check_command(cmd, author, channel, False)
         data = build_command_data(self._fake, name, options, cmd, focused=focused)
-        return await self._dispatch_interaction(INTERACTION_AUTOCOMPLETE, data, author, channel)
+        return await self._dispatch_interaction(
+            INTERACTION_AUTOCOMPLETE, data, author, channel, locale=locale
+        )
 
     async def send_message_command(
         self,
@@ -136,6 +139,7 @@ class ActionsMixin:
         *,
         user: str | JSON = "alice",
         force: bool = False,
+        locale: str = "en-US",
     ) -> InteractionHandle:
         """Dispatch a message context-menu command on a message (content always visible)."""
         target = self._current(target_message)
@@ -143,7 +147,7 @@ class ActionsMixin:
         cmd = self._find_command(name, 3, channel.get("guild_id"))
         self._check_command(cmd, author, channel, force)
         data = self._context_data(name, 3, cmd, target["id"], {"messages": {target["id"]: target}})
-        return await self._dispatch_interaction(INTERACTION_COMMAND, data, author, channel)
+        return await self._dispatch_interaction(INTERACTION_COMMAND, data, author, channel, locale=locale)
 
     async def send_user_command(
         self, name: str, target_user: str | JSON, *, user: str | JSON = "alice", force: bool = False
@@ -179,6 +183,7 @@ class ActionsMixin:
         user: str | JSON = "alice",
         values: list[str] | None = None,
         force: bool = False,
+        locale: str = "en-US",
     ) -> InteractionHandle:
         """Click a button / choose in a select on a message (the full message is embedded)."""
         msg = self._current(message)
@@ -192,7 +197,7 @@ class ActionsMixin:
             data["values"] = list(values or [])
         channel, author = self._channel(msg["channel_id"]), self._user_for(user)
         return await self._dispatch_interaction(
-            INTERACTION_COMPONENT, data, author, channel, message=copy.deepcopy(msg)
+            INTERACTION_COMPONENT, data, author, channel, message=copy.deepcopy(msg), locale=locale
         )
 
     async def send_modal_submit(
@@ -203,6 +208,7 @@ class ActionsMixin:
         *,
         user: str | JSON = "alice",
         channel_id: str | None = None,
+        locale: str = "en-US",
     ) -> InteractionHandle:
         """Submit a modal; mirrors the structure of the modal the bot last sent with custom_id."""
         uploads: dict[str, JSON] = {}
@@ -214,7 +220,7 @@ class ActionsMixin:
         channel = self._channel(msg["channel_id"] if msg else channel_id)
         extra = copy.deepcopy(msg) if msg else None
         return await self._dispatch_interaction(
-            INTERACTION_MODAL_SUBMIT, data, self._user_for(user), channel, message=extra
+            INTERACTION_MODAL_SUBMIT, data, self._user_for(user), channel, message=extra, locale=locale
         )
 
     def _modal_components(
