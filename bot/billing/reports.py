@@ -36,7 +36,7 @@ ANONYMOUS: Final = 0
 #: A reservation's status while its job runs, and once its credits are spent.
 HELD, SPENT = "reserved", "committed"
 #: Turns read at most to find an export's job ids (the newest, when there are more).
-TURN_SCAN: Final = 4 * EXPORT_CAP
+TURN_SCAN: Final = 2 * EXPORT_CAP
 #: How long after its reservation was settled a job's turn may still be written.
 TURN_SLACK: Final = timedelta(minutes=1)
 #: What settle.py appends to the outcome of a job charged less than it reserved.

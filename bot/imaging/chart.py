@@ -69,8 +69,10 @@ class Day:
     day: date
     spent: int
     reserved: int
-    #: What the axis says under the bar ("3", "6/1").
+    #: What the axis says under the bar: the day ("3"), and with its month ("6/3") where the month
+    #: changes or the labels start.
     label: str
+    long_label: str = ""
 
     @property
     def total(self) -> int:
@@ -227,7 +229,7 @@ def texts_of(chart: Chart) -> list[str]:
     labels = chart.labels
     words = [chart.title, labels.spent, labels.reserved, labels.limit, labels.running, labels.unit]
     for panel in chart.panels:
-        words += [panel.title, *(day.label for day in panel.days), "0123456789."]
+        words += [panel.title, *(f"{day.label}{day.long_label}" for day in panel.days), "0123456789."]
     return words
 
 
@@ -288,12 +290,17 @@ def _axis(pen: _Pen, geometry: Geometry, unit: str) -> None:
 
 
 def _day_labels(pen: _Pen, panel: Panel, geometry: Geometry) -> None:
-    """Day labels under the bars: every one, or evenly skipped counting back from the last (today)."""
+    """Day labels under the bars: every one, or evenly skipped counting back from the last (today);
+    the first shown and each one in a new month name the month too."""
     count = len(panel.days)
     every = max(1, math.ceil(count / MAX_DAY_LABELS))
+    shown = sorted(range(count - 1, -1, -every))
     bottom = geometry.plot[3]
-    for number in range(count - 1, -1, -every):
-        label, (x0, x1) = panel.days[number].label, geometry.bars[number]
+    for place, number in enumerate(shown):
+        day = panel.days[number]
+        new_month = place == 0 or panel.days[shown[place - 1]].day.month != day.day.month
+        label = (day.long_label or day.label) if new_month else day.label
+        x0, x1 = geometry.bars[number]
         pen.text(((x0 + x1) / 2 - pen.width(label, SMALL_SIZE) / 2, bottom + 6), label, SMALL_SIZE, MUTED)
 
 

@@ -179,22 +179,21 @@ async def _translated(
 
 def offered_here(command: Leaf, interaction: Interaction) -> bool:
     """Whether Discord offers the command to this member where they asked: its contexts and installs,
-    and (in a server) the permissions it needs by default."""
-    contexts = command.allowed_contexts
-    place = interaction.context
+    and (in a server) the permissions it needs by default (a sub-command has its group's)."""
+    top: Leaf | app_commands.Group = command
+    if isinstance(command, app_commands.Command) and command.root_parent is not None:
+        top = command.root_parent
+    contexts, place = top.allowed_contexts, interaction.context
     if place.guild:
         allowed = contexts is None or contexts.guild
     elif place.dm_channel:
-        allowed = contexts.dm_channel if contexts is not None else not command.guild_only
+        allowed = contexts.dm_channel if contexts is not None else not top.guild_only
     else:
         allowed = contexts is not None and contexts.private_channel
     if not interaction.is_guild_integration() and not place.dm_channel:  # the member's own install
-        installs = command.allowed_installs
-        allowed = allowed and installs is not None and installs.user
-    root = command.root_parent if isinstance(command, app_commands.Command) else None
-    needed = (root or command).default_permissions
-    if allowed and place.guild and needed is not None:
-        allowed = interaction.permissions >= needed
+        allowed = allowed and top.allowed_installs is not None and top.allowed_installs.user
+    if allowed and place.guild and top.default_permissions is not None:
+        allowed = interaction.permissions >= top.default_permissions
     return allowed
 
 

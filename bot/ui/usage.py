@@ -115,18 +115,19 @@ def _labels(locale: str | None) -> Labels:
     )
 
 
-def _day_label(day: date, first: bool, locale: str | None) -> str:
-    """A bar's label: the day of the month, with the month on the first bar and on each 1st."""
-    if first or day.day == 1:
-        return str(format_skeleton("Md", day, locale=language_of(locale)))
-    return str(day.day)
-
-
 def _bars(days: Sequence[DaySpend], locale: str | None) -> tuple[Day, ...]:
-    """The chart's bars for these days."""
+    """The chart's bars for these days, labelled with the day of the month (and the month, in the
+    language's order, where the chart needs it)."""
+    language = language_of(locale)
     return tuple(
-        Day(d.day, d.spent_cents, d.reserved_cents, _day_label(d.day, n == 0, locale))
-        for n, d in enumerate(days)
+        Day(
+            d.day,
+            d.spent_cents,
+            d.reserved_cents,
+            str(d.day.day),
+            str(format_skeleton("Md", d.day, locale=language)),
+        )
+        for d in days
     )
 
 

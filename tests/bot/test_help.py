@@ -51,9 +51,12 @@ class Env:
         """/help's private answer, as it stands."""
         return self.discord._current(await self.command("help", user=user, **kw))
 
-    async def choose(self, message: dict[str, Any], topic: str, user: str = "alice") -> dict[str, Any]:
+    async def choose(
+        self, message: dict[str, Any], topic: str, user: str = "alice", **kw: Any
+    ) -> dict[str, Any]:
         """Pick a topic in a help message's menu; the answer the user sees."""
-        inter = await self.discord.send_component(message, menu(message)["custom_id"], values=[topic], user=user)
+        custom_id = menu(message)["custom_id"]
+        inter = await self.discord.send_component(message, custom_id, values=[topic], user=user, **kw)
         return self.discord._current(await inter.wait_done())
 
 
@@ -92,7 +95,11 @@ def fields(message: dict[str, Any]) -> dict[str, str]:
 def words(message: dict[str, Any]) -> str:
     """Everything the page says: title, description, fields and footer."""
     embed = embed_of(message)
-    parts = [embed.get("title", ""), embed.get("description", ""), (embed.get("footer") or {}).get("text", "")]
+    parts = [
+        embed.get("title", ""),
+        embed.get("description", ""),
+        (embed.get("footer") or {}).get("text", ""),
+    ]
     parts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields", [])]
     return "\n".join(parts)
 
@@ -123,7 +130,7 @@ async def test_the_models_page_lists_the_configured_models_with_ratios_sizes_and
     assert list(found) == [f"{FLASH} (google)", f"{PRO} (google)"]
     flash, pro = found[f"{FLASH} (google)"], found[f"{PRO} (google)"]
     assert "1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9" in flash
-    assert "credits per image · 1K: 2" in flash and "2K" not in flash  # 2.5 Flash Image is 1K only
+    assert "Credits per image, by size: 1K: 2\n" in flash and "2K" not in flash  # 2.5 Flash Image is 1K only
     assert "1K: 5 · 2K: 7.5 · 4K: 15" in pro  # 5 × the test's 1, 1.5 and 3
     assert "Up to 3 reference images, +0.25 each" in flash
     assert "Up to 14 reference images, +0.25 each" in pro
@@ -145,7 +152,9 @@ async def test_the_rules_page_shows_channels_cooldown_and_the_credits_left_after
     general = env.discord.channel_id
     await env.command("settings channel", {"channel": general, "allowed": True}, user="admin")
     await env.command("settings set", {"cooldown": 30, "jobs_at_once": 1}, user="admin")
-    assert "✅" in (await env.command("quota set", {"scope": "default", "limit": "10"}, user="admin"))["content"]
+    assert (
+        "✅" in (await env.command("quota set", {"scope": "default", "limit": "10"}, user="admin"))["content"]
+    )
     result = await wait_result(await env.discord.send_slash("imagine", {"prompt": "an apple"}))
     assert env.discord.files_of(result)
     assert await settled_usage(env.discord, env.bot) == (200, 0)  # one 1K image on Flash: 2 credits
@@ -208,6 +217,18 @@ async def test_a_spanish_speaking_member_gets_spanish(env: Env) -> None:
     assert menu(shown)["placeholder"] == "Elige un tema…"
 
 
+async def test_a_spanish_speaking_member_reads_every_topic_in_spanish(env: Env) -> None:
+    shown = await env.help(locale="es-ES")
+    rules = await env.choose(shown, "rules", locale="es-ES")
+    assert embed_of(rules)["title"] == "📏 Reglas de este servidor"
+    assert fields(rules)["Tu límite"] == "Sin límite" and fields(rules)["Espera"] == "Ninguna"
+    assert [o["label"] for o in menu(rules)["options"]][3] == "Reglas y tus créditos"
+    models = await env.choose(rules, "models", locale="es-ES")
+    assert "Hasta 14 imágenes de referencia, +0.25 cada una" in fields(models)[f"{PRO} (google)"]
+    refused = await env.choose(models, "version", user="bob", locale="es-ES")
+    assert embed_of(refused)["title"] == "🔒 Este menú no es tuyo"
+
+
 async def test_another_member_cannot_use_someones_menu(env: Env) -> None:
     mine = await env.help()
     before = embed_of(mine)
@@ -235,7 +256,9 @@ async def test_every_example_names_options_its_command_has(env: Env) -> None:
         options = {p.display_name for p in command.parameters}
         for language, book in catalogue().messages.items():
             used = set(re.findall(r"(?:^|\s)([a-z_][a-z0-9_]*):", book[key].format(command="/x")))
-            assert used <= options, f"{key} ({language}) names {used - options}, not options of /{command.name}"
+            assert used <= options, (
+                f"{key} ({language}) names {used - options}, not options of /{command.name}"
+            )
 
 
 async def test_pages_stay_within_discords_limits_with_many_models(tmp_path: Path) -> None:
@@ -265,3 +288,6 @@ async def test_in_dms_the_rules_page_shows_the_dm_allowance(tmp_path: Path) -> N
             assert embed_of(page)["title"] == "📏 Rules in DMs" and "Where" not in found
             assert found["Your limit"] == "6 credits per day" and found["Left"] == "6 credits"
             assert found["Cooldown"] == "20 s between your images"
+            listed = embed_of(await env.choose(page, "commands"))["description"]
+            assert "**/imagine**" in listed and "**/usage**" in listed
+            assert "/settings" not in listed and "/style" not in listed  # servers only

@@ -74,7 +74,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
         fake.add_user("bob")
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3) as bot:
+        async with running_bot(
+            fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3, live_preview=True
+        ) as bot:
             yield Env(fake, gemini, bot)
         assert fake.violations == []
 
@@ -124,7 +126,9 @@ async def test_a_reply_refine_shows_its_place_and_only_its_requester_cancels_it(
     assert await env.bot.service.wait_idle(HANG)
     assert env.gemini.calls == 2  # the cat and bob's dog: the refine never reached the provider
     assert await settled_usage(env.discord, env.bot, "alice") == before  # nothing charged
-    assert not [m for m in env.discord.messages[sent["channel_id"]] if env.replies_to(m, sent) and m.get("embeds")]
+    assert not [
+        m for m in env.discord.messages[sent["channel_id"]] if env.replies_to(m, sent) and m.get("embeds")
+    ]
     assert "Cancelled" in env.discord._current(progress)["content"]  # no progress edit came after
 
 

@@ -165,15 +165,19 @@ async def test_a_weekly_limit_shows_the_week_so_far_with_its_running_total(world
     check_bars(image, past_panel, bars)
 
 
-async def test_a_spanish_member_reads_their_usage_in_spanish(world: World) -> None:
+async def test_a_member_reads_their_usage_in_their_language(world: World) -> None:
     async with world.bot():
         await world.imagine()
-        message = await world.usage(locale="es-ES")
-    embed = message["embeds"][0]
+        spanish = await world.usage(locale="es-ES")
+        japanese = await world.usage(locale="ja")
+    embed = spanish["embeds"][0]
     assert embed["title"] == "Uso de Alice"
     assert {f["name"] for f in embed["fields"]} >= {"Usado", "Reservado", "Límite", "Se reinicia"}
-    assert "créditos" in embed["description"]
-    assert world.chart(message).size[0] > 0
+    assert embed["description"] == "1 créditos usados hoy (sin límite)"
+    assert japanese["embeds"][0]["title"] == "Aliceの使用量"
+    assert japanese["embeds"][0]["description"] == "今日の使用：1クレジット（上限なし）"
+    for message in (spanish, japanese):  # (in English where no font here has the language's letters)
+        assert world.chart(message).size == (960, 92 + 2 * 274)
 
 
 async def test_usage_server_shows_the_servers_days_and_top_members(world: World) -> None:

@@ -209,3 +209,26 @@ def test_every_key_in_the_code_is_in_the_catalogue(path: Path) -> None:
         f"{line}: {key}" for line, key in _keys_used(path) if not (book.has(key) or book.has(f"{key}.other"))
     ]
     assert not missing, f"{path.relative_to(ROOT)} uses keys the catalogue lacks: {missing}"
+
+
+def _command_names(language: str) -> dict[str, str]:
+    """English command name → its name in the language (top-level commands of the catalogue)."""
+    book = catalogue()
+    names = {}
+    for key, english in book.messages["en"].items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "command" and parts[2] == "name" and " " not in parts[1]:
+            names[english] = book.messages[language].get(key) or english
+    return names
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_messages_name_commands_as_the_language_does(language: str) -> None:
+    """A Spanish message says /imaginar where the Spanish Discord lists /imagine as /imaginar."""
+    names = _command_names(language)
+    wrong = []
+    for key, text in catalogue().messages[language].items():
+        for said in re.findall(r"(?<![\w<])/([-\w]+)", text):
+            if said in names and names[said] != said:
+                wrong.append(f"{key}: /{said} (Discord shows /{names[said]})")
+    assert not wrong, "\n".join(wrong)

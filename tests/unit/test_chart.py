@@ -53,7 +53,7 @@ def picture(chart: Chart) -> Image.Image:
 def column(image: Image.Image, geometry: Geometry, index: int) -> list[tuple[int, int, int]]:
     """The pixels of a bar's middle column, from the plot's bottom up to its top."""
     x0, x1 = geometry.bars[index]
-    left, top, right, bottom = geometry.plot
+    _, top, _, bottom = geometry.plot
     x = (x0 + x1) // 2
     return [image.getpixel((x, y)) for y in range(bottom - 1, top - 1, -1)]  # type: ignore[misc]
 
