@@ -26,6 +26,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/venv/bin:$PATH \
     DATA_DIR=/data \
     HEALTH_PORT=8080
+# Fonts for the /usage chart's words in every language (Pillow's own font has no accents or Japanese).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core=2.37-6 fonts-noto-cjk=1:20220127+repack1-1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 nanobot \
     && mkdir -p /data && chown 10001:10001 /data
 COPY --from=build /venv /venv
