@@ -101,7 +101,10 @@ class Help(commands.Cog):
         if topic == "rules":
             return rules_embed(locale, await self._rules(interaction, config or GuildConfig()))
         if topic == "refine":
-            return refine_embed(locale, settings, to_cents(settings.costs.refine_turn * multiplier))
+            turn = to_cents(
+                to_cents(settings.costs.refine_turn) / 100 * multiplier
+            )  # scaled as admission does
+            return refine_embed(locale, settings, turn)
         if topic == "version":
             return version_embed(locale, self.services.router)
         entries = await command_entries(interaction)
