@@ -22,6 +22,7 @@ DM_CAPABLE = frozenset(
         "show",
         "history",
         "prefs",
+        "help",
     }
 )
 #: Commands members may also add to their own account (USER_INSTALL): they answer only through the

@@ -95,7 +95,7 @@ class _Loose(WireModel):
 
 def test_bad_response_is_a_provider_unavailable_with_its_own_label() -> None:
     assert issubclass(BadResponse, ProviderUnavailable)
-    assert BadResponse.metric_label == "bad_response" and "bad answer" in BadResponse.title
+    assert BadResponse.metric_label == "bad_response" and "bad answer" in str(BadResponse.title)
 
 
 @pytest.mark.parametrize(

@@ -136,10 +136,17 @@ def test_reply_texts_are_unchanged() -> None:
     assert RateLimited("slow down").reply_text() == "The image service is busy. Try again in a minute."
     assert RateLimited("x", retry_after=2.1).reply_text() == "The image service is busy. Try again in 3 s."
     assert RateLimited("x", retry_after=0.2).reply_text() == "The image service is busy. Try again in 1 s."
-    assert SafetyBlocked("Blocked", reason="SAFETY").reply_text() == "Blocked (SAFETY)"
-    assert SafetyBlocked("Blocked (SAFETY)", reason="SAFETY").reply_text() == "Blocked (SAFETY)"
-    assert SafetyBlocked("Blocked").reply_text() == "Blocked"
-    assert ProviderTimeout("p did not answer within 9 s").reply_text() == (
+    blocked = Text("provider.safety.system", provider="p")
+    assert SafetyBlocked(blocked, reason="SAFETY").reply_text() == (
+        "Your request was blocked by p's safety system (SAFETY)"
+    )
+    image = Text("provider.safety.image", provider="p", reason="SAFETY")
+    assert SafetyBlocked(image, reason="SAFETY").reply_text() == (
+        "The image was blocked by p's safety filters (SAFETY)"
+    )
+    assert SafetyBlocked(blocked).reply_text() == "Your request was blocked by p's safety system"
+    late = Text("provider.timeout.answer", provider="p", seconds="9")
+    assert ProviderTimeout(late).reply_text() == (
         "p did not answer within 9 s. Try again, perhaps at a lower resolution."
     )
     assert OutOfCredits("HTTP 402 from p").reply_text() == (
@@ -151,7 +158,55 @@ def test_reply_texts_are_unchanged() -> None:
         "its provider key. Nothing was charged."
     )
     assert Refused("⏳ Queue full", "wait").title == "⏳ Queue full"
-    assert CircuitOpen("p is resting").reply_text() == "p is resting"
+    paused = Text("provider.paused", provider="p", seconds=30)
+    assert CircuitOpen(paused).reply_text() == "p is temporarily unavailable; try again in 30 s"
+
+
+# --- a detail in a service's own words comes after a sentence in the member's language --------------
+
+#: The classes whose messages are always catalogue Texts: the user has something to act on.
+WORDED = (InputError, Refused, StorageUnavailable, ConfigError)
+
+
+@pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
+def test_a_plain_detail_is_introduced_in_the_members_language(cls: type[NanoBotError]) -> None:
+    intro = cls.detail_intro
+    if issubclass(cls, WORDED) or cls is NanoBotError:
+        assert intro is None  # a plain message would reach the member in English, alone
+        return
+    assert intro is not None and catalogue().has(intro.key), f"{cls.__name__} has no detail_intro"
+    for language in ("es", "pt-BR", "ja"):
+        assert intro.render(language) != str(intro), f"{intro.key} is not translated for {language}"
+    error = make(cls)
+    assert error.message == "boom"  # the log and the command-line tool keep the detail alone
+    said = error.reply_text("es-ES")
+    if cls in (RateLimited, AuthFailed, OutOfCredits):
+        assert "boom" not in said  # these say who can fix it; the provider's words stay in the log
+    else:
+        assert said.startswith(intro.render("es-ES") + " boom"), said
+
+
+def test_the_intro_reads_well_before_a_detail() -> None:
+    error = ProviderUnavailable("p answered with an HTML page instead of a result; try again later")
+    assert error.reply_text() == (
+        "The image service is not answering properly right now; nothing was charged. Details: "
+        "p answered with an HTML page instead of a result; try again later"
+    )
+    assert error.reply_text("es-ES") == (
+        "El servicio de imágenes no está respondiendo bien en este momento; no se cobró nada. "
+        "Detalles: p answered with an HTML page instead of a result; try again later"
+    )
+    assert ProviderTimeout("p: HTTP 504").reply_text("ja") == (
+        "画像サービスの応答に時間がかかりすぎました。料金は発生していません。詳細: p: HTTP 504。"
+        "解像度を下げて、もう一度お試しください。"
+    )
+
+
+def test_a_worded_message_is_not_introduced() -> None:
+    """A catalogue Text says everything itself, in the member's language, with no intro before it."""
+    error = BadRequest(Text("provider.prompt.empty"))
+    assert error.reply_text("es-ES") == "El prompt está vacío; describe la imagen que quieres"
+    assert error.message == "The prompt is empty; describe the image you want"
 
 
 # --- every place that acts on an error reads the facts ---------------------------------------------
