@@ -172,9 +172,9 @@ class Admission:
         if charge.reservation_id is not None:
             await self.quotas.set_stage(charge.reservation_id, "running")
 
-    async def commit(self, charge: Charge, outcome: str = "ok") -> None:
-        """The job delivered (or was cancelled once the provider had it): the credits are spent, the
-        reported cost when it is known (the rest of the reservation is released)."""
+    async def commit(self, charge: Charge, outcome: str = "ok", turn_id: int | None = None) -> None:
+        """The job delivered `turn_id` (or was cancelled once the provider had it): the credits are
+        spent, the reported cost when it is known (the rest of the reservation is released)."""
         if charge.reservation_id is None:
             return
         if charge.reported_cents is not None and charge.reported_cents > charge.cost_cents:
@@ -185,7 +185,7 @@ class Admission:
                 credits(charge.cost_cents),
             )
         actual = None if charge.reported_cents is None else charge.spent_cents
-        await self.quotas.commit(charge.reservation_id, outcome=outcome, actual_cents=actual)
+        await self.quotas.commit(charge.reservation_id, outcome=outcome, actual_cents=actual, turn_id=turn_id)
 
     async def refund(self, charge: Charge, reason: str) -> None:
         """The job failed or was cancelled: nothing is spent."""

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import case, func, select
 
 from bot.billing.costs import credits
 from bot.billing.store import LIKE_ESCAPE, escape_like
@@ -35,10 +33,6 @@ TOP_MEMBERS: Final = 5
 ANONYMOUS: Final = 0
 #: A reservation's status while its job runs, and once its credits are spent.
 HELD, SPENT = "reserved", "committed"
-#: Turns read at most to find an export's job ids (the newest, when there are more).
-TURN_SCAN: Final = 2 * EXPORT_CAP
-#: How long after its reservation was settled a job's turn may still be written.
-TURN_SLACK: Final = timedelta(minutes=1)
 #: What settle.py appends to the outcome of a job charged less than it reserved.
 RESERVED_NOTE: Final = re.compile(r"\(reserved ([0-9.]+)\)$")
 #: A spreadsheet runs a cell starting with one of these as a formula: such text is quoted.
@@ -183,96 +177,38 @@ async def export_jobs(
     cap: int = EXPORT_CAP,
 ) -> tuple[list[JobLine], bool]:
     """The server's jobs as /audit filters them, newest first, at most `cap`; and whether there were
-    more. Each job's id, resolution and image count come from its turn when it can be found."""
+    more. A delivered job's id, resolution and image count come from the result it recorded."""
     t = quota_reservations
-    query = select(t).where(t.c.guild_id == guild_id)
+    turn = turns.alias("turn")
+    result = (turn.c.id, turn.c.provider, turn.c.model, turn.c.options)
+    query = (
+        select(t, *(column.label(f"result_{column.name}") for column in result))
+        .select_from(t.outerjoin(turn, turn.c.id == t.c.turn_id))
+        .where(t.c.guild_id == guild_id)
+    )
     if user_id is not None:
         query = query.where(t.c.user_id == user_id)
     if text:
         query = query.where(t.c.prompt.ilike(f"%{escape_like(text)}%", escape=LIKE_ESCAPE))
     query = query.order_by(t.c.id.desc()).limit(cap + 1)
     async with db.connect() as conn:
-        lines = [_line(row) for row in await conn.execute(query)]
-        capped = len(lines) > cap
-        lines = lines[:cap]
-        found = await _turns_near(conn, guild_id, lines, user_id)
-    return _matched(lines, found), capped
+        lines = [_with_turn(_line(row), row) for row in await conn.execute(query)]
+    return lines[:cap], len(lines) > cap
 
 
-async def _turns_near(
-    conn: AsyncConnection, guild_id: int, lines: Sequence[JobLine], user_id: int | None
-) -> list[Any]:
-    """The server's turns written while these jobs ran (newest TURN_SCAN of them), oldest first."""
-    if not lines:
-        return []
-    start = min(line.created_at for line in lines)
-    end = max(line.finished_at or line.created_at for line in lines) + TURN_SLACK
-    t = turns
-    where = [t.c.guild_id == guild_id, t.c.created_at >= start, t.c.created_at <= end]
-    if user_id is not None:
-        where.append(t.c.user_id == user_id)
-    columns = (t.c.id, t.c.user_id, t.c.channel_id, t.c.kind, t.c.prompt, t.c.provider, t.c.model)
-    query = (
-        select(*columns, t.c.options, t.c.created_at)
-        .where(and_(*where))
-        .order_by(t.c.id.desc())
-        .limit(TURN_SCAN)
-    )
-    return sorted(await conn.execute(query), key=lambda row: row.id)
-
-
-def _settled_by(line: JobLine) -> datetime | None:
-    """The latest a job's turn can have been written (None: the job still runs)."""
-    return line.finished_at + TURN_SLACK if line.finished_at else None
-
-
-def _fits(line: JobLine, turn: Any) -> bool:
-    """Whether a turn of the job's member and kind can be its turn: same channel and prompt."""
-    if line.channel_id is not None and turn.channel_id != line.channel_id:
-        return False
-    return not (line.prompt and turn.prompt and line.prompt != turn.prompt)  # retention blanks prompts
-
-
-def _matched(lines: Sequence[JobLine], candidates: Sequence[Any]) -> list[JobLine]:
-    """Each job with its turn. Reservations are not keyed to turns: a job takes the first turn of its
-    member and kind, written after its reservation and by just after its settlement, that fits it
-    and that no earlier job took. One pass per member and kind, in time order."""
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for turn in sorted(candidates, key=lambda turn: (turn.created_at, turn.id)):
-        groups.setdefault((turn.user_id, turn.kind), []).append(turn)
-    starts: dict[tuple[int, str], int] = {}
-    taken: set[int] = set()
-    turn_of: dict[int, Any] = {}
-    for line in sorted(lines, key=lambda line: (line.created_at, line.audit_id)):
-        key = (line.user_id, line.kind)
-        group, start = groups.get(key, []), starts.get(key, 0)
-        # Turns before this job (or taken) can be no later job's either: they are passed for good.
-        while start < len(group) and (group[start].id in taken or group[start].created_at < line.created_at):
-            start += 1
-        starts[key] = start
-        settled = _settled_by(line)
-        for turn in itertools.islice(group, start, None):
-            if settled is not None and turn.created_at > settled:
-                break
-            if turn.id not in taken and _fits(line, turn):
-                taken.add(turn.id)
-                turn_of[line.audit_id] = turn
-                break
-    return [_with_turn(line, turn_of.get(line.audit_id)) for line in lines]
-
-
-def _with_turn(line: JobLine, turn: Any) -> JobLine:
-    """The job with its turn's id, resolution and image count, and the provider and model that made
-    it (the reservation names them only when the member chose them)."""
-    if turn is None:
+def _with_turn(line: JobLine, row: Any) -> JobLine:
+    """The job with its result's id, resolution and image count, and the provider and model that
+    made it (the reservation names them only when the member chose them); as it is without one (a
+    job that failed, or whose result was forgotten or pruned)."""
+    if row.result_id is None:
         return line
-    options = turn.options if isinstance(turn.options, dict) else {}
+    options = row.result_options if isinstance(row.result_options, dict) else {}
     resolution, count = options.get("resolution"), options.get("count")
     return replace(
         line,
-        provider=turn.provider or line.provider,
-        model=turn.model or line.model,
-        turn_id=int(turn.id),
+        provider=row.result_provider or line.provider,
+        model=row.result_model or line.model,
+        turn_id=int(row.result_id),
         resolution=str(resolution) if resolution else None,
         count=count if isinstance(count, int) and not isinstance(count, bool) else None,
     )

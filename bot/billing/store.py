@@ -277,14 +277,19 @@ class QuotaStore:
         return Reservation(reservation_id, cost_cents)
 
     async def _finish(
-        self, reservation_id: int, status: str, outcome: str, actual: int | None = None
+        self,
+        reservation_id: int,
+        status: str,
+        outcome: str,
+        actual: int | None = None,
+        turn_id: int | None = None,
     ) -> bool:
         """Settle a reservation's counters (at `actual` cents, see settle.py); False if already settled."""
         t = quota_reservations
         query = (
             update(t)
             .where(and_(t.c.id == reservation_id, t.c.status == "reserved"))
-            .values(status=status, outcome=outcome[:200], finished_at=utcnow())
+            .values(status=status, outcome=outcome[:200], finished_at=utcnow(), turn_id=turn_id)
             .returning(t.c.counters, t.c.cost_cents)
         )
 
@@ -308,10 +313,16 @@ class QuotaStore:
         await self._write(lambda conn: conn.execute(query))
 
     async def commit(
-        self, reservation_id: int, *, outcome: str = "ok", actual_cents: int | None = None
+        self,
+        reservation_id: int,
+        *,
+        outcome: str = "ok",
+        actual_cents: int | None = None,
+        turn_id: int | None = None,
     ) -> None:
-        """The job ran: credits move reserved → used (`actual_cents` if less), units freed. Idempotent."""
-        await self._finish(reservation_id, "committed", outcome, actual_cents)
+        """The job ran: credits move reserved → used (`actual_cents` if less), units freed, and the
+        result it delivered (`turn_id`) noted. Idempotent."""
+        await self._finish(reservation_id, "committed", outcome, actual_cents, turn_id)
 
     async def refund(self, reservation_id: int, *, outcome: str) -> bool:
         """The job failed: everything held is released. Idempotent: False when it was not held."""

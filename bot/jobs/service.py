@@ -401,7 +401,7 @@ class JobService:
             try:
                 if result.turn_id is not None and message_ids:
                     await self.turns.attach_messages(result.turn_id, channel_id, message_ids)
-                await self.admission.commit(result.charge)
+                await self.admission.commit(result.charge, turn_id=result.turn_id)
             except Exception:
                 log.exception("could not record the delivery of turn %s", result.turn_id)
                 return

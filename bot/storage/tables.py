@@ -181,6 +181,8 @@ quota_reservations = Table(
     Column("owner", String(40), nullable=True),
     #: While reserved: "queued" (waiting for a slot) or "running" (the provider was called).
     Column("stage", String(10), nullable=True),
+    #: The result a committed job delivered (its job id is this turn's); none for a job without one.
+    Column("turn_id", BigInteger, nullable=True),
     sqlite_autoincrement=True,
 )
 Index("ix_quota_reservations_guild_id_id", quota_reservations.c.guild_id, quota_reservations.c.id)
