@@ -10,6 +10,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from bot.errors import AuthFailed, NoImageReturned, ProviderError, RateLimited, SafetyBlocked
+from bot.i18n import Text, Words
 from bot.providers.pacing import UNPACED, Pacer, sending
 from bot.providers.telemetry import NO_TELEMETRY, Telemetry
 
@@ -121,5 +122,17 @@ class KeyRing:
             secret, label = key.get_secret_value(), self.label(index)
             error.message = error.message.replace(secret, label)
             error.args = (error.message,)
+            error.words = redacted(error.words, secret, label)  # what the member reads, in any language
             if isinstance(error, SafetyBlocked | NoImageReturned) and error.model_text:
                 error.model_text = error.model_text.replace(secret, label)
+
+
+def redacted(words: Words, secret: str, label: str) -> Words:
+    """A message with a key's value replaced by its label, in a plain detail or in a Text's values."""
+    if isinstance(words, Text):
+        values = {
+            name: redacted(value, secret, label) if isinstance(value, str | Text) else value
+            for name, value in words.params.items()
+        }
+        return Text(words.key, **values)
+    return words.replace(secret, label)

@@ -20,8 +20,10 @@ from bot.errors import (
     RateLimited,
     SafetyBlocked,
 )
+from bot.i18n import Text
 from bot.providers.base import GenerateRequest
 from bot.providers.breaker import CircuitOpen
+from bot.providers.keys import redacted
 from bot.providers.router import ProviderStatus, Router
 from tests.conftest import manual_clock
 from tests.fakes.providers import FakeGemini, FakeNBPro, FakeOpenAIImages, FakeProvider, FakeTask, Fault
@@ -54,6 +56,7 @@ def assert_secret(caplog: pytest.LogCaptureFixture, *errors: BaseException) -> N
             assert key not in str(error)
             if isinstance(error, ProviderError):
                 assert key not in error.user_message
+                assert all(key not in error.reply_text(locale) for locale in (None, "es-ES", "ja"))
 
 
 @pytest.fixture(autouse=True)
@@ -179,13 +182,25 @@ async def test_refused_key_then_good_key(router_for: Callable[..., Router]) -> N
         assert posts == [f"Bearer {KEYS[0]}", f"Bearer {KEYS[1]}", f"Bearer {KEYS[1]}"]
 
 
-async def test_echoed_key_is_redacted(router_for: Callable[..., Router]) -> None:
+async def test_echoed_key_is_redacted(
+    router_for: Callable[..., Router], caplog: pytest.LogCaptureFixture
+) -> None:
     async with FakeNBPro(api_key=KEYS[0]) as fake:
         router = router_for(entry(fake, "nbpro", api_keys=[KEYS[0]]))
         fake.script(Fault("server_error", status=400, message=f"unknown field for token {KEYS[0]}"))
         with pytest.raises(ProviderError) as caught:
             await router.generate(PROMPT)
         assert KEYS[0] not in str(caught.value) and "key #1 of 1" in caught.value.message
+        assert_secret(caplog, caught.value)  # nor in the reply a member reads, in any language
+
+
+def test_a_key_is_redacted_inside_a_worded_message_too() -> None:
+    """A key a model or a server echoed may sit in a catalogue message's values: it goes there too."""
+    said = Text("provider.safety.image_said", provider="p", reason="SAFETY", said=f"bad token {KEYS[0]}")
+    shown = redacted(Text("provider.timeout.making", provider="p", why=said), KEYS[0], "key #1 of 1")
+    for locale in (None, "es-ES", "pt-BR", "ja"):
+        assert KEYS[0] not in shown.render(locale) and "key #1 of 1" in shown.render(locale)
+    assert redacted(f"echo {KEYS[0]}", KEYS[0], "key #1 of 1") == "echo key #1 of 1"
 
 
 def test_api_key_envs_resolve_in_order(monkeypatch: pytest.MonkeyPatch) -> None:

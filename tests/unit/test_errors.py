@@ -34,11 +34,11 @@ from bot.errors import (
     SafetyBlocked,
     StorageUnavailable,
 )
+from bot.i18n import Text, catalogue
 from bot.ops.metrics import error_label, outcome_of
 from bot.providers.breaker import Breaker, CircuitOpen
 from bot.providers.http import HttpClient, Limits, RetryPolicy
 from bot.providers.keys import KeyRing
-from bot.i18n import Text, catalogue
 from bot.ui.embeds import error_text
 from tests.conftest import ManualClock
 

@@ -15,10 +15,12 @@ import pytest
 from PIL import Image, ImageFile
 
 from bot.errors import ImageTooLarge, InputError
+from bot.i18n import catalogue
 from bot.imaging import (
     SUPPORTED_MIMES,
     fit_for_upload,
     fit_for_upload_async,
+    header,
     image_dims,
     nearest_ratio,
     prepare_input,
@@ -28,8 +30,9 @@ from bot.imaging import (
     upscale_local,
     upscale_local_async,
 )
-from bot.imaging.header import header_dims
+from bot.imaging.header import describe_mime, header_dims
 from bot.imaging.pool import image_workers, run_image
+from bot.ui.embeds import error_text
 
 MIB = 1024 * 1024
 MARGIN = 64 * 1024
@@ -183,6 +186,36 @@ def test_unsupported_formats_are_named(data: bytes, phrase: str) -> None:
     with pytest.raises(InputError) as info:
         prepare_input(data, name="image.png")
     assert info.value.message == (f"image.png {phrase}, not a supported image (PNG, JPEG, WebP, GIF or BMP)")
+
+
+@pytest.mark.parametrize(
+    ("data", "locale", "said"),
+    [
+        (
+            PDF,
+            "es-ES",
+            "image.png es un documento PDF, no una imagen compatible (PNG, JPEG, WebP, GIF o BMP)",
+        ),
+        (SVG, "pt-BR", "image.png é um desenho SVG, não uma imagem compatível (PNG, JPEG, WebP, GIF ou BMP)"),
+        (
+            HEIC,
+            "ja",
+            "image.pngはHEIC写真で、対応している画像ではありません（対応形式: PNG、JPEG、WebP、GIF、BMP）",
+        ),
+        (b"", "es-ES", "image.png está vacío (0 bytes)"),
+    ],
+)
+def test_a_refused_image_is_named_in_the_members_language(data: bytes, locale: str, said: str) -> None:
+    with pytest.raises(InputError) as info:
+        prepare_input(data, name="image.png")
+    assert error_text(info.value, locale)[1] == said
+
+
+@pytest.mark.parametrize("mime", sorted({*header._KINDS, "application/zip"}))
+def test_every_format_a_user_may_send_has_a_name_in_every_language(mime: str) -> None:
+    kind = describe_mime(mime)
+    assert catalogue().has(kind.key)
+    assert len({kind.render(locale) for locale in (None, "es-ES", "pt-BR", "ja")}) == 4
 
 
 def test_empty_file() -> None:
