@@ -166,8 +166,9 @@ async def test_a_weekly_limit_shows_the_week_so_far_with_its_running_total(world
 
 
 async def test_a_member_reads_their_usage_in_their_language(world: World) -> None:
-    async with world.bot():
+    async with world.bot() as bot:
         await world.imagine()
+        assert await settled_usage(world.discord, bot) == (100, 0)  # charged just after it is posted
         spanish = await world.usage(locale="es-ES")
         japanese = await world.usage(locale="ja")
     embed = spanish["embeds"][0]
