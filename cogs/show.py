@@ -212,7 +212,7 @@ class Show(commands.Cog):
             data = await self.services.blobs.get(entry.image) if entry.image is not None else None
             thumb = await run_image(make_thumbnail, data)
             cells.append(SheetCell(number, job_code(entry.turn_id), prompt_line(entry.prompt, locale), thumb))
-        return await run_image(draw_sheet, cells)
+        return await run_image(draw_sheet, cells, gone=t(locale, "gallery.image_gone"))
 
     async def on_history_page(
         self, interaction: Interaction, member_id: int, guild_id: int | None, page: int

@@ -13,12 +13,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+from bot.imaging.fonts import BUNDLED, Font, font_at, font_face
+
 Colour = tuple[int, int, int]
 
 WIDTH = 960
@@ -44,22 +43,6 @@ RESERVED: Colour = (250, 204, 21)
 LIMIT: Colour = (242, 63, 66)
 RUNNING: Colour = (87, 242, 135)
 TITLE_SIZE, LABEL_SIZE, SMALL_SIZE = 22, 16, 13
-
-#: Fonts tried, in order, for text Pillow's bundled font cannot draw (its Aileron has no accents
-#: and no Japanese): common Debian/Ubuntu, Alpine and Fedora paths of DejaVu, Noto and IPA fonts.
-FONT_FILES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/ipafont-gothic/ipagp.ttf",
-    "/usr/share/fonts/truetype/fonts-japanese-gothic.ttf",
-)
-#: A character no font has: what a font draws for a glyph it lacks.
-NO_GLYPH = "\U0010fffd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,45 +163,6 @@ def layout(chart: Chart) -> list[Geometry]:
     return found
 
 
-#: The face of Pillow's bundled font (Aileron: no files needed; Latin letters without accents).
-BUNDLED = ""
-
-
-@cache
-def _font(face: str, size: int) -> Font | None:
-    """A face at a size: the bundled font, or a font file (None when it is not on this machine)."""
-    if face == BUNDLED:
-        return ImageFont.load_default(size=size)
-    if not Path(face).is_file():
-        return None
-    try:
-        return ImageFont.truetype(face, size)
-    except OSError:
-        return None
-
-
-@cache
-def _has_glyph(face: str, char: str) -> bool:
-    """Whether the face draws the character as itself, not as its missing-glyph box."""
-    font = _font(face, LABEL_SIZE)
-    if font is None:
-        return False
-    if char.isspace():
-        return True
-    drawn, missing = font.getmask(char), font.getmask(NO_GLYPH)
-    return drawn.size != missing.size or bytes(drawn) != bytes(missing)
-
-
-def font_face(texts: Sequence[str]) -> str | None:
-    """The first face (the bundled font, then FONT_FILES) that draws every character of the texts,
-    or None when none on this machine can."""
-    chars = set("".join(texts))
-    for face in (BUNDLED, *FONT_FILES):
-        if all(_has_glyph(face, char) for char in chars):
-            return face
-    return None
-
-
 def drawable(texts: Sequence[str]) -> bool:
     """Whether some font on this machine draws all these texts (else show them in English)."""
     return font_face(texts) is not None
@@ -242,7 +186,7 @@ class _Pen:
 
     def font(self, size: int) -> Font:
         """The face at a size (the bundled font if the face went missing meanwhile)."""
-        return _font(self.face, size) or ImageFont.load_default(size=size)
+        return font_at(self.face, size) or ImageFont.load_default(size=size)
 
     def width(self, text: str, size: int) -> float:
         """The text's width in pixels."""

@@ -15,6 +15,8 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from bot.imaging.fonts import Font, font_for
+
 log = logging.getLogger(__name__)
 
 COLUMNS, ROWS = 4, 3
@@ -62,8 +64,8 @@ def thumb_box(index: int) -> tuple[int, int, int, int]:
 
 
 @cache
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's built-in font at a size (bundled: no font files to install)."""
+def _font(size: int) -> Font:
+    """Pillow's built-in font at a size (bundled: no font files to install), for digits and job ids."""
     return ImageFont.load_default(size=size)
 
 
@@ -89,7 +91,7 @@ def make_thumbnail(data: bytes | None) -> Image.Image | None:
 SNIPPET_CHARS = 120
 
 
-def _fitted(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+def _fitted(text: str, font: Font, width: int) -> str:
     """One line of text, cut with an ellipsis to fit `width` pixels."""
     line = " ".join(text[: SNIPPET_CHARS * 4].split())[:SNIPPET_CHARS]  # a cell never shows more
     if font.getlength(line) <= width and len(line) < SNIPPET_CHARS:
@@ -104,14 +106,14 @@ def _fitted(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width
     return line[:low].rstrip() + "…"
 
 
-def _draw_cell(sheet: Image.Image, draw: ImageDraw.ImageDraw, index: int, cell: SheetCell) -> None:
-    """Thumbnail (or a grey tile), number badge, job id and prompt snippet of one cell."""
+def _draw_cell(sheet: Image.Image, draw: ImageDraw.ImageDraw, index: int, cell: SheetCell, gone: str) -> None:
+    """Thumbnail (or a grey tile saying `gone`), number badge, job id and prompt snippet of one cell."""
     left, top, right, bottom = thumb_box(index)
     thumb = cell.thumb
     if thumb is None:
         draw.rectangle((left, top, right - 1, bottom - 1), fill=MISSING)
-        note = "image gone"
-        font = _font(SNIPPET_SIZE)
+        note = gone
+        font = font_for(note, SNIPPET_SIZE)
         x = left + (THUMB - font.getlength(note)) / 2
         draw.text((x, bottom - 30), note, fill=BADGE_TEXT, font=font)
     else:
@@ -123,18 +125,20 @@ def _draw_cell(sheet: Image.Image, draw: ImageDraw.ImageDraw, index: int, cell: 
     draw.rounded_rectangle((left + 6, top + 6, left + 6 + badge_width, top + 32), radius=6, fill=BADGE)
     draw.text((left + 13, top + 9), number, fill=BADGE_TEXT, font=badge_font)
     draw.text((left, bottom + 5), cell.code, fill=TEXT, font=_font(CODE_SIZE))
-    snippet = _fitted(cell.prompt or "(no prompt)", _font(SNIPPET_SIZE), THUMB)
-    draw.text((left, bottom + 26), snippet, fill=MUTED, font=_font(SNIPPET_SIZE))
+    font = font_for(cell.prompt, SNIPPET_SIZE)  # a Japanese prompt needs a font with its letters
+    snippet = _fitted(cell.prompt, font, THUMB)
+    draw.text((left, bottom + 26), snippet, fill=MUTED, font=font)
 
 
-def draw_sheet(cells: Sequence[SheetCell]) -> bytes:
-    """A PNG contact sheet of up to PER_PAGE results, in order, row by row."""
+def draw_sheet(cells: Sequence[SheetCell], *, gone: str = "image gone") -> bytes:
+    """A PNG contact sheet of up to PER_PAGE results, in order, row by row; `gone` captions a result
+    whose image file is gone (the caller's words, in the member's language)."""
     if len(cells) > PER_PAGE:
         raise ValueError(f"a sheet holds at most {PER_PAGE} results, not {len(cells)}")
     sheet = Image.new("RGB", sheet_size(len(cells)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for index, cell in enumerate(cells):
-        _draw_cell(sheet, draw, index, cell)
+        _draw_cell(sheet, draw, index, cell, gone)
     out = io.BytesIO()
     sheet.save(out, "PNG", optimize=False, compress_level=6)
     return out.getvalue()
