@@ -9,15 +9,14 @@ from discord import app_commands
 from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
+from bot.billing.allowance import Allowance, dm_allowance, member_allowance
 from bot.billing.costs import credits, to_cents
 from bot.billing.reports import HISTORY_DAYS, DaySpend, daily_spend, day_start, export_jobs, top_members
 from bot.billing.rules import (
     OPERATOR_GUILD,
     WINDOWS,
     Rule,
-    effective_user_rule,
     guild_rule,
-    user_check,
     user_subject,
     window_start,
 )
@@ -29,7 +28,6 @@ from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
 from bot.ui.usage import (
     AUDIT_LINES,
-    Allowance,
     MemberUsage,
     ServerUsage,
     audit_embed,
@@ -170,27 +168,16 @@ class Admin(commands.Cog):
         target = user or interaction.user
         if target.id != interaction.user.id:
             require_manager(interaction)
-        store = quotas_of(self.bot)
-        rules = await store.rules(guild_id)
         role_ids = [r.id for r in getattr(target, "roles", [])]
-        rule = effective_user_rule(rules, target.id, role_ids)
-        check = user_check(guild_id, target.id, rule)
-        window = check.window or "day"
-        mine = await store.usage(guild_id, user_subject(target.id), window)
-        blocked = bool(rule and rule.blocked)
-        allowance = Allowance(
-            mine.used_cents, mine.reserved_cents, check.limit_cents, window, blocked, mine.resets_at
-        )
-        pool = guild_rule(rules)
-        shared = None
-        if pool is not None:
-            counter = await store.usage(guild_id, "guild", pool.window)
-            shared = Allowance(counter.used_cents, counter.reserved_cents, pool.limit_cents, pool.window)
+        allowance, shared = await member_allowance(quotas_of(self.bot), guild_id, target.id, role_ids)
+        window = allowance.window
         days, start = await self._days(guild_id, window, target.id)
         return MemberUsage(
             title=Text("usage.title", name=target.display_name),
             mine=allowance,
-            limit_text=Text("usage.blocked") if blocked else limit_text(credits(check.limit_cents), window),
+            limit_text=Text("usage.blocked")
+            if allowance.blocked
+            else limit_text(credits(allowance.limit_cents), window),
             days=days,
             window_start=start,
             pool=shared,
@@ -202,9 +189,7 @@ class Admin(commands.Cog):
         if not settings.allow_dms:
             raise Refused(Text("usage.no_dms.title"), Text("usage.no_dms.body"))
         window = settings.dm_window
-        mine = await quotas_of(self.bot).usage(OPERATOR_GUILD, user_subject(user.id), window)
-        limit = to_cents(settings.dm_credits)
-        allowance = Allowance(mine.used_cents, mine.reserved_cents, limit, window, resets_at=mine.resets_at)
+        allowance = await dm_allowance(quotas_of(self.bot), user.id, to_cents(settings.dm_credits), window)
         days, start = await self._days(OPERATOR_GUILD, window, user.id)
         return MemberUsage(
             title=Text("usage.dm_title"),

@@ -10,8 +10,8 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.billing.allowance import dm_allowance, member_allowance
 from bot.billing.costs import to_cents
-from bot.billing.rules import OPERATOR_GUILD, effective_user_rule, guild_rule, user_check, user_subject
 from bot.billing.server_rules import check_place
 from bot.errors import NanoBotError, Refused
 from bot.i18n import Text
@@ -20,7 +20,6 @@ from bot.ui.delivery import age_restricted, send_error
 from bot.ui.embeds import error_embed
 from bot.ui.help import TOPICS, TopicSelect, command_entries, help_view
 from bot.ui.help_topics import (
-    Allowance,
     RulesFacts,
     commands_embed,
     models_embed,
@@ -142,15 +141,7 @@ class Help(commands.Cog):
         if guild_id is None:
             if not settings.allow_dms:
                 return RulesFacts(in_server=False, allowed=False)
-            mine = await store.usage(OPERATOR_GUILD, user_subject(user.id), settings.dm_window)
-            allowance = Allowance(
-                to_cents(settings.dm_credits),
-                False,
-                settings.dm_window,
-                mine.used_cents,
-                mine.reserved_cents,
-                mine.resets_at,
-            )
+            allowance = await dm_allowance(store, user.id, to_cents(settings.dm_credits), settings.dm_window)
             return RulesFacts(
                 in_server=False,
                 operator_blocked=blocked,
@@ -159,31 +150,8 @@ class Help(commands.Cog):
                 running=settings.max_concurrent_jobs,
                 queued=settings.max_queued_per_user,
             )
-        rules = await store.rules(guild_id)
         role_ids = [role.id for role in getattr(user, "roles", [])]
-        rule = effective_user_rule(rules, user.id, role_ids)
-        check = user_check(guild_id, user.id, rule)
-        assert check.window is not None  # a member's credit counter is always windowed
-        mine = await store.usage(guild_id, check.subject, check.window)
-        allowance = Allowance(
-            check.limit_cents,
-            bool(rule and rule.blocked),
-            check.window,
-            mine.used_cents,
-            mine.reserved_cents,
-            mine.resets_at,
-        )
-        pool = None
-        if (pool_rule := guild_rule(rules)) is not None:
-            shared = await store.usage(guild_id, "guild", pool_rule.window)
-            pool = Allowance(
-                pool_rule.effective_limit,
-                pool_rule.blocked,
-                pool_rule.window,
-                shared.used_cents,
-                shared.reserved_cents,
-                shared.resets_at,
-            )
+        allowance, pool = await member_allowance(store, guild_id, user.id, role_ids)
         admission = self.services.jobs.admission
         return RulesFacts(
             in_server=True,

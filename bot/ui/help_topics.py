@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import discord
 
+from bot.billing.allowance import Allowance
 from bot.billing.costs import CostRules, credits, to_cents
 from bot.billing.server_rules import discord_time
 from bot.config import Settings
@@ -30,27 +30,6 @@ from bot.ui.help import (
 PACKAGE = "nanobot"
 #: Characters of channel mentions the rules page lists before counting the rest.
 CHANNELS_SHOWN = 700
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    """A credit counter as /usage shows it: its limit (None: unlimited), block, use and reset."""
-
-    limit_cents: int | None
-    blocked: bool
-    window: str
-    used_cents: int
-    reserved_cents: int
-    resets_at: datetime | None
-
-    @property
-    def left_cents(self) -> int | None:
-        """What may still be reserved in this window, as admission counts it (None: no limit)."""
-        if self.blocked:
-            return 0
-        if self.limit_cents is None:
-            return None
-        return max(0, self.limit_cents - self.used_cents - self.reserved_cents)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,13 @@ import asyncio
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import cache
 
 import discord
 from babel.dates import format_skeleton
 
+from bot.billing.allowance import Allowance
 from bot.billing.costs import credits
 from bot.billing.reports import HISTORY_DAYS, DaySpend, JobLine, audit_csv
 from bot.billing.rules import AuditRow
@@ -29,18 +30,6 @@ BAR_CELLS = 10
 PROMPT_SHOWN = 60
 #: Lines the /audit list shows.
 AUDIT_LINES = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    """A counter as /usage shows it: used and reserved cents, its limit (None: unlimited), window."""
-
-    used_cents: int
-    reserved_cents: int
-    limit_cents: int | None
-    window: str
-    blocked: bool = False
-    resets_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
