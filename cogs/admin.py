@@ -68,12 +68,14 @@ def quotas_of(bot: Client) -> QuotaStore:
 
 
 def parse_limit(text: str) -> tuple[int | None, bool]:
-    """(limit in cents or None for unlimited, blocked) from "25", "2.5", "unlimited" or "blocked"."""
+    """(limit in cents or None for unlimited, blocked) from "25", "2.5" or "2,5", "unlimited", "blocked"."""
     value = text.strip().lower()
     if value in ("unlimited", "none", "∞", "inf"):
         return None, False
     if value in ("blocked", "block", "ban", "0 blocked"):
         return 0, True
+    if value.count(",") == 1 and "." not in value:  # a decimal comma ("2,5"), as many languages write it
+        value = value.replace(",", ".")
     try:
         amount = float(value)
     except ValueError:

@@ -16,7 +16,7 @@ from bot.jobs.spec import new_seed
 from bot.storage.turns import TurnRecord
 from bot.ui.buttons import CancelButton, TurnButton
 from bot.ui.delivery import acknowledge, job_context, send_error, to_interaction
-from bot.ui.locale import user_locale
+from bot.ui.locale import edit_locale, user_locale
 from bot.ui.references import uploaded_input
 from bot.ui.types import Client, Interaction
 from bot.ui.upload import MAX_UPLOAD_FILES
@@ -133,7 +133,7 @@ class Buttons(commands.Cog):
         outcome = self.services.jobs.supervisor.cancel(job_id, interaction.user.id, moderator=moderator)
         if outcome in ("cancelled", "charged"):
             key = "buttons.cancelled.charged" if outcome == "charged" else "buttons.cancelled.free"
-            text = t(user_locale(interaction), key)
+            text = t(edit_locale(interaction), key)
             await interaction.response.edit_message(content=text, embed=None, attachments=[], view=None)
             return
         if outcome == "not yours":  # i18n: not a message (the supervisor's outcome code)

@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.errors import InputError, NanoBotError, Refused
 from bot.i18n import Text, t
 from bot.imaging.fit import FittedImage
+from bot.imaging.fonts import font_face
 from bot.imaging.pool import run_image
 from bot.imaging.prepare import fit_for_upload_async
 from bot.imaging.sheet import PER_PAGE, SheetCell, draw_sheet, make_thumbnail
@@ -117,7 +118,10 @@ class Show(commands.Cog):
             ]
             embed = shown_embed(turn, images, user_locale(interaction))
             message = await interaction.edit_original_response(
-                content=None, embed=embed, attachments=files, view=result_view(turn.id)
+                content=None,
+                embed=embed,
+                attachments=files,
+                view=result_view(turn.id, user_locale(interaction)),
             )
             await self.services.turns.attach_messages(turn.id, message.channel.id, [message.id])
         except Exception as error:
@@ -212,7 +216,10 @@ class Show(commands.Cog):
             data = await self.services.blobs.get(entry.image) if entry.image is not None else None
             thumb = await run_image(make_thumbnail, data)
             cells.append(SheetCell(number, job_code(entry.turn_id), prompt_line(entry.prompt, locale), thumb))
-        return await run_image(draw_sheet, cells, gone=t(locale, "gallery.image_gone"))
+        gone = t(locale, "gallery.image_gone")
+        if font_face([gone]) is None:  # no font here has the language's letters: English, not boxes
+            gone = t(None, "gallery.image_gone")
+        return await run_image(draw_sheet, cells, gone=gone)
 
     async def on_history_page(
         self, interaction: Interaction, member_id: int, guild_id: int | None, page: int

@@ -70,7 +70,7 @@ def map_error(provider: str) -> ErrorMapper:
         if any(word in message.lower() for word in _SAFETY_WORDS):
             return SafetyBlocked(
                 Text("provider.safety.request", provider=provider, why=why),
-                reason="policy",
+                reason=None,  # no code of the service's: nothing to name
                 model_text=clean_message(message),
                 provider=provider,
             )

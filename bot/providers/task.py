@@ -175,7 +175,7 @@ def task_error(task: _Task, provider: str) -> ProviderError:
             refused = Text("provider.safety.refused_code", provider=provider, shown=shown, code=tag)
         return SafetyBlocked(
             refused,
-            reason=tag or "policy",
+            reason=tag or None,
             model_text=clean_message(message),
             provider=provider,
         )

@@ -20,3 +20,13 @@ def guild_locale(guild: discord.Guild | None) -> str:
 def message_locale(message: discord.Message) -> str:
     """The locale for the bot's answer to a message (a reply-refine): the server's."""
     return guild_locale(message.guild)
+
+
+def edit_locale(interaction: Interaction) -> str:
+    """The language to reword the message a click came from: a post the bot made by itself in a
+    channel (a refine's progress reply) stays in the server's; an answer to an interaction is reworded
+    for the member who clicked."""
+    message = interaction.message
+    if message is not None and message.interaction_metadata is None and not message.flags.ephemeral:
+        return guild_locale(interaction.guild)
+    return user_locale(interaction)
