@@ -10,7 +10,7 @@ from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
 from bot.billing.allowance import Allowance, dm_allowance, member_allowance
-from bot.billing.costs import credits, to_cents
+from bot.billing.costs import to_cents
 from bot.billing.reports import HISTORY_DAYS, DaySpend, daily_spend, day_start, export_jobs, top_members
 from bot.billing.rules import (
     OPERATOR_GUILD,
@@ -22,7 +22,7 @@ from bot.billing.rules import (
 )
 from bot.billing.store import QuotaStore
 from bot.errors import InputError, Refused
-from bot.i18n import Text
+from bot.i18n import Credits, Text
 from bot.storage.tables import utcnow
 from bot.ui.locale import user_locale
 from bot.ui.types import Client, Interaction
@@ -107,10 +107,11 @@ def describe_rule(rule: Rule) -> Text:
     if rule.blocked:
         return Text("quota.rule.blocked", who=who)
     window = Text(f"quota.window.{rule.window}")
-    return Text("quota.rule.limit", who=who, amount=credits(rule.limit_cents), window=window)
+    amount = Credits(rule.limit_cents)
+    return Text("quota.rule.limit", who=who, amount=amount, count=amount, window=window)
 
 
-def limit_text(amount: str, window: str) -> Text:
+def limit_text(amount: Credits, window: str) -> Text:
     """A limit as /usage writes it ("5 per day")."""
     return Text("usage.limit", amount=amount, window=Text(f"quota.window.{window}"))
 
@@ -179,7 +180,7 @@ class Admin(commands.Cog):
             mine=allowance,
             limit_text=Text("usage.blocked")
             if allowance.blocked
-            else limit_text(credits(allowance.limit_cents), window),
+            else limit_text(Credits(allowance.limit_cents), window),
             days=days,
             window_start=start,
             pool=shared,
@@ -196,7 +197,7 @@ class Admin(commands.Cog):
         return MemberUsage(
             title=Text("usage.dm_title"),
             mine=allowance,
-            limit_text=limit_text(f"{settings.dm_credits:g}", window),
+            limit_text=limit_text(Credits(to_cents(settings.dm_credits)), window),
             days=days,
             window_start=start,
         )

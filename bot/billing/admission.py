@@ -21,7 +21,7 @@ from bot.billing.server_rules import check_blocklist, check_place, check_prompt,
 from bot.billing.store import QuotaStore
 from bot.config import Settings
 from bot.errors import Refused
-from bot.i18n import Text
+from bot.i18n import Credits, Text
 from bot.storage.guilds import GuildConfig, GuildSettingsStore
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,8 @@ def _refused(refusal: Refusal, cost: int) -> Refused:
         admitted = refusal.limit_cents // JOB_UNITS
         return Refused(Text("rules.queue.title"), Text("rules.queue.admitted", count=admitted))
     left = max(0, refusal.limit_cents - refusal.used_cents - refusal.reserved_cents)
-    amounts = {"cost": credits(cost), "counter": refusal.label, "left": credits(left)}
-    limit = credits(refusal.limit_cents)
+    amounts = {"cost": Credits(cost), "count": Credits(cost), "counter": refusal.label, "left": Credits(left)}
+    limit = Credits(refusal.limit_cents)
     if refusal.resets_at is None:
         return Refused(Text("rules.quota.title"), Text("rules.quota.body", limit=limit, **amounts))
     when = discord_time(refusal.resets_at)

@@ -125,14 +125,14 @@ class CostRules(BaseModel):
             lines = [Text("rules.costs.by_tokens"), *priced, Text("rules.costs.by_image"), *by_image]
         return [
             *lines,
-            Text("rules.costs.other", cost=f"{self.default_model:g}"),
+            Text("rules.costs.other", cost=float(self.default_model)),
             Text("rules.costs.resolution", factors=res),
-            Text("rules.costs.extras", reference=f"{self.reference_image:g}", turn=f"{self.refine_turn:g}"),
+            Text("rules.costs.extras", reference=float(self.reference_image), turn=float(self.refine_turn)),
             Text(
                 "rules.costs.upscale",
-                x2=f"{self.upscale_x2:g}",
-                x4=f"{self.upscale_x4:g}",
-                local=f"{self.local_upscale:g}",
+                x2=float(self.upscale_x2),
+                x4=float(self.upscale_x4),
+                local=float(self.local_upscale),
             ),
         ]
 

@@ -7,6 +7,18 @@ talks to Discord renders it, with the member's locale (or the server's, for the 
 """
 
 from bot.i18n.catalogue import LANGUAGES, Catalogue, catalogue, language_of
-from bot.i18n.text import Text, Words, render, t
+from bot.i18n.text import Bytes, Credits, Text, Words, number, render, t
 
-__all__ = ["LANGUAGES", "Catalogue", "Text", "Words", "catalogue", "language_of", "render", "t"]
+__all__ = [
+    "LANGUAGES",
+    "Bytes",
+    "Catalogue",
+    "Credits",
+    "Text",
+    "Words",
+    "catalogue",
+    "language_of",
+    "number",
+    "render",
+    "t",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import string
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from babel import Locale
@@ -83,9 +84,10 @@ def language_of(locale: str | None) -> str:
 
 
 @functools.cache
-def plural_category(language: str, count: int) -> str:
-    """CLDR's plural category of a count in a language ("one", "other", …)."""
-    return str(Locale.parse(language).plural_form(abs(count)))
+def plural_category(language: str, count: int | Decimal) -> str:
+    """CLDR's plural category of a count in a language ("one", "other", …): 1 is "one" in English,
+    1.5 is not."""
+    return str(Locale.parse(language).plural_form(-count if count < 0 else count))
 
 
 def fields(text: str) -> set[str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+
+from babel.numbers import format_decimal
 
 from bot.i18n.catalogue import SOURCE, catalogue, language_of, plural_category
 
@@ -15,8 +18,10 @@ log = logging.getLogger(__name__)
 class Text:
     """A message of the catalogue with its values; `str()` gives the English (logs, the CLI).
 
-    A value may itself be a Text (rendered in the same language). A `count` value picks the key's
-    plural variant (`<key>.one`, `<key>.other`, … by CLDR's rules) when the catalogue has one.
+    A value may itself be a Text (rendered in the same language); a fractional number (a float, a
+    Decimal, `Credits`) is written as the language writes it ("0,5" in Spanish). A `count` value picks
+    the key's plural variant (`<key>.one`, `<key>.other`, … by CLDR's rules: "1 crédito", "0,5
+    créditos") when the catalogue has one.
     """
 
     key: str
@@ -36,6 +41,51 @@ class Text:
 
 #: What user-facing code passes around: a catalogue message, or words that are data (a prompt, a name).
 Words = Text | str
+#: The unlimited amount.
+UNLIMITED = "∞"
+
+
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """An amount of credits as a message shows it (hundredths of a credit; None: unlimited)."""
+
+    cents: int | None
+
+    @property
+    def amount(self) -> Decimal | None:
+        """The amount in credits, exactly (1.75, not 1.7500000001)."""
+        return None if self.cents is None else Decimal(self.cents) / 100
+
+    def render(self, locale: str | None = None) -> str:
+        """The amount as the locale's language writes it ("2.5", "2,5"; "∞" for unlimited)."""
+        amount = self.amount
+        return UNLIMITED if amount is None else number(amount, language_of(locale))
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Bytes:
+    """A size as a message shows it: KB under a megabyte, else MB with one decimal (as Discord counts:
+    1 MB = 1,048,576 bytes), the number written as the language writes it ("1,6 MB")."""
+
+    count: int
+
+    def render(self, locale: str | None = None) -> str:
+        """The size in the locale's language."""
+        if self.count < 1_048_576:
+            return f"{-(-self.count // 1024)} KB"
+        return f"{number(round(self.count / 1_048_576, 1), language_of(locale))} MB"
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+def number(value: float | Decimal, language: str) -> str:
+    """A number as the language writes it, up to three decimals, without grouping (English as before:
+    "1.5", "2500")."""
+    return format_decimal(value, format="0.###", locale=language if language != SOURCE else "en")
 
 
 def render(words: Words, locale: str | None) -> str:
@@ -47,8 +97,8 @@ def t(locale: str | None, key: str, /, **params: Any) -> str:
     """The catalogue's message for a key in the language of a Discord locale, its values filled in."""
     language = language_of(locale)
     book = catalogue()
-    if "count" in params and isinstance(params["count"], int):
-        variant = f"{key}.{plural_category(language, params['count'])}"
+    if (count := _countable(params.get("count"))) is not None:
+        variant = f"{key}.{plural_category(language, count)}"
         pattern = book.lookup(language, variant) or book.lookup(language, f"{key}.other")
     else:
         pattern = None
@@ -64,6 +114,20 @@ def t(locale: str | None, key: str, /, **params: Any) -> str:
         return book.lookup(SOURCE, key) or key
 
 
+def _countable(value: Any) -> int | Decimal | None:
+    """A count's number (plural rules tell 1 from 1.5), or None for no count."""
+    if isinstance(value, Credits):
+        return value.amount
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
 def _value(value: Any, locale: str | None) -> Any:
-    """A value as the message shows it: a message in the same language, anything else as it is."""
-    return value.render(locale) if isinstance(value, Text) else value
+    """A value as the message shows it: a message or an amount in the same language, a fractional
+    number as the language writes it, anything else (whole numbers, names, ids) as it is."""
+    if isinstance(value, Text | Credits | Bytes):
+        return value.render(locale)
+    if isinstance(value, float | Decimal):
+        return number(value, language_of(locale))
+    return value

@@ -16,7 +16,7 @@ from typing import IO
 from PIL import Image, ImageFile, ImageOps
 
 from bot.errors import ImageTooLarge, InputError
-from bot.i18n import Text
+from bot.i18n import Bytes, Text
 from bot.imaging.header import SUPPORTED_MIMES, describe_mime, header_dims, sniff_mime
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,9 @@ class Encoded:
     height: int
 
 
-def mb(n: int) -> str:
+def mb(n: int) -> Bytes:
     """A byte count for humans, in KB/MB as Discord counts them (1 MB = 1,048,576 bytes)."""
-    if n < 1_048_576:
-        return f"{math.ceil(n / 1024)} KB"
-    return f"{n / 1_048_576:.1f}".removesuffix(".0") + " MB"
+    return Bytes(n)
 
 
 def check_supported(data: bytes, name: str) -> str:
@@ -99,7 +97,7 @@ def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> No
     """Refuse an image whose pixel count is over max_pixels (the decompression-bomb guard)."""
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        limit = f"{max_pixels / 1_000_000:.1f}".removesuffix(".0")
+        limit = round(max_pixels / 1_000_000, 1)
         raise ImageTooLarge(Text("imaging.pixels", name=name, width=width, height=height, limit=limit))
 
 

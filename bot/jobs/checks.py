@@ -73,7 +73,7 @@ def check_upscale_size(width: int, height: int, factor: int, max_pixels: int) ->
     fits = math.isqrt(max_pixels // max(1, width * height))
     offered = [f for f in (2, 4) if f <= fits]
     advice = Text("jobs.upscale.fits", factor=offered[-1]) if offered else Text("jobs.upscale.none")
-    megapixels, limit = f"{pixels / 1e6:.1f}", f"{max_pixels / 1e6:.0f}"
+    megapixels, limit = round(pixels / 1e6, 1), round(max_pixels / 1e6)
     size = {"factor": factor, "width": width, "height": height, "megapixels": megapixels, "limit": limit}
     raise InputError(Text("jobs.upscale.too_large", advice=advice, **size))
 

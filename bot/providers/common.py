@@ -204,9 +204,9 @@ class ProviderBase:
                 too_big = Text(
                     "provider.images.too_big",
                     name=image.name,
-                    size=f"{len(image.data) / 1048576:.1f}",
+                    size=round(len(image.data) / 1048576, 1),
                     model=spec.name,
-                    limit=f"{spec.max_input_bytes / 1048576:.1f}",
+                    limit=round(spec.max_input_bytes / 1048576, 1),
                 )
                 raise BadRequest(too_big, provider=self.name)
 

@@ -8,7 +8,7 @@ import asyncio
 import discord
 
 from bot.errors import ImageTooLarge, InputError
-from bot.i18n import Text
+from bot.i18n import Bytes, Text
 from bot.jobs.spec import PendingInput, RawInput
 from bot.storage.turns import TurnRecord, TurnStore
 from bot.ui.types import Client
@@ -20,9 +20,9 @@ LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
-def _megabytes(size: int) -> str:
-    """A byte count as MB with one decimal (the unit reads the same in every language we speak)."""
-    return f"{size / 1048576:.1f} MB"
+def _megabytes(size: int) -> Bytes:
+    """A byte count as KB or MB (the unit reads the same in every language we speak)."""
+    return Bytes(size)
 
 
 def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:

@@ -8,9 +8,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import discord
 
-from bot.billing.costs import credits
 from bot.errors import NanoBotError
-from bot.i18n import Words, render, t
+from bot.i18n import Credits, Words, render, t
 from bot.jobs.ids import job_code
 from bot.jobs.service import JobResult
 from bot.providers.base import Sources
@@ -58,7 +57,7 @@ def result_embed(result: JobResult, title: Words, locale: str | None = None) -> 
     field(
         "result.field.resolution", " · ".join(p for p in (result.resolution, result.aspect_ratio, size) if p)
     )
-    field("result.field.time", t(locale, "result.time", seconds=f"{result.elapsed:.1f}"))
+    field("result.field.time", t(locale, "result.time", seconds=round(result.elapsed, 1)))
     if result.turn_id is not None:  # what /show takes to post it again
         field("result.field.job", f"`{job_code(result.turn_id)}`")
     if result.seed is not None:
@@ -71,8 +70,8 @@ def result_embed(result: JobResult, title: Words, locale: str | None = None) -> 
     if result.references:
         field("result.field.references", t(locale, "result.references", count=result.references))
     if result.cost_cents:
-        cost = "result.cost.single" if result.cost_cents == 100 else "result.cost"
-        field("result.field.cost", t(locale, cost, credits=credits(result.cost_cents)))
+        amount = Credits(result.cost_cents)
+        field("result.field.cost", t(locale, "result.cost", credits=amount, count=amount))
     if result.text:
         field("result.field.model_says", clip(inert(clip(result.text, MODEL_TEXT_SHOWN)), 1024), inline=False)
     if result.sources and (shown := sources_text(result.sources)):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import discord
 
 from bot.billing.allowance import Allowance
-from bot.billing.costs import CostRules, credits, to_cents
+from bot.billing.costs import CostRules, to_cents
 from bot.billing.server_rules import discord_time
 from bot.config import Settings
-from bot.i18n import t
+from bot.i18n import Credits, language_of, number, t
 from bot.providers.base import ModelSpec
 from bot.providers.router import Router
 from bot.ui.help import (
@@ -155,10 +155,12 @@ def models_embed(locale: str, prices: PriceList) -> discord.Embed:
         return new_embed(t(locale, "help.models.title"), t(locale, "help.models.none"))
     lines = [t(locale, "help.models.intro", model=prices.default_model or prices.models[0].model)]
     if prices.multiplier != 1:
-        lines.append(t(locale, "help.models.multiplier", factor=f"×{prices.multiplier:g}"))
-    x2, x4, local = (credits(c) for c in prices.upscale_cents)
+        lines.append(
+            t(locale, "help.models.multiplier", factor="×" + number(prices.multiplier, language_of(locale)))
+        )
+    x2, x4, local = (Credits(c) for c in prices.upscale_cents)
     extras = t(
-        locale, "help.models.extras_value", turn=credits(prices.refine_turn_cents), x2=x2, x4=x4, local=local
+        locale, "help.models.extras_value", turn=Credits(prices.refine_turn_cents), x2=x2, x4=x4, local=local
     )
     lines.append(f"**{t(locale, 'help.models.extras')}**: {extras}")
     embed = new_embed(t(locale, "help.models.title"), "\n".join(lines))
@@ -170,7 +172,7 @@ def models_embed(locale: str, prices: PriceList) -> discord.Embed:
 def _model_text(locale: str, price: ModelPrice) -> str:
     """A model's shapes, sizes with their credits, references, thinking and search."""
     spec = price.spec
-    sizes = " · ".join(f"{size}: {credits(cents)}" for size, cents in price.sizes)
+    sizes = " · ".join(f"{size}: {Credits(cents).render(locale)}" for size, cents in price.sizes)
     lines = [
         t(locale, "help.models.ratios", ratios=", ".join(spec.aspect_ratios)),
         t(locale, "help.models.sizes_tokens" if price.by_tokens else "help.models.sizes", sizes=sizes),
@@ -181,7 +183,7 @@ def _model_text(locale: str, price: ModelPrice) -> str:
     elif price.by_tokens:
         lines.append(t(locale, "help.models.references_tokens", count=count))
     else:
-        lines.append(t(locale, "help.models.references", count=count, cost=credits(price.reference_cents)))
+        lines.append(t(locale, "help.models.references", count=count, cost=Credits(price.reference_cents)))
     if spec.thinking_levels:
         lines.append(t(locale, "help.models.thinking", levels=", ".join(spec.thinking_levels)))
     if spec.grounding:
@@ -203,7 +205,9 @@ def rules_embed(locale: str, facts: RulesFacts) -> discord.Embed:
     jobs = t(locale, "help.rules.jobs_value", running=facts.running, queued=facts.queued)
     add_field(embed, t(locale, "help.rules.jobs"), jobs)
     if facts.multiplier != 1:
-        add_field(embed, t(locale, "help.rules.multiplier"), f"×{facts.multiplier:g}")
+        add_field(
+            embed, t(locale, "help.rules.multiplier"), "×" + number(facts.multiplier, language_of(locale))
+        )
     if facts.allowance is not None:
         _allowance_fields(embed, locale, facts.allowance)
     if facts.pool is not None:
@@ -212,8 +216,8 @@ def rules_embed(locale: str, facts: RulesFacts) -> discord.Embed:
         value = t(
             locale,
             "help.rules.pool_value",
-            used=credits(pool.used_cents),
-            limit=credits(pool.limit_cents),
+            used=Credits(pool.used_cents),
+            limit=Credits(pool.limit_cents),
             window=window,
         )
         add_field(embed, t(locale, "help.rules.pool"), value, inline=False)
@@ -243,20 +247,30 @@ def _allowance_fields(embed: discord.Embed, locale: str, allowance: Allowance) -
         limit = t(locale, "help.rules.unlimited")
     else:
         window = t(locale, f"help.window.{allowance.window}")
-        limit = t(locale, "help.rules.limit_value", credits=credits(allowance.limit_cents), window=window)
+        amount = Credits(allowance.limit_cents)
+        limit = t(locale, "help.rules.limit_value", credits=amount, count=amount, window=window)
     add_field(embed, t(locale, "help.rules.limit"), limit)
     add_field(
         embed,
         t(locale, "help.rules.used"),
-        t(locale, "help.rules.credits", credits=credits(allowance.used_cents)),
+        t(
+            locale,
+            "help.rules.credits",
+            credits=Credits(allowance.used_cents),
+            count=Credits(allowance.used_cents),
+        ),
     )
-    reserved = credits(allowance.reserved_cents)
-    add_field(embed, t(locale, "help.rules.reserved"), t(locale, "help.rules.credits", credits=reserved))
+    reserved = Credits(allowance.reserved_cents)
+    add_field(
+        embed,
+        t(locale, "help.rules.reserved"),
+        t(locale, "help.rules.credits", credits=reserved, count=reserved),
+    )
     left = allowance.left_cents
     shown = (
         t(locale, "help.rules.unlimited")
         if left is None
-        else t(locale, "help.rules.credits", credits=credits(left))
+        else t(locale, "help.rules.credits", credits=Credits(left), count=Credits(left))
     )
     add_field(embed, t(locale, "help.rules.left"), shown)
     if allowance.resets_at is not None:
@@ -268,7 +282,7 @@ def refine_embed(locale: str, settings: Settings, turn_cents: int) -> discord.Em
     lines = [t(locale, "help.refine.how")]
     if not settings.message_content_intent:
         lines.append(t(locale, "help.refine.mention"))
-    lines.append(t(locale, "help.refine.depth", count=settings.history_depth, cost=credits(turn_cents)))
+    lines.append(t(locale, "help.refine.depth", count=settings.history_depth, cost=Credits(turn_cents)))
     lines.append(
         t(locale, "help.refine.anyone" if settings.continue_policy == "anyone" else "help.refine.starter")
     )
@@ -285,7 +299,7 @@ def privacy_embed(locale: str, settings: Settings, entries: Sequence[CommandEntr
     if days is None:
         lines.append(t(locale, "help.privacy.kept"))
     else:
-        lines.append(t(locale, "help.privacy.retention", count=max(1, round(days)), days=f"{days:g}"))
+        lines.append(t(locale, "help.privacy.retention", count=max(1, round(days)), days=days))
     if (prefs := shown.get("prefs set")) is not None:  # i18n: not a message (a command name)
         lines.append(t(locale, "help.privacy.private", command=f"`{prefs.shown} private:True`"))
     if (forget := shown.get("forget")) is not None:

@@ -14,11 +14,10 @@ import discord
 from babel.dates import format_skeleton
 
 from bot.billing.allowance import Allowance
-from bot.billing.costs import credits
 from bot.billing.reports import HISTORY_DAYS, DaySpend, JobLine, audit_csv
 from bot.billing.rules import AuditRow
 from bot.billing.server_rules import discord_time
-from bot.i18n import Text, Words, language_of, render, t
+from bot.i18n import Credits, Text, Words, language_of, render, t
 from bot.imaging.chart import Chart, Day, Labels, Panel, draw_chart, drawable
 from bot.imaging.pool import run_image
 
@@ -58,24 +57,26 @@ class ServerUsage:
 
 def _credits(cents: int | None) -> Text:
     """An amount of credits ("1 credits": the number as /usage has always written it)."""
-    return Text("usage.credits", amount=credits(cents))
+    return Text("usage.credits", amount=Credits(cents), count=Credits(cents))
 
 
 def text_bar(allowance: Allowance, locale: str | None) -> str:
     """One line a screen reader can read: ▓ spent, ▒ reserved, ░ left, then the numbers."""
     period = Text(f"usage.period.{allowance.window}")
-    used = credits(allowance.used_cents)
+    used = Credits(allowance.used_cents)
     if allowance.blocked:
-        return t(locale, "usage.bar.blocked", used=used, period=period)
+        return t(locale, "usage.bar.blocked", used=used, count=used, period=period)
     limit = allowance.limit_cents
     if limit is None:
-        return t(locale, "usage.bar.unlimited", used=used, period=period)
+        return t(locale, "usage.bar.unlimited", used=used, count=used, period=period)
     share = allowance.used_cents / limit if limit else 1.0
     taken = (allowance.used_cents + allowance.reserved_cents) / limit if limit else 1.0
     spent = min(BAR_CELLS, round(share * BAR_CELLS))
     held = min(BAR_CELLS, round(taken * BAR_CELLS)) - spent
     bar = "▓" * spent + "▒" * max(0, held) + "░" * (BAR_CELLS - spent - max(0, held))
-    return t(locale, "usage.bar", bar=bar, used=used, limit=credits(limit), period=period)
+    return t(
+        locale, "usage.bar", bar=bar, used=used, limit=Credits(limit), count=Credits(limit), period=period
+    )
 
 
 @cache
@@ -160,7 +161,7 @@ async def member_reply(view: MemberUsage, locale: str | None) -> tuple[discord.E
         embed.add_field(name=t(locale, "usage.field.resets"), value=discord_time(mine.resets_at))
     if (pool := view.pool) is not None:
         shared = Text(
-            "usage.pool", used=credits(pool.used_cents), limit=credits(pool.limit_cents), window=_window(pool)
+            "usage.pool", used=Credits(pool.used_cents), limit=Credits(pool.limit_cents), window=_window(pool)
         )
         embed.add_field(name=t(locale, "usage.field.pool"), value=shared.render(locale), inline=False)
     chart = build_chart("usage.chart.title", mine, view.days, view.window_start, locale)
@@ -176,7 +177,14 @@ def _window(allowance: Allowance) -> Text:
 def _top(members: Sequence[tuple[int, int]], locale: str | None) -> str:
     """The top members, one line each, as mentions (shown, never pinged, in an embed)."""
     lines = [
-        t(locale, "usage.server.top_line", rank=n, member=f"<@{user}>", amount=credits(cents))
+        t(
+            locale,
+            "usage.server.top_line",
+            rank=n,
+            member=f"<@{user}>",
+            amount=Credits(cents),
+            count=Credits(cents),
+        )
         for n, (user, cents) in enumerate(members, 1)
     ]
     return "\n".join(lines) or t(locale, "usage.server.nobody")
@@ -216,7 +224,7 @@ def audit_embed(rows: Sequence[AuditRow], locale: str | None) -> discord.Embed:
             time=discord_time(r.created_at),
             member=f"<@{r.user_id}>",
             kind=r.kind,
-            amount=credits(r.cost_cents),
+            amount=Credits(r.cost_cents),
             outcome=r.outcome or r.status,
             prompt=r.prompt[:PROMPT_SHOWN],
         )

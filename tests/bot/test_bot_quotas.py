@@ -186,7 +186,7 @@ async def test_usage_and_show(env: Env) -> None:
     assert await env.usage() == (1, 0)
     mine = await env.command("usage")
     fields = {f["name"]: f["value"] for f in mine["embeds"][0]["fields"]}
-    assert fields["Used"] == "1 credits"
+    assert fields["Used"] == "1 credit"
     assert fields["Limit"] == "5 per day" and fields["Resets"].startswith("<t:")
     assert mine["flags"] & 64
     shown = await env.command("quota show", user="admin")

@@ -63,7 +63,9 @@ async def test_a_bad_reference_is_refused_in_spanish(world: GeminiWorld) -> None
 
 async def test_the_upload_form_is_in_portuguese(world: GeminiWorld) -> None:
     async with world.bot():
-        opened = await world.discord.send_slash("imagine", {"prompt": "a pear", "upload": True}, locale="pt-BR")
+        opened = await world.discord.send_slash(
+            "imagine", {"prompt": "a pear", "upload": True}, locale="pt-BR"
+        )
         await opened.wait_ack()
     assert opened.modal is not None
     assert opened.modal["title"] == "Mais referências"
@@ -74,6 +76,8 @@ async def test_the_upload_form_is_in_portuguese(world: GeminiWorld) -> None:
 async def test_a_result_is_titled_in_the_members_language(world: GeminiWorld) -> None:
     async with world.bot():
         result = await wait_result(await world.discord.send_slash("edit", {"prompt": "x"}, locale="ja"))
-        made = await wait_result(await world.discord.send_slash("imagine", {"prompt": "a pear"}, locale="es-ES"))
+        made = await wait_result(
+            await world.discord.send_slash("imagine", {"prompt": "a pear"}, locale="es-ES")
+        )
     assert made["embeds"][0]["title"] == "🍌 Imaginar"
     assert "このチャンネルにはまだ私の画像がありません" in text(result)

@@ -224,7 +224,7 @@ async def test_a_spanish_speaking_member_reads_every_topic_in_spanish(env: Env) 
     assert fields(rules)["Tu límite"] == "Sin límite" and fields(rules)["Espera"] == "Ninguna"
     assert [o["label"] for o in menu(rules)["options"]][3] == "Reglas y tus créditos"
     models = await env.choose(rules, "models", locale="es-ES")
-    assert "Hasta 14 imágenes de referencia, +0.25 cada una" in fields(models)[f"{PRO} (google)"]
+    assert "Hasta 14 imágenes de referencia, +0,25 cada una" in fields(models)[f"{PRO} (google)"]
     refused = await env.choose(models, "version", user="bob", locale="es-ES")
     assert embed_of(refused)["title"] == "🔒 Este menú no es tuyo"
 

@@ -54,8 +54,9 @@ async def test_synced_commands_carry_their_translations(world: GeminiWorld) -> N
                 assert set(LOCALES) <= set(option.get("name_localizations") or {}), f"/{path} lacks names"
                 assert _english(f"command.{path}.description") == option["description"]
             else:
-                assert _english(f"command.{path.rsplit(' ', 1)[0]}.option.{option['name']}.description") == (
-                    option["description"]
+                assert (
+                    _english(f"command.{path.rsplit(' ', 1)[0]}.option.{option['name']}.description")
+                    == (option["description"])
                 ), f"/{path}'s description is not the catalogue's"
             described = option.get("description_localizations") or {}
             assert set(LOCALES) <= set(described), f"/{path} lacks description translations"

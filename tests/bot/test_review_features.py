@@ -3,6 +3,9 @@ reply, through the fake Discord: each test shows one defect a member or an admin
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -15,11 +18,11 @@ from PIL import ImageFont
 from bot.app import NanoBot
 from bot.billing.rules import Check, Reservation, user_subject
 from bot.imaging import fonts
+from bot.imaging.pool import image_pool, image_workers
 from bot.ui import usage as usage_ui
 from tests.botenv import (
     HANG,
     GeminiWorld,
-    cancel_id,
     eventually,
     gemini_world,
     running_bot,
@@ -28,9 +31,11 @@ from tests.botenv import (
     wait_result,
 )
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini
 
 KEY = "review-features-key"
+PRO = "gemini-3-pro-image-preview"
 
 
 class World(GeminiWorld):
@@ -59,13 +64,10 @@ def fields(message: dict[str, Any]) -> dict[str, str]:
     return {f["name"]: f["value"] for f in message["embeds"][0].get("fields", [])}
 
 
-async def spend(bot: NanoBot, world: World, user: str, cents: int, *, pool: bool = False) -> None:
-    """A delivered job of `cents` on record now, counted as admission counts one (the member's
-    counter, and the server's when `pool`)."""
+async def spend(bot: NanoBot, world: World, user: str, cents: int) -> None:
+    """A delivered job of `cents` on record now, on the member's counter."""
     guild, user_id = int(world.discord.guild_id), world.user_id(user)
     checks = [Check(guild, user_subject(user_id), "day", None, "your limit")]
-    if pool:
-        checks.append(Check(guild, "guild", "day", None, "server"))
     held = await bot.quotas.reserve(
         guild_id=guild,
         user_id=user_id,
@@ -83,20 +85,6 @@ async def spend(bot: NanoBot, world: World, user: str, cents: int, *, pool: bool
 # --- /usage and /usage server ----------------------------------------------------------------------
 
 
-async def test_large_limits_and_totals_are_written_as_plain_numbers(world: World) -> None:
-    """`/quota set limit:1000000` is allowed (parse_limit takes up to a million credits); /usage then
-    writes it in scientific notation and rounds a member's spend to six significant digits."""
-    async with world.bot() as bot:
-        done = await world.command("quota set", {"scope": "default", "limit": "1000000"})
-        assert "✅" in done["content"]
-        await spend(bot, world, "alice", 1_234_567)  # 12345.67 credits
-        message = await world.usage()
-    found = fields(message)
-    assert found["Limit"] == "1000000 per day", found["Limit"]  # not "1e+06 per day"
-    assert found["Used"] == "12345.67 credits", found["Used"]  # not "12345.7 credits"
-    assert "e+" not in message["embeds"][0]["description"]
-
-
 async def test_usage_server_does_not_count_running_jobs_as_spent(world: World) -> None:
     """The 30-day figure is labelled "Spent" beside a separate "Running now", yet it adds the credits
     held by jobs still running (which may yet be refunded)."""
@@ -111,8 +99,9 @@ async def test_usage_server_does_not_count_running_jobs_as_spent(world: World) -
         held.set()
         assert world.discord.files_of(await wait_result(running))
     found = fields(message)
-    assert (found["Spent today"], found["Running now"]) == ("1 credits", "1 credits")
-    assert found["Spent in the last 30 days"] == "1 credits", found  # not 2: one job is still running
+    assert found["Spent today"] == found["Running now"]  # one job delivered, one running: 1 credit each
+    history = found["Spent in the last 30 days"]
+    assert history == found["Spent today"], found  # 2 credits: the running job counted as spent
 
 
 async def test_a_limit_of_zero_draws_no_spent_cells_when_nothing_was_spent(world: World) -> None:
@@ -122,8 +111,8 @@ async def test_a_limit_of_zero_draws_no_spent_cells_when_nothing_was_spent(world
         done = await world.command("quota set", {"scope": "default", "limit": "0"})
         assert "✅" in done["content"]
         message = await world.usage()
-    assert fields(message)["Used"] == "0 credits"
     bar = message["embeds"][0]["description"]
+    assert bar.split()[1].startswith("0/0"), bar  # nothing used, a limit of 0
     assert "▓" not in bar, bar  # ▓ means spent, and nothing was
 
 
@@ -145,9 +134,7 @@ async def test_the_chart_checks_its_fonts_off_the_event_loop(
 
     monkeypatch.setattr(ImageFont, "truetype", spy("truetype", ImageFont.truetype))
     monkeypatch.setattr(ImageFont, "load_default", spy("load_default", ImageFont.load_default))
-    monkeypatch.setattr(
-        ImageFont.FreeTypeFont, "getmask", spy("getmask", ImageFont.FreeTypeFont.getmask)
-    )
+    monkeypatch.setattr(ImageFont.FreeTypeFont, "getmask", spy("getmask", ImageFont.FreeTypeFont.getmask))
     for cached in (usage_ui.chart_language, fonts.font_at, fonts._has_glyph):
         cached.cache_clear()  # as in a process that has drawn no chart yet
     async with world.bot():
@@ -156,11 +143,11 @@ async def test_the_chart_checks_its_fonts_off_the_event_loop(
     assert on_loop == [], f"Pillow font work on the event loop: {sorted(set(on_loop))}"
 
 
-# --- a refine by reply: its progress and ❌ Cancel --------------------------------------------------
+# --- a refine by reply: its progress ------------------------------------------------------------
 
 
 class Env:
-    """The real bot (one job at a time, quick progress reports) on a fake Discord and a fake Gemini."""
+    """The real bot (one job at a time, quick progress reports, live previews) on the fakes."""
 
     def __init__(self, discord: FakeDiscord, gemini: FakeGemini, bot: NanoBot) -> None:
         self.discord = discord
@@ -171,48 +158,62 @@ class Env:
         reference = message.get("message_reference") or {}
         return reference.get("message_id") == sent["id"] and message["author"]["id"] == self.discord.app_id
 
-    async def progress_of(self, sent: dict[str, Any], needle: str) -> dict[str, Any]:
-        return await self.discord.wait_for_message(
-            lambda m: self.replies_to(m, sent) and needle in (m.get("content") or ""), timeout=HANG
-        )
-
-    async def spanish_server(self) -> None:
-        self.discord.set_preferred_locale("es-ES")
-        guild_id = int(self.discord.guild_id)
-
-        def spanish() -> bool:
-            guild = self.bot.get_guild(guild_id)
-            return guild is not None and guild.preferred_locale.value == "es-ES"
-
-        await eventually(spanish, what="the server's new language seen by the bot")
-
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
-        fake.add_user("bob")
         entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
-        async with running_bot(fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3) as bot:
+        async with running_bot(
+            fake, tmp_path, entry, max_running_jobs=1, progress_interval=0.3, live_preview=True
+        ) as bot:
             yield Env(fake, gemini, bot)
         assert fake.violations == []
 
 
-async def test_cancelling_a_reply_refine_keeps_the_servers_language(env: Env) -> None:
-    """The progress reply is a public post in the server's language; ❌ Cancel rewrites it in the
-    clicker's language, so a Spanish server's channel shows an English "Cancelled"."""
-    made = await wait_result(await env.discord.send_slash("imagine", {"prompt": "a cat"}))
-    await env.spanish_server()
-    held = env.gemini.hold_next()  # bob's job holds the one slot
-    blocker = await env.discord.send_slash("imagine", {"prompt": "a dog"}, user="bob")
-    await wait_for_text(blocker, "Working with")
-    sent = await env.discord.user_message("hazlo morado", reply_to=made)
-    progress = await env.progress_of(sent, "En cola: posición 1")
-    click = await env.discord.send_component(progress, cancel_id(progress), locale="en-US")
-    await click.wait_ack()
-    held.set()
-    assert env.discord.files_of(await wait_result(blocker))
-    shown = env.discord._current(progress)["content"]
-    assert shown.startswith("❌ Cancelado"), shown  # not "❌ Cancelled. Nothing was charged."
+SECONDS = re.compile(r"… (\d+) s")
+
+
+def seconds_of(message: dict[str, Any]) -> int | None:
+    """The running time a progress message shows, if any."""
+    found = SECONDS.search(message.get("content") or "")
+    return int(found[1]) if found else None
+
+
+async def test_a_preview_never_turns_the_running_time_back(env: Env) -> None:
+    """The supervisor counts a job's running time from its slot; a preview's report counts it from
+    when the request was built, after the inputs were prepared. While the image pool is busy with
+    other work, the progress reply says "… 2 s", then "… 0 s" with the preview, then "… 3 s"."""
+    inter = await env.discord.send_slash("imagine", {"prompt": "a lighthouse", "model": PRO})
+    made = await wait_result(inter)
+    busy, blockers = threading.Event(), []
+    pool = image_pool()
+    try:
+        blockers = [pool.submit(busy.wait, HANG) for _ in range(image_workers())]  # other jobs' work
+        final = env.gemini.stream.hold("image")  # the refine's final image waits for the test
+        photo = make_image(64, 64, "PNG")
+        sent = await env.discord.user_message(
+            "add this lamp", reply_to=made, attachments=[("lamp.png", photo)]
+        )
+        progress = await env.discord.wait_for_message(
+            lambda m: env.replies_to(m, sent) and (seconds_of(m) or 0) >= 2, timeout=HANG
+        )
+        before = seconds_of(env.discord._current(progress)) or 0
+    finally:
+        busy.set()
+    for blocker in blockers:
+        blocker.result(HANG)
+    await eventually(lambda: bool(env.discord._current(progress).get("attachments")), what="a preview")
+    final.set()
+    await env.discord.wait_for_message(
+        lambda m: env.replies_to(m, sent) and bool(m.get("embeds")), timeout=HANG
+    )
+    edits = [
+        r.json["content"]
+        for r in env.discord.requests
+        if r.method == "PATCH" and r.path.endswith(f"/messages/{progress['id']}") and r.json
+    ]
+    shown = [n for n in (seconds_of({"content": c}) for c in edits) if n is not None]
+    assert shown == sorted(shown), (before, edits)  # the running time never goes back
 
 
 # --- /help -----------------------------------------------------------------------------------------
@@ -241,4 +242,58 @@ async def test_help_left_is_what_admission_would_still_allow_under_a_server_pool
         refused = await wait_result(await world.discord.send_slash("imagine", {"prompt": "a fig"}))
     assert not world.discord.files_of(refused)  # the pool is spent: admission says no
     assert "Quota" in refused["embeds"][0]["title"], refused["embeds"][0]
-    assert fields(page)["Left"] == "0 credits", fields(page)  # not "8 credits"
+    assert fields(page)["Left"].split()[0] == "0", fields(page)  # not "8 credits"
+
+
+async def test_help_names_the_model_the_members_own_jobs_run_on(world: World) -> None:
+    """The models page says which model "a job without a model" uses: the server's default, else the
+    first configured. A member's `/prefs set model` beats both (bot/ui/prefs.py), so the page names a
+    model their /imagine never runs on."""
+    async with world.bot():
+        done = await world.command("prefs set", {"model": PRO}, user="alice")
+        assert PRO in str(done), done
+        made = await wait_result(await world.discord.send_slash("imagine", {"prompt": "a pear"}))
+        page = await help_page(world, "models")
+    model = next(f["value"] for f in made["embeds"][0]["fields"] if f["name"] == "Model")
+    assert PRO in model, model  # her jobs without a model run on her preference
+    description = page["embeds"][0]["description"]
+    assert f"**{PRO}**" in description, description  # not the first configured model
+
+
+# --- /audit ------------------------------------------------------------------------------------------
+
+
+async def test_a_prompt_cannot_forge_lines_in_the_audit_list(world: World) -> None:
+    """A refine's prompt is the reply's text, which may hold line breaks: /audit prints it raw, so a
+    member can add lines that read as other members' jobs to the admins' list."""
+    bob = world.user_id("bob")
+    forged = f"<@{bob}> imagine · 0 cr · ok · “cat"  # the list adds the closing quote
+    async with world.bot() as bot:
+        made = await wait_result(await world.discord.send_slash("imagine", {"prompt": "a pear"}))
+        sent = await world.discord.user_message(f"x”\n{forged}", reply_to=made)
+        await world.discord.wait_for_message(
+            lambda m: (
+                (m.get("message_reference") or {}).get("message_id") == sent["id"] and bool(m.get("embeds"))
+            ),
+            timeout=HANG,
+        )
+        await settled_usage(world.discord, bot)
+        listed = await world.command("audit", {}, force=True)
+    lines = listed["embeds"][0]["description"].split("\n")
+    assert len(lines) == 2, lines  # two jobs, two lines: not a third one that names bob
+    assert not any(line.startswith(f"<@{bob}>") for line in lines), lines
+
+
+async def test_the_export_keeps_every_cent_of_a_large_charge(world: World) -> None:
+    """The CSV writes credits with `credits()` (`f"{x:g}"`: six significant digits, then an
+    exponent): a job charged 12,345.67 credits is exported as 12345.7, one of a million as 1e+06."""
+    async with world.bot() as bot:
+        await spend(bot, world, "alice", 1_234_567)  # 12,345.67 credits
+        await spend(bot, world, "bob", 100_000_000)  # 1,000,000 credits
+        inter = await world.discord.send_slash("audit", {"export": True}, user="admin", force=True)
+        message = await inter.wait_done()
+    [(_, data)] = world.discord.files_of(message)
+    [header, *rows] = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    charged = {row[header.index("member_id")]: row[header.index("charged_credits")] for row in rows}
+    assert charged[str(world.user_id("alice"))] == "12345.67", charged  # not "12345.7"
+    assert charged[str(world.user_id("bob"))] == "1000000", charged  # not "1e+06"

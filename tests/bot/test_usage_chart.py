@@ -130,7 +130,7 @@ async def test_usage_draws_the_members_days_from_their_jobs(world: World) -> Non
     assert embed["title"] == "Usage of Alice"
     assert embed["description"] == "▓▓▒░░░░░░░ 2/10 credits today"  # spent, running, left
     fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert (fields["Used"], fields["Reserved"], fields["Limit"]) == ("2 credits", "1 credits", "10 per day")
+    assert (fields["Used"], fields["Reserved"], fields["Limit"]) == ("2 credits", "1 credit", "10 per day")
     bars = history({0: (200, 100), 3: (250, 0), 10: (400, 0), 29: (50, 0)})
     expected = Chart("", (Panel("", bars[-1:], limit=1000), Panel("", bars, limit=1000)), LABELS)
     now_panel, past_panel = layout(expected)
@@ -174,7 +174,7 @@ async def test_a_member_reads_their_usage_in_their_language(world: World) -> Non
     embed = spanish["embeds"][0]
     assert embed["title"] == "Uso de Alice"
     assert {f["name"] for f in embed["fields"]} >= {"Usado", "Reservado", "Límite", "Se reinicia"}
-    assert embed["description"] == "1 créditos usados hoy (sin límite)"
+    assert embed["description"] == "1 crédito usado hoy (sin límite)"
     assert japanese["embeds"][0]["title"] == "Aliceの使用量"
     assert japanese["embeds"][0]["description"] == "今日の使用：1クレジット（上限なし）"
     for message in (spanish, japanese):  # (in English where no font here has the language's letters)
@@ -198,7 +198,7 @@ async def test_usage_server_shows_the_servers_days_and_top_members(world: World)
     embed = message["embeds"][0]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     alice, bob = world.user_id("alice"), world.user_id("bob")
-    assert fields["Top members today"] == f"1. <@{alice}>: 2 credits\n2. <@{bob}>: 1 credits"
+    assert fields["Top members today"] == f"1. <@{alice}>: 2 credits\n2. <@{bob}>: 1 credit"
     assert fields["Top members, last 30 days"] == f"1. <@{bob}>: 6 credits\n2. <@{alice}>: 2 credits"
     assert fields["Spent today"] == "3 credits" and fields["Spent in the last 30 days"] == "8 credits"
     assert embed["description"] == "3 credits used today (no limit)"

@@ -117,8 +117,7 @@ async def test_dms_spend_the_dm_allowance(
     assert error.title_text() == "📉 Quota reached"
     message = TIMESTAMP.sub("<t>", error.message)
     assert (
-        message
-        == "This job costs 1 credits but your daily allowance in DMs has 0.5 of 2 left. It resets <t>."
+        message == "This job costs 1 credit but your daily allowance in DMs has 0.5 of 2 left. It resets <t>."
     )
     resets = datetime.fromtimestamp(int(TIMESTAMP.findall(error.message)[0]), UTC)
     assert resets in {window_end("day", before), window_end("day", after)}
@@ -199,7 +198,7 @@ async def test_a_server_limit_says_what_is_left(
     await admit(admission, SERVER, GuildConfig(), 200)
     error = await refused(admission, SERVER, GuildConfig(), 100)
     assert TIMESTAMP.sub("<t>", error.message) == (
-        "This job costs 1 credits but your daily limit has 0.5 of 2.5 left. It resets <t>."
+        "This job costs 1 credit but your daily limit has 0.5 of 2.5 left. It resets <t>."
     )
 
 
@@ -280,9 +279,9 @@ async def test_a_quota_refusal_names_its_counter_in_the_members_language(
     await admit(admission, SERVER, GuildConfig(), 200)
     error = await refused(admission, SERVER, GuildConfig(), 100)
     assert TIMESTAMP.sub("<t>", error.reply_text("es-ES")) == (
-        "Este trabajo cuesta 1 créditos, pero en tu límite semanal quedan 0.5 de 2.5. Se restablece <t>."
+        "Este trabajo cuesta 1 crédito, pero en tu límite semanal quedan 0,5 de 2,5. Se restablece <t>."
     )
     assert TIMESTAMP.sub("<t>", error.reply_text("pt-BR")) == (
-        "Este trabalho custa 1 créditos, mas seu limite semanal tem 0.5 de 2.5 restantes. Ele é renovado <t>."
+        "Este trabalho custa 1 crédito, mas seu limite semanal tem 0,5 de 2,5 restantes. Ele é renovado <t>."
     )
     assert error.title_text("ja") == "📉 上限に達しました"

@@ -78,15 +78,15 @@ def test_an_upscale_too_large_says_what_fits() -> None:
     max_pixels = 16_000_000
     check_upscale_size(1000, 1000, 4, max_pixels)
     assert said(check_upscale_size, 1500, 1500, 4, max_pixels) == (
-        "×4 of this 1500×1500 image would make 36.0 MP, over this bot's 16 MP limit; "
+        "×4 of this 1500×1500 image would make 36 MP, over this bot's 16 MP limit; "
         "the largest factor that fits is ×2. Nothing was charged."
     )
     assert said(check_upscale_size, 3000, 3000, 2, max_pixels) == (
-        "×2 of this 3000×3000 image would make 36.0 MP, over this bot's 16 MP limit; "
+        "×2 of this 3000×3000 image would make 36 MP, over this bot's 16 MP limit; "
         "this image is too large to upscale at all. Nothing was charged."
     )
     assert said(check_upscale_size, 1500, 1500, 4, max_pixels, locale="pt-BR") == (
-        "×4 desta imagem de 1500×1500 daria 36.0 MP, acima do limite de 16 MP deste bot; "
+        "×4 desta imagem de 1500×1500 daria 36 MP, acima do limite de 16 MP deste bot; "
         "o maior fator que cabe é ×2. Nada foi cobrado."
     )
 
