@@ -8,6 +8,7 @@ mode = "tokens", a model with token prices is priced by tokens instead (bot/bill
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -148,4 +149,4 @@ def credits(cents: int | None) -> str:
     """Cents shown as credits ("∞" for no limit)."""
     if cents is None:
         return "∞"
-    return f"{cents / CENTS:g}"
+    return format((Decimal(cents) / CENTS).normalize(), "f")  # exact: 12345.67, 1000000 (never 1e+06)

@@ -139,7 +139,7 @@ async def top_members(
         .where(
             t.c.guild_id == guild_id,
             t.c.created_at >= since,
-            t.c.status.in_((HELD, SPENT)),
+            t.c.status == SPENT,  # what was spent: running jobs are not yet
             t.c.user_id != ANONYMOUS,
         )
         .group_by(t.c.user_id)

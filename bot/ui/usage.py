@@ -20,6 +20,8 @@ from bot.billing.server_rules import discord_time
 from bot.i18n import Credits, Text, Words, language_of, render, t
 from bot.imaging.chart import Chart, Day, Labels, Panel, draw_chart, drawable
 from bot.imaging.pool import run_image
+from bot.ui.embeds import inert
+from bot.ui.outcomes import kind_words, outcome_words
 
 COLOUR = discord.Colour.blurple()
 CHART_FILE = "usage.png"
@@ -64,13 +66,13 @@ def text_bar(allowance: Allowance, locale: str | None) -> str:
     """One line a screen reader can read: ▓ spent, ▒ reserved, ░ left, then the numbers."""
     period = Text(f"usage.period.{allowance.window}")
     used = Credits(allowance.used_cents)
-    if allowance.blocked:
-        return t(locale, "usage.bar.blocked", used=used, count=used, period=period)
     limit = allowance.limit_cents
+    if allowance.blocked or limit == 0:  # a limit of nothing allows no job: as blocked, not "all spent"
+        return t(locale, "usage.bar.blocked", used=used, count=used, period=period)
     if limit is None:
         return t(locale, "usage.bar.unlimited", used=used, count=used, period=period)
-    share = allowance.used_cents / limit if limit else 1.0
-    taken = (allowance.used_cents + allowance.reserved_cents) / limit if limit else 1.0
+    share = allowance.used_cents / limit
+    taken = (allowance.used_cents + allowance.reserved_cents) / limit
     spent = min(BAR_CELLS, round(share * BAR_CELLS))
     held = min(BAR_CELLS, round(taken * BAR_CELLS)) - spent
     bar = "▓" * spent + "▒" * max(0, held) + "░" * (BAR_CELLS - spent - max(0, held))
@@ -125,8 +127,8 @@ def build_chart(
     title_key: str, allowance: Allowance, days: Sequence[DaySpend], window_start: date, locale: str | None
 ) -> Chart:
     """Two panels: the current window (its limit as a line, a running total when longer than a day)
-    and the last days (the limit as a line when it is a daily one)."""
-    locale = chart_language(locale)
+    and the last days (the limit as a line when it is a daily one), in the locale's words (a locale
+    from chart_language: one whose letters a font here can draw)."""
     limit = None if allowance.blocked else allowance.limit_cents
     window = [d for d in days if d.day >= window_start]
     daily = allowance.window == "day"
@@ -164,7 +166,8 @@ async def member_reply(view: MemberUsage, locale: str | None) -> tuple[discord.E
             "usage.pool", used=Credits(pool.used_cents), limit=Credits(pool.limit_cents), window=_window(pool)
         )
         embed.add_field(name=t(locale, "usage.field.pool"), value=shared.render(locale), inline=False)
-    chart = build_chart("usage.chart.title", mine, view.days, view.window_start, locale)
+    drawn_in = await run_image(chart_language, locale)  # fonts are loaded and probed off the event loop
+    chart = build_chart("usage.chart.title", mine, view.days, view.window_start, drawn_in)
     embed.set_image(url=f"attachment://{CHART_FILE}")
     return embed, await chart_file(chart, bar)
 
@@ -198,7 +201,7 @@ async def server_reply(view: ServerUsage, locale: str | None) -> tuple[discord.E
         title=t(locale, "usage.server.title", server=view.name), description=bar, colour=COLOUR
     )
     period = Text(f"usage.period.{pool.window}")
-    history = sum(d.spent_cents + d.reserved_cents for d in view.days[-HISTORY_DAYS:])
+    history = sum(d.spent_cents for d in view.days[-HISTORY_DAYS:])  # running jobs have their own field
     embed.add_field(
         name=t(locale, "usage.server.window", period=period), value=_credits(pool.used_cents).render(locale)
     )
@@ -210,7 +213,8 @@ async def server_reply(view: ServerUsage, locale: str | None) -> tuple[discord.E
         name=t(locale, "usage.server.top_window", period=period), value=_top(view.top_window, locale)
     )
     embed.add_field(name=t(locale, "usage.server.top_history"), value=_top(view.top_history, locale))
-    chart = build_chart("usage.chart.server", pool, view.days, view.window_start, locale)
+    drawn_in = await run_image(chart_language, locale)  # fonts are loaded and probed off the event loop
+    chart = build_chart("usage.chart.server", pool, view.days, view.window_start, drawn_in)
     embed.set_image(url=f"attachment://{CHART_FILE}")
     return embed, await chart_file(chart, bar)
 
@@ -223,10 +227,11 @@ def audit_embed(rows: Sequence[AuditRow], locale: str | None) -> discord.Embed:
             "audit.line",
             time=discord_time(r.created_at),
             member=f"<@{r.user_id}>",
-            kind=r.kind,
+            kind=kind_words(r.kind),
             amount=Credits(r.cost_cents),
-            outcome=r.outcome or r.status,
-            prompt=r.prompt[:PROMPT_SHOWN],
+            outcome=outcome_words(r.outcome, r.status),
+            # One line per job: a prompt's line breaks and markdown cannot make lines of their own.
+            prompt=inert(" ".join(r.prompt.split())[:PROMPT_SHOWN]),
         )
         for r in rows
     ]
