@@ -94,7 +94,7 @@ class Help(commands.Cog):
         settings = self.services.settings
         multiplier = config.cost_multiplier if config is not None and self._guild_id(interaction) else 1.0
         if topic == "models":
-            default = self._default_model(config)
+            default = await self._default_model(interaction, config)
             prices = price_list(self.services.router, settings.costs, multiplier, default)
             return models_embed(locale, prices)
         if topic == "rules":
@@ -124,9 +124,15 @@ class Help(commands.Cog):
         found = [e.shown for e in await command_entries(interaction) if e.english == "help"]
         return found[0] if found else None
 
-    def _default_model(self, config: GuildConfig | None) -> str | None:
-        """The model a job with none chosen runs on: the server's default when served, else the first."""
+    async def _default_model(self, interaction: Interaction, config: GuildConfig | None) -> str | None:
+        """The model this member's job with none chosen runs on: their /prefs model when served, else
+        the server's default when served, else the first."""
         served = [model for _, model in self.services.router.models()]
+        prefs = self.services.prefs.cached(interaction.user.id) or await self.services.prefs.get(
+            interaction.user.id
+        )
+        if prefs.model in served:
+            return prefs.model
         if config is not None and config.default_model in served:
             return config.default_model
         return served[0] if served else None

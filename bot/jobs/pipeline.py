@@ -69,7 +69,7 @@ class Pipeline:
 
     async def run(self, job: JobSpec, run: JobRun) -> JobResult:
         """Download the inputs, call the provider, store and fit; a failure leaves a failed turn."""
-        started = time.monotonic()
+        started = run.started = time.monotonic()  # the job has its slot: its running time counts from here
         decode_over = must_shrink_over(job.upload_limit, DISCORD_MESSAGE_LIMIT)
         with intake(self.budget, decode_over=decode_over) as results:  # until the fit is done
             try:
@@ -181,10 +181,8 @@ class Pipeline:
         wanted = self.settings.live_preview and job.previews
         if not wanted or report is None or not run.decision.spec.thinking_levels:
             return None
-        started = time.monotonic()
-
         async def show(preview: Preview) -> None:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - (run.started or time.monotonic())  # as the progress reports count
             lane = run.decision.lane
             await report(
                 Progress(run.job_id, "running", lane, elapsed=elapsed, charged=run.sent, preview=preview)

@@ -47,6 +47,8 @@ class JobRun:
     history_chars: int = 0
     #: The request went to the provider (or the local upscaler): from here a cancel is charged.
     sent: bool = False
+    #: When the job got its slot (time.monotonic()): what its running time counts from.
+    started: float | None = None
 
 
 class Routing:

@@ -209,7 +209,7 @@ def rules_embed(locale: str, facts: RulesFacts) -> discord.Embed:
             embed, t(locale, "help.rules.multiplier"), "×" + number(facts.multiplier, language_of(locale))
         )
     if facts.allowance is not None:
-        _allowance_fields(embed, locale, facts.allowance)
+        _allowance_fields(embed, locale, facts.allowance, facts.pool)
     if facts.pool is not None:
         pool = facts.pool
         window = t(locale, f"help.window.{pool.window}")
@@ -238,8 +238,11 @@ def _where(locale: str, facts: RulesFacts) -> str:
     return "\n".join(lines)
 
 
-def _allowance_fields(embed: discord.Embed, locale: str, allowance: Allowance) -> None:
-    """The member's limit, used, reserved, left and reset time, as /usage counts them."""
+def _allowance_fields(
+    embed: discord.Embed, locale: str, allowance: Allowance, pool: Allowance | None = None
+) -> None:
+    """The member's limit, used, reserved and reset time, as /usage counts them, and what is left: the
+    least of what their own limit and the server pool still allow (admission needs both)."""
     if allowance.blocked:
         add_field(embed, t(locale, "help.rules.limit"), t(locale, "help.rules.blocked"), inline=False)
         return
@@ -266,7 +269,8 @@ def _allowance_fields(embed: discord.Embed, locale: str, allowance: Allowance) -
         t(locale, "help.rules.reserved"),
         t(locale, "help.rules.credits", credits=reserved, count=reserved),
     )
-    left = allowance.left_cents
+    lefts = [a.left_cents for a in (allowance, pool) if a is not None and a.left_cents is not None]
+    left = min(lefts) if lefts else None
     shown = (
         t(locale, "help.rules.unlimited")
         if left is None

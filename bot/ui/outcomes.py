@@ -27,7 +27,10 @@ WHOLE = {
     LOST: "audit.outcome.lost",
 }
 #: Reasons of a refund that are not an error class's name.
-REASONS = {"cancelled": "audit.reason.cancelled", "delivery failed": "audit.reason.delivery"}  # i18n: not a message
+REASONS = {
+    "cancelled": "audit.reason.cancelled",
+    "delivery failed": "audit.reason.delivery",  # i18n: not a message (the service's code)
+}
 
 
 def kind_words(kind: str) -> Words:
