@@ -258,6 +258,6 @@ async def test_days_are_utc_days_and_only_spent_or_running_jobs_count(store: Quo
     ]
     server = await daily_spend(store.db, G, first, first + timedelta(days=1))
     assert [(d.spent_cents, d.reserved_cents) for d in server] == [(100, 0), (1500, 0)]
-    assert await top_members(store.db, G, DAY) == [(BOB, 1000), (ALICE, 500)]  # spent only: not the running 50
+    assert await top_members(store.db, G, DAY) == [(BOB, 1000), (ALICE, 500)]  # spent: not the running 50
     assert await top_members(store.db, G, DAY, limit=1) == [(BOB, 1000)]
     assert await top_members(store.db, G, DAY + timedelta(days=3)) == []
