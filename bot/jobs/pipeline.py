@@ -181,6 +181,7 @@ class Pipeline:
         wanted = self.settings.live_preview and job.previews
         if not wanted or report is None or not run.decision.spec.thinking_levels:
             return None
+
         async def show(preview: Preview) -> None:
             elapsed = time.monotonic() - (run.started or time.monotonic())  # as the progress reports count
             lane = run.decision.lane
