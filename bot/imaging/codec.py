@@ -16,8 +16,11 @@ from typing import IO
 from PIL import Image, ImageFile, ImageOps
 
 from bot.errors import ImageTooLarge, InputError
-from bot.i18n import Bytes, Text
+from bot.i18n import Bytes, Text, Words
 from bot.imaging.header import SUPPORTED_MIMES, describe_mime, header_dims, sniff_mime
+
+#: What an input image is called when it has no file name of its own.
+IMAGE = Text("imaging.name.image")
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def mb(n: int) -> Bytes:
     return Bytes(n)
 
 
-def check_supported(data: bytes, name: str) -> str:
+def check_supported(data: bytes, name: Words) -> str:
     """The sniffed mime of data if it is a supported image; otherwise an InputError naming it."""
     if not data:
         raise InputError(Text("imaging.empty", name=name))
@@ -93,7 +96,7 @@ def check_supported(data: bytes, name: str) -> str:
     raise InputError(Text("imaging.unsupported", name=name, kind=describe_mime(mime)))
 
 
-def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> None:
+def check_pixels(name: Words, size: tuple[int, int], max_pixels: int | None) -> None:
     """Refuse an image whose pixel count is over max_pixels (the decompression-bomb guard)."""
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
@@ -102,7 +105,7 @@ def check_pixels(name: str, size: tuple[int, int], max_pixels: int | None) -> No
 
 
 def open_image(
-    data: bytes, name: str, mime: str, max_pixels: int | None = None, *, source: IO[bytes] | None = None
+    data: bytes, name: Words, mime: str, max_pixels: int | None = None, *, source: IO[bytes] | None = None
 ) -> ImageFile.ImageFile:
     """Open lazily (header only), refusing oversized images before Pillow allocates any pixels.
 
@@ -120,19 +123,19 @@ def open_image(
     return image
 
 
-def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
+def decode(data: bytes, name: Words, max_pixels: int) -> Decoded:
     """Sniff, guard, fully decode the first frame, apply EXIF orientation and normalise the mode."""
     mime = check_supported(data, name)
     return _load(open_image(data, name, mime, max_pixels), name, mime, max_pixels)
 
 
-def decode_file(source: IO[bytes], head: bytes, name: str, max_pixels: int) -> Decoded:
+def decode_file(source: IO[bytes], head: bytes, name: Words, max_pixels: int) -> Decoded:
     """decode() reading from a file as it is read (a download arriving); head is its first bytes."""
     mime = check_supported(head, name)
     return _load(open_image(head, name, mime, max_pixels, source=source), name, mime, max_pixels)
 
 
-def _load(image: ImageFile.ImageFile, name: str, mime: str, max_pixels: int) -> Decoded:
+def _load(image: ImageFile.ImageFile, name: Words, mime: str, max_pixels: int) -> Decoded:
     """Decode an opened image's first frame, upright, in RGB or RGBA."""
     try:
         animated = bool(getattr(image, "is_animated", False))  # seeks, so before load()

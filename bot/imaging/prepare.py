@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageFilter
 
 from bot.errors import ImageTooLarge, InputError
-from bot.i18n import Text
+from bot.i18n import Text, Words
 from bot.imaging.codec import (
+    IMAGE,
     Decoded,
     Encoded,
     check_supported,
@@ -76,7 +77,7 @@ class PreparedImage:
     reencoded: bool
 
 
-def probe(data: bytes, *, name: str = "image") -> ImageInfo:
+def probe(data: bytes, *, name: Words = IMAGE) -> ImageInfo:
     """Format and size from the header only (no pixel decoding); InputError for non-images."""
     mime = check_supported(data, name)
     try:
@@ -97,7 +98,7 @@ def image_dims(data: bytes) -> tuple[int, int]:
 def prepare_input(
     data: bytes,
     *,
-    name: str = "image",
+    name: Words = IMAGE,
     max_bytes: int = 25 * 1024 * 1024,
     max_pixels: int = 64_000_000,
     max_side: int = 4096,
@@ -144,7 +145,7 @@ def _encode_alpha(image: Image.Image, icc: bytes | None, accept: frozenset[str],
 
 
 def upscale_local(
-    data: bytes, factor: int, *, max_side: int = 8192, name: str = "image"
+    data: bytes, factor: int, *, max_side: int = 8192, name: Words = IMAGE
 ) -> tuple[bytes, str]:
     """Offline upscale: LANCZOS by factor (longest side ≤ max_side), mild sharpening."""
     if factor < 1:
@@ -162,7 +163,7 @@ def upscale_local(
     return encode(bigger, "JPEG", UPSCALE_JPEG_QUALITY, decoded.icc), "image/jpeg"
 
 
-def _refuse_if_too_large(name: str, size: tuple[int, int], max_side: int) -> None:
+def _refuse_if_too_large(name: Words, size: tuple[int, int], max_side: int) -> None:
     """InputError when the longest side is already at or over max_side."""
     if max(size) >= max_side:
         width, height = size
@@ -198,7 +199,7 @@ def _log_ratio(ratio: str) -> float:
 async def prepare_input_async(
     data: bytes,
     *,
-    name: str = "image",
+    name: Words = IMAGE,
     max_bytes: int = 25 * 1024 * 1024,
     max_pixels: int = 64_000_000,
     max_side: int = 4096,
@@ -243,7 +244,7 @@ async def fit_for_upload_async(
 
 
 async def upscale_local_async(
-    data: bytes, factor: int, *, max_side: int = 8192, name: str = "image"
+    data: bytes, factor: int, *, max_side: int = 8192, name: Words = IMAGE
 ) -> tuple[bytes, str]:
     """upscale_local in the image pool."""
     return await run_image(upscale_local, data, factor, max_side=max_side, name=name)

@@ -102,7 +102,7 @@ def options_of(job: JobSpec) -> dict[str, object]:
         "aspect_ratio": job.aspect_ratio,
         "resolution": job.resolution,
         "count": job.count,
-        "inputs": [raw.name for raw in job.inputs],
+        "inputs": [str(raw.name) for raw in job.inputs],
         "seed": job.seed,  # so the result can be made again
         "thinking": job.thinking,
         "search": job.search,  # None: the server's default applied

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from bot.billing.admission import Charge
+from bot.i18n import Text, Words
 from bot.imaging import FittedImage
+from bot.imaging.codec import IMAGE
 from bot.jobs.supervisor import ProgressHook
 from bot.providers.base import (
     MAX_SEED,
@@ -33,7 +35,7 @@ class RawInput:
     """An input image as received: bytes, a name to show, and a public URL when there is one."""
 
     data: bytes
-    name: str = "image"
+    name: Words = IMAGE
     url: str | None = None
 
 
@@ -42,7 +44,7 @@ class PendingInput:
     """An input not fetched yet (an attachment, an image in the channel): what is known about it
     before a byte is downloaded, and how to download it once the job has been admitted."""
 
-    name: str
+    name: Words
     fetch: Callable[[], Awaitable[RawInput]]
     size: int = 0
     width: int | None = None
@@ -210,4 +212,4 @@ def new_seed() -> int:
 
 def raw_image(image: ImageData) -> RawInput:
     """An image we already hold, as a job input."""
-    return RawInput(image.data, "previous image")
+    return RawInput(image.data, Text("jobs.input.previous"))

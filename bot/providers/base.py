@@ -6,6 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
+from bot.i18n import Words
+from bot.imaging.codec import IMAGE
+
 JsonDict = dict[str, Any]
 Role = Literal["user", "model"]
 #: How strictly a provider filters harmful content: the server's `/settings set safety` level.
@@ -29,7 +32,7 @@ class InputImage:
     data: bytes | None = None
     mime: str | None = None
     url: str | None = None
-    name: str = "image"
+    name: Words = IMAGE
 
     def as_image(self) -> ImageData | None:
         """The bytes as ImageData, when we have them."""

@@ -40,7 +40,7 @@ def style_inputs(blobs: BlobStore, style: Style) -> list[JobInput]:
     they count toward the model's reference limit before anything is read)."""
 
     def pending(n: int, ref: BlobRef) -> PendingInput:
-        name = f"style {style.name} {n}"
+        name = Text("styles.input", name=style.name, n=n)
 
         async def fetch() -> RawInput:
             data = await blobs.get(ref)
