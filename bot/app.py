@@ -23,7 +23,7 @@ from bot.billing.server_rules import normalize
 from bot.billing.store import QuotaStore
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.i18n import catalogue
+from bot.i18n import Text, catalogue, t
 from bot.jobs.recovery import Orphan
 from bot.jobs.service import JobService
 from bot.ops.health import HealthServer
@@ -34,6 +34,8 @@ from bot.storage.guilds import GuildSettingsStore
 from bot.storage.retention import PromptRetention
 from bot.ui.attachments import refetch_output
 from bot.ui.contexts import declare_contexts
+from bot.ui.locale import guild_locale
+from bot.ui.outcomes import kind_words
 from bot.ui.translator import CatalogueTranslator
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
@@ -57,7 +59,6 @@ EXTENSIONS = (
 )
 EXIT_OK, EXIT_CONFIG = 0, 2
 #: How a notice names where an interrupted job was.
-STAGES = {"queued": " (waiting in the queue)", "running": " (running)"}
 #: Blob retention is applied every this many heartbeats.
 PRUNE_EVERY = 120
 
@@ -207,16 +208,22 @@ class NanoBot(commands.AutoShardedBot):
             rounds += 1
             await asyncio.sleep(self.settings.heartbeat_interval)
 
-    async def _tell_interrupted(self, orphans: list[Orphan], why: str = "the bot restarted") -> None:
-        """Tell each user whose job was interrupted (by a restart or a shutdown), in the job's channel."""
+    async def _tell_interrupted(self, orphans: list[Orphan], why: str = "restart") -> None:
+        """Tell each user whose job was interrupted (by a restart or a shutdown), in the job's channel
+        and its server's language."""
         mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
         for orphan in orphans:
             if orphan.channel_id is None:
                 continue
-            text = (
-                f"<@{orphan.user_id}> ⚠️ Your {orphan.kind} job{STAGES.get(orphan.stage or '', '')} "
-                f"was interrupted when {why}. "
-                "Nothing was charged; please run it again."
+            channel = self.get_channel(orphan.channel_id)
+            stage = Text(f"app.stage.{orphan.stage}") if orphan.stage in ("queued", "running") else ""
+            text = t(
+                guild_locale(getattr(channel, "guild", None)),
+                "app.interrupted",
+                member=f"<@{orphan.user_id}>",
+                kind=kind_words(orphan.kind),
+                stage=stage,
+                why=Text(f"app.why.{why}"),
             )
             try:
                 await self.get_partial_messageable(orphan.channel_id).send(text, allowed_mentions=mentions)
@@ -266,7 +273,7 @@ class NanoBot(commands.AutoShardedBot):
         """Refund (and tell) the jobs still held, then leave the instances table: nothing waits."""
         recovery = self.services.recovery
         try:
-            await self._tell_interrupted(await recovery.release(), "the bot shut down")
+            await self._tell_interrupted(await recovery.release(), "shutdown")
             await recovery.retire()
         except Exception:  # the database may be the reason we stop; the next start recovers
             log.exception("could not settle this process's jobs at shutdown")

@@ -12,7 +12,7 @@ from bot.billing.allowance import Allowance
 from bot.billing.costs import CostRules, to_cents
 from bot.billing.server_rules import discord_time
 from bot.config import Settings
-from bot.i18n import Credits, language_of, number, t
+from bot.i18n import Credits, Text, language_of, number, t
 from bot.providers.base import ModelSpec
 from bot.providers.router import Router
 from bot.ui.help import (
@@ -291,7 +291,16 @@ def refine_embed(locale: str, settings: Settings, turn_cents: int) -> discord.Em
         t(locale, "help.refine.anyone" if settings.continue_policy == "anyone" else "help.refine.starter")
     )
     lines.append(t(locale, "help.refine.private"))
-    lines.append(t(locale, "help.refine.buttons"))
+    buttons = {
+        name: Text(f"result.button.{key}")
+        for name, key in (
+            ("reroll", "reroll"),
+            ("subtle", "vary_subtle"),
+            ("strong", "vary_strong"),
+            ("edit", "edit"),
+        )
+    }  # the labels the buttons show, so this never names a button otherwise
+    lines.append(t(locale, "help.refine.buttons", **buttons))
     return new_embed(t(locale, "help.refine.title"), "\n\n".join(f"• {line}" for line in lines))
 
 

@@ -103,7 +103,10 @@ class ReplyProgress:
             if update is None:
                 return
             if self.posted is not None:
-                await self.posted.edit(**update)
+                try:
+                    await self.posted.edit(**update)
+                except discord.NotFound:  # someone deleted it: no more progress, and no error on it
+                    self.board.closed, self.posted = True, None
                 return
             files = update.pop("attachments", [])
             self.posted = await self.message.reply(**update, files=files, mention_author=False)

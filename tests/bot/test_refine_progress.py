@@ -5,6 +5,7 @@ the server's language."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -216,3 +217,23 @@ async def test_a_thinking_model_shows_its_interim_image_in_the_progress_reply(en
     [(name, data)] = env.discord.files_of(result)
     assert not name.startswith("preview") and data == env.gemini.outputs[-1]
     await eventually(lambda: env.gone(progress), what="the progress reply removed")
+
+
+async def test_a_deleted_progress_reply_is_left_alone(env: Env) -> None:
+    made = await env.imagine("a cat")
+    held = env.gemini.hold_next()  # bob's job holds the one slot: the refine waits, reporting
+    blocker = await env.discord.send_slash("imagine", {"prompt": "a dog"}, user="bob")
+    await wait_for_text(blocker, "Working with")
+    sent = await env.discord.user_message("make it purple", reply_to=made)
+    progress = await env.progress_of(sent, "Queued: position 1")
+    await env.discord._delete(env.discord._current(progress))  # a moderator removes it
+    path = f"/channels/{progress['channel_id']}/messages/{progress['id']}"
+
+    def edits() -> list[Any]:
+        return [r for r in env.discord.requests if r.method == "PATCH" and r.path.endswith(path)]
+
+    await eventually(lambda: len(edits()) >= 1, what="the next progress report")
+    await asyncio.sleep(1.0)  # three more report intervals
+    assert len(edits()) == 1  # it found the reply gone and stopped, rather than failing at every report
+    held.set()
+    assert env.discord.files_of(await env.result_of(sent))  # the result still arrives, as a reply

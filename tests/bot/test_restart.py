@@ -180,3 +180,20 @@ async def test_shutdown_lets_a_result_being_uploaded_arrive(tmp_path: Path) -> N
             assert row.status == "committed"
         finally:
             await db.close()
+
+
+async def test_the_shutdown_notice_is_in_the_servers_language(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, FakeGemini(api_key=KEY) as gemini:
+        alice = fake.users["alice"]["id"]
+        entry = {"name": "google", "kind": "gemini", "base_url": gemini.base_url, "api_key": KEY}
+        fake.set_preferred_locale("es-ES")
+        async with running_bot(fake, tmp_path, entry, shutdown_grace=0.5):
+            gemini.delay = 30.0
+            await fake.send_slash("imagine", {"prompt": "una catedral muy lenta"})
+            await eventually(lambda: len(gemini.requests) == 1, what="the provider call")
+        texts = [m.get("content") or "" for m in fake.messages[fake.channel_id]]
+        [notice] = [text for text in texts if "interrump" in text]
+        assert notice == (
+            f"<@{alice}> ⚠️ Tu trabajo de imaginar (en curso) se interrumpió porque el bot se apagó. "
+            "No se cobró nada; vuelve a ejecutarlo."
+        )

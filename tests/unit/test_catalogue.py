@@ -67,7 +67,11 @@ def test_a_language_is_chosen_by_discord_locale() -> None:
 # --- nothing a user reads bypasses the catalogue ----------------------------------------------------
 
 #: Modules where Discord is answered: any literal text of two words or more is a message.
-EDGE = [*sorted((ROOT / "cogs").glob("*.py")), *sorted((ROOT / "bot" / "ui").glob("*.py"))]
+EDGE = [
+    ROOT / "bot" / "app.py",
+    *sorted((ROOT / "cogs").glob("*.py")),
+    *sorted((ROOT / "bot" / "ui").glob("*.py")),
+]
 #: Every module: an error's message given as literal text (an error without a detail_intro shows it whole).
 EVERYWHERE = [*sorted((ROOT / "bot").rglob("*.py")), *sorted((ROOT / "cogs").glob("*.py"))]
 #: Two words: what a message has and a key, a path, a format or an identifier has not.
@@ -90,6 +94,9 @@ EXEMPT_CALLS = {
     "NotImplementedError",
     "getLogger",
     "compile",
+    # The operator's console: the command line's output and configuration errors (English by design).
+    "print",
+    "ConfigError",
 }
 #: A line ending in this comment holds data (a prompt's example, a format), not a message.
 PRAGMA = "# i18n: not a message"
