@@ -160,6 +160,8 @@ class Admin(commands.Cog):
                 raise InputError(Text("usage.server_or_user"))
             embed, chart = await server_reply(await self._server_usage(interaction), locale)
         elif interaction.guild_id is None:
+            if user is not None and user.id != interaction.user.id:
+                raise InputError(Text("usage.dm_only_yours"))
             embed, chart = await member_reply(await self._dm_usage(interaction.user), locale)
         else:
             embed, chart = await member_reply(await self._member_usage(interaction, user), locale)

@@ -126,6 +126,9 @@ async def test_dms_allowed_are_governed_by_their_own_allowance(world: World) -> 
         assert bot.quotas is not None
         assert [row.status for row in await bot.quotas.audit(0)] == ["committed", "committed"]
         assert world.discord.files_of(await world.imagine())  # the server's own counters are separate
+        other = await world.discord.send_slash("usage", {"user": "admin"}, channel_id=world.dm)
+        refused = await other.wait_done()
+        assert "your own allowance only" in text(refused) and not refused.get("attachments")
 
 
 async def test_operator_budget_cooldown_and_blocklists_apply_in_dms(world: World) -> None:
