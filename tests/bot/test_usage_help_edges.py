@@ -1,5 +1,6 @@
-"""Review of /help, the /usage charts, /usage server, /audit export and the progress of a refine by
-reply, through the fake Discord: each test shows one defect a member or an admin would meet."""
+"""The edges of /help, the /usage charts, /usage server, /audit export and the progress of a refine by
+reply, through the fake Discord: running jobs, a limit of 0, a server pool, member preferences, prompts
+with line breaks, large amounts, fonts off the event loop and previews' running time."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.imagegen import make_image
 from tests.fakes.providers import FakeGemini
 
-KEY = "review-features-key"
+KEY = "edges-key"
 PRO = "gemini-3-pro-image-preview"
 
 
@@ -86,8 +87,8 @@ async def spend(bot: NanoBot, world: World, user: str, cents: int) -> None:
 
 
 async def test_usage_server_does_not_count_running_jobs_as_spent(world: World) -> None:
-    """The 30-day figure is labelled "Spent" beside a separate "Running now", yet it adds the credits
-    held by jobs still running (which may yet be refunded)."""
+    """The 30-day figure is labelled "Spent" beside a separate "Running now": credits held by jobs
+    still running (which may yet be refunded) are not in it."""
     async with world.bot(progress_interval=0.3) as bot:
         first = await wait_result(await world.discord.send_slash("imagine", {"prompt": "a pear"}))
         assert world.discord.files_of(first)
@@ -105,8 +106,8 @@ async def test_usage_server_does_not_count_running_jobs_as_spent(world: World) -
 
 
 async def test_a_limit_of_zero_draws_no_spent_cells_when_nothing_was_spent(world: World) -> None:
-    """`/quota set limit:0` (not "blocked") gives a limit of 0 credits; the one-line bar, which
-    screen readers read and which is the chart's alt text, then claims ten cells of ▓ spent."""
+    """`/quota set limit:0` (not "blocked") gives a limit of 0 credits: the one-line bar (read by
+    screen readers, and the chart's alt text) says nothing may be spent, not ten cells of ▓ spent."""
     async with world.bot():
         done = await world.command("quota set", {"scope": "default", "limit": "0"})
         assert "✅" in done["content"]
@@ -119,8 +120,8 @@ async def test_a_limit_of_zero_draws_no_spent_cells_when_nothing_was_spent(world
 async def test_the_chart_checks_its_fonts_off_the_event_loop(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """bot/imaging/fonts.py says fonts are read only in the image pool, never on the event loop;
-    build_chart's chart_language() loads and renders them (font_face) on the loop."""
+    """Fonts are loaded and probed only in the image pool, never on the event loop
+    (bot/imaging/fonts.py), including the check of which language a chart can be drawn in."""
     loop_thread = threading.get_ident()
     on_loop: list[str] = []
 
@@ -180,9 +181,9 @@ def seconds_of(message: dict[str, Any]) -> int | None:
 
 
 async def test_a_preview_never_turns_the_running_time_back(env: Env) -> None:
-    """The supervisor counts a job's running time from its slot; a preview's report counts it from
-    when the request was built, after the inputs were prepared. While the image pool is busy with
-    other work, the progress reply says "… 2 s", then "… 0 s" with the preview, then "… 3 s"."""
+    """A job's running time counts from its slot in every report, a preview's included: while the
+    image pool is busy preparing inputs, the progress never goes "… 2 s", then "… 0 s" with the
+    preview."""
     inter = await env.discord.send_slash("imagine", {"prompt": "a lighthouse", "model": PRO})
     made = await wait_result(inter)
     busy, blockers = threading.Event(), []
@@ -229,8 +230,8 @@ async def help_page(world: World, topic: str, user: str = "alice") -> dict[str, 
 
 
 async def test_help_left_is_what_admission_would_still_allow_under_a_server_pool(world: World) -> None:
-    """The rules page's "Left" is the member's own counter only: with the server pool spent, it
-    still promises credits that every job is refused."""
+    """The rules page's "Left" is what admission would still allow: with the server pool spent, it
+    promises no credits that every job would be refused."""
     async with world.bot() as bot:
         await world.command("quota set", {"scope": "default", "limit": "10"})
         await world.command("quota set", {"scope": "guild", "limit": "2"})
@@ -246,9 +247,8 @@ async def test_help_left_is_what_admission_would_still_allow_under_a_server_pool
 
 
 async def test_help_names_the_model_the_members_own_jobs_run_on(world: World) -> None:
-    """The models page says which model "a job without a model" uses: the server's default, else the
-    first configured. A member's `/prefs set model` beats both (bot/ui/prefs.py), so the page names a
-    model their /imagine never runs on."""
+    """The models page names the model a job without one runs on for this member: their `/prefs set
+    model` beats the server's default and the first configured (as bot/ui/prefs.py applies it)."""
     async with world.bot():
         done = await world.command("prefs set", {"model": PRO}, user="alice")
         assert PRO in str(done), done
@@ -264,8 +264,8 @@ async def test_help_names_the_model_the_members_own_jobs_run_on(world: World) ->
 
 
 async def test_a_prompt_cannot_forge_lines_in_the_audit_list(world: World) -> None:
-    """A refine's prompt is the reply's text, which may hold line breaks: /audit prints it raw, so a
-    member can add lines that read as other members' jobs to the admins' list."""
+    """A refine's prompt is the reply's text, which may hold line breaks: /audit shows it on its
+    job's one line, so no member can add lines that read as other members' jobs."""
     bob = world.user_id("bob")
     forged = f"<@{bob}> imagine · 0 cr · ok · “cat"  # the list adds the closing quote
     async with world.bot() as bot:
@@ -285,8 +285,8 @@ async def test_a_prompt_cannot_forge_lines_in_the_audit_list(world: World) -> No
 
 
 async def test_the_export_keeps_every_cent_of_a_large_charge(world: World) -> None:
-    """The CSV writes credits with `credits()` (`f"{x:g}"`: six significant digits, then an
-    exponent): a job charged 12,345.67 credits is exported as 12345.7, one of a million as 1e+06."""
+    """The CSV writes credits exactly: a job charged 12,345.67 credits is 12345.67 (not 12345.7),
+    one of a million 1000000 (not 1e+06)."""
     async with world.bot() as bot:
         await spend(bot, world, "alice", 1_234_567)  # 12,345.67 credits
         await spend(bot, world, "bob", 100_000_000)  # 1,000,000 credits

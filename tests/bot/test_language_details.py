@@ -1,7 +1,6 @@
-"""Review of the bot's languages through the fake Discord: what a member whose Discord speaks Spanish,
-Brazilian Portuguese or Japanese still reads in English, in the wrong grammar or with English numbers.
-
-Each test shows one defect and fails while it is there."""
+"""The details of the bot's languages, through the fake Discord: a member whose Discord speaks Spanish,
+Brazilian Portuguese or Japanese reads no English, the right grammar (1 crédito) and their own numbers
+(0,5), in every flow, and the server's language stays on the bot's own posts."""
 
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ from tests.botenv import (
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeTask, Fault
 
-KEY = "review-i18n-key"
+KEY = "languages-key"
 
 
 class World(GeminiWorld):
@@ -67,8 +66,8 @@ def labels(message: dict[str, Any]) -> list[str]:
 
 
 async def test_show_labels_the_reposted_results_buttons_in_the_members_language(world: World) -> None:
-    """/show answers in the member's language (its embed is Spanish) but cogs/show.py calls
-    result_view(turn.id) without a locale, so 🔁 ✏️ 🗑️ say "Reroll", "Edit", "Delete"."""
+    """/show answers in the member's language: its embed and the reposted result's buttons (🔁 ✏️
+    🗑️)."""
     async with world.bot():
         made = await world.imagine("es-ES")
         assert "Repetir" in labels(made)  # the result itself is labelled in Spanish
@@ -83,8 +82,8 @@ async def test_show_labels_the_reposted_results_buttons_in_the_members_language(
 
 @pytest.mark.parametrize(("locale", "one"), [("es-ES", "1 crédito"), ("pt-BR", "1 crédito")])
 async def test_usage_says_one_credit_in_the_singular(world: World, locale: str, one: str) -> None:
-    """After one 1-credit image, /usage's "Used" field says "1 créditos" (usage.credits has no
-    plural variants and is given the amount as a string, so t() can never choose .one)."""
+    """After one 1-credit image, /usage's "Used" field says "1 crédito": amounts take their plural
+    by the language's rules."""
     async with world.bot() as bot:
         await world.imagine(locale)
         assert await settled_usage(world.discord, bot) == (100, 0)
@@ -95,8 +94,7 @@ async def test_usage_says_one_credit_in_the_singular(world: World, locale: str, 
 
 
 async def test_a_quota_refusal_says_one_credit_in_the_singular(world: World) -> None:
-    """The most common refusal: "Este trabajo cuesta 1 créditos…" (rules.quota.body takes {cost} as a
-    string; there is no singular variant)."""
+    """The most common refusal says "Este trabajo cuesta 1 crédito…", in the singular."""
     async with world.bot():
         done = await world.command("quota set", {"scope": "default", "limit": "0.5"}, user="admin")
         assert "✅" in done["content"]
@@ -113,8 +111,8 @@ async def test_a_quota_refusal_says_one_credit_in_the_singular(world: World) -> 
 async def test_a_fractional_amount_uses_the_languages_decimal_comma(
     world: World, locale: str, half: str
 ) -> None:
-    """Spanish (Spain) and Portuguese write 0,5; bot/billing/costs.py's credits() gives "0.5" to every
-    language (the catalogue's own numbers are localised: "1.000.000 de créditos")."""
+    """Spanish (Spain) and Portuguese write 0,5: amounts of credits are written as the member's
+    language writes numbers."""
     async with world.bot():
         await world.command("quota set", {"scope": "default", "limit": "0.5"}, user="admin")
         refused = await world.imagine(locale)
@@ -126,9 +124,8 @@ async def test_a_fractional_amount_uses_the_languages_decimal_comma(
 
 
 async def test_audit_words_a_jobs_outcome_in_the_admins_language(world: World) -> None:
-    """A Japanese admin's /audit line for a blocked job reads "imagine · 1 cr · refunded:
-    SafetyBlocked": the kind, the outcome and the unit are the core's English codes (bot/ui/usage.py
-    audit_embed passes r.kind and r.outcome as they are stored)."""
+    """A Japanese admin's /audit line for a blocked job is in Japanese: the kind, the outcome (the
+    error's own title) and the unit, not the core's English codes."""
     async with world.bot():
         world.gemini.script_for_key(KEY, "safety")
         blocked = await world.imagine("ja")
@@ -143,8 +140,7 @@ async def test_audit_words_a_jobs_outcome_in_the_admins_language(world: World) -
 
 
 async def test_a_pt_br_admin_may_write_a_limit_with_a_decimal_comma(world: World) -> None:
-    """/quota set limit:2,5 (how a Brazilian writes two and a half) is refused: cogs/admin.py
-    parse_limit reads the number with float() only ("“2,5” não é um limite")."""
+    """/quota set limit:2,5 (how a Brazilian writes two and a half) is taken as 2.5."""
     async with world.bot():
         done = await world.command(
             "quota set", {"scope": "default", "limit": "2,5"}, user="admin", locale="pt-BR"
@@ -158,8 +154,8 @@ async def test_a_pt_br_admin_may_write_a_limit_with_a_decimal_comma(world: World
 
 async def test_cancelling_a_reply_refine_keeps_the_public_reply_in_the_servers_language(world: World) -> None:
     """A refine started by a reply shows its progress in a public reply in the server's language
-    (Spanish here); ❌ Cancel, clicked by a member whose Discord is Japanese, rewrites that public
-    message in Japanese (cogs/buttons.py on_cancel words it with user_locale(interaction))."""
+    (Spanish here); ❌ Cancel, clicked by a member whose Discord is Japanese, keeps that public
+    message in Spanish."""
     async with world.bot(max_running_jobs=1, progress_interval=0.3) as bot:
         made = await world.imagine("en-US")
         world.discord.set_preferred_locale("es-ES")
@@ -197,9 +193,9 @@ async def test_cancelling_a_reply_refine_keeps_the_public_reply_in_the_servers_l
 
 
 async def test_the_history_sheet_never_draws_its_words_as_missing_glyph_boxes(world: World) -> None:
-    """/history in Japanese captions a result whose file is gone with 画像なし. Where no font on the
-    machine has Japanese letters (this one), cogs/show.py draws it anyway: four missing-glyph boxes,
-    pixel for pixel. The /usage chart falls back to English in the same case (chart_language)."""
+    """/history in Japanese captions a result whose file is gone with 画像なし where a font has Japanese
+    letters; where none does (as on a machine without CJK fonts), the caption is English rather than
+    missing-glyph boxes, as the /usage chart does."""
     caption = t("ja", "gallery.image_gone")
     if font_face([caption]) is not None:
         pytest.skip("a font here draws Japanese")
@@ -237,9 +233,8 @@ async def vtrix(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, FakeTask]]:
 async def test_a_variation_on_a_url_only_provider_names_the_image_in_the_members_language(
     vtrix: tuple[FakeDiscord, FakeTask],
 ) -> None:
-    """🔀 on a result made by a URL-only provider: the result is sent as an input named "previous
-    image" (bot/jobs/spec.py raw_image), without a URL, so a Spanish member reads "vtrix necesita las
-    imágenes de entrada como URL http(s) públicas; previous image no tiene ninguna"."""
+    """🔀 on a result made by a URL-only provider: the refusal names the input (the previous image)
+    in the member's language."""
     fake, _ = vtrix
     made = await wait_result(await fake.send_slash("imagine", {"prompt": "a boat"}, locale="es-ES"))
     varied = await wait_result(await fake.send_component(made, button_id(made, "vsub"), locale="es-ES"))
@@ -248,9 +243,8 @@ async def test_a_variation_on_a_url_only_provider_names_the_image_in_the_members
 
 
 async def test_a_task_refusal_adds_no_english_word(vtrix: tuple[FakeDiscord, FakeTask]) -> None:
-    """A task refused for moderation without a code: SafetyBlocked(reason="policy") and its
-    reply_text appends the reason when the sentence lacks it, so a Spanish member reads "vtrix rechazó
-    la imagen: Flagged by moderation (policy)" (bot/providers/task.py; nbpro.py does the same)."""
+    """A task refused for moderation without a code reads as the service said it, with no English
+    reason word such as "(policy)" added."""
     fake, task = vtrix
     task.script(Fault("failed_string", message="Flagged by moderation"))
     refused = await wait_result(await fake.send_slash("imagine", {"prompt": "a boat"}, locale="es-ES"))
