@@ -97,11 +97,11 @@ def t(locale: str | None, key: str, /, **params: Any) -> str:
     """The catalogue's message for a key in the language of a Discord locale, its values filled in."""
     language = language_of(locale)
     book = catalogue()
-    if (count := _countable(params.get("count"))) is not None:
-        variant = f"{key}.{plural_category(language, count)}"
-        pattern = book.lookup(language, variant) or book.lookup(language, f"{key}.other")
-    else:
-        pattern = None
+    pattern = None
+    if "count" in params:  # a count that is no number (an unlimited amount) takes the "other" form
+        count = _countable(params["count"])
+        category = "other" if count is None else plural_category(language, count)
+        pattern = book.lookup(language, f"{key}.{category}") or book.lookup(language, f"{key}.other")
     pattern = pattern or book.lookup(language, key)
     if pattern is None:
         log.error("message %r is not in the catalogue", key)

@@ -1,0 +1,69 @@
+"""Messages rendered in a language: plurals by CLDR's rules, numbers as each language writes them,
+messages inside messages, and an unknown key that never breaks a reply."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+from bot.i18n import Bytes, Credits, Text, language_of, t
+
+
+@pytest.mark.parametrize(
+    ("locale", "cents", "said"),
+    [
+        (None, 100, "1 credit"),
+        (None, 150, "1.5 credits"),
+        ("en-GB", 0, "0 credits"),
+        ("es-ES", 100, "1 crédito"),
+        ("es-419", 50, "0,5 créditos"),
+        ("pt-BR", 250, "2,5 créditos"),
+        ("pt-BR", 100, "1 crédito"),
+        ("ja", 100, "1クレジット"),
+        ("es-ES", None, "∞ créditos"),
+    ],
+)
+def test_amounts_take_the_languages_plural_and_decimal_sign(
+    locale: str | None, cents: int, said: str
+) -> None:
+    amount = Credits(cents)
+    assert t(locale, "usage.credits", amount=amount, count=amount) == said
+
+
+def test_numbers_are_written_as_the_language_writes_them() -> None:
+    assert Credits(123456789).render("es-ES") == "1234567,89"  # exact, never 1.23457e+06
+    assert Credits(123456789).render(None) == "1234567.89"
+    assert Bytes(1_677_722).render("pt-BR") == "1,6 MB" and Bytes(1_677_722).render(None) == "1.6 MB"
+    assert Bytes(10 * 1_048_576).render(None) == "10 MB" and Bytes(2048).render("ja") == "2 KB"
+    assert t("es-ES", "result.time", seconds=12.5) == t("es-ES", "result.time", seconds=Decimal("12.5"))
+    assert "12,5" in t("es-ES", "result.time", seconds=12.5) and "12.5" in t(
+        None, "result.time", seconds=12.5
+    )
+    assert "3" in t("es-ES", "result.time", seconds=3)  # whole numbers (ids, counts) as they are
+
+
+def test_a_message_inside_a_message_is_in_the_same_language() -> None:
+    inner = Text("audit.reason.cancelled")
+    assert t("es-ES", "audit.outcome.refunded", why=inner) == "reembolsado: cancelado"
+    assert t("ja", "audit.outcome.refunded", why=inner) == "返金済み：キャンセル"
+    assert str(Text("audit.outcome.refunded", why=inner)) == "refunded: cancelled"  # English for the log
+
+
+def test_an_unknown_key_is_logged_and_shown_as_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="bot.i18n.text"):
+        assert t("es-ES", "no.such.message") == "no.such.message"
+    assert "no.such.message" in caplog.text
+
+
+def test_discord_locales_map_to_the_catalogues_languages() -> None:
+    assert [language_of(x) for x in ("es-ES", "es-419", "pt-BR", "ja", "en-US", "fr", None)] == [
+        "es",
+        "es",
+        "pt_BR",
+        "ja",
+        "en",
+        "en",
+        "en",
+    ]
