@@ -32,7 +32,7 @@ from bot.providers.router import Router
 from bot.storage.db import Database, upgrade
 from bot.storage.guilds import GuildSettingsStore
 from bot.storage.retention import PromptRetention
-from bot.ui.attachments import refetch_output
+from bot.ui.attachments import output_url, refetch_output
 from bot.ui.contexts import declare_contexts
 from bot.ui.locale import guild_locale
 from bot.ui.outcomes import kind_words
@@ -142,7 +142,11 @@ class NanoBot(commands.AutoShardedBot):
         session = open_session(self.settings)
         try:
             self.services = await build_services(
-                self.settings, session, refetch=partial(refetch_output, self), metrics=self.metrics
+                self.settings,
+                session,
+                refetch=partial(refetch_output, self),
+                locate=partial(output_url, self),
+                metrics=self.metrics,
             )
         except BaseException:
             await session.close()

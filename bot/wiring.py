@@ -17,7 +17,7 @@ import aiohttp
 from bot.billing.admission import Admission
 from bot.billing.store import QuotaStore
 from bot.config import Settings
-from bot.jobs.conversations import Refetch, Threads
+from bot.jobs.conversations import Locate, Refetch, Threads
 from bot.jobs.queue import JobQueue
 from bot.jobs.recovery import Recovery, new_owner
 from bot.jobs.service import JobService
@@ -102,7 +102,12 @@ def build_supervisor(settings: Settings) -> Supervisor:
 
 
 async def build_services(
-    settings: Settings, session: aiohttp.ClientSession, *, refetch: Refetch, metrics: Metrics
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    *,
+    refetch: Refetch,
+    locate: Locate,
+    metrics: Metrics,
 ) -> Services:
     """Open the database (migrating it) and build every service on it; this process starts beating.
 
@@ -111,7 +116,7 @@ async def build_services(
     db = await Database.open(settings.effective_database_url, outage_seconds=settings.database_outage_seconds)
     turns = TurnStore(db)
     blobs = BlobStore(settings.data_dir / "blobs", db, retention_days=settings.blob_retention_days)
-    threads = Threads(turns, blobs, depth=settings.history_depth, refetch=refetch)
+    threads = Threads(turns, blobs, depth=settings.history_depth, refetch=refetch, locate=locate)
     router = build_providers(settings, session, metrics.providers)
     metrics.watch_router(router.status)
     quotas = QuotaStore(db)

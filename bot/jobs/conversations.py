@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 #: Re-downloads output image `index` of a turn from its Discord message (fresh URL); None if gone.
 Refetch = Callable[[TurnRecord, int], Awaitable[bytes | None]]
+#: A fresh public URL of output image `index` of a turn (its Discord attachment); None if gone.
+Locate = Callable[[TurnRecord, int], Awaitable[str | None]]
 #: Turn kinds that take part in a model conversation (upscales are not conversational).
 CONVERSATIONAL = frozenset({"imagine", "edit", "refine", "reroll", "vary"})
 
@@ -32,11 +34,20 @@ class History:
 class Threads:
     """Reads conversations back: blobs first, Discord as the fallback for missing files."""
 
-    def __init__(self, turns: TurnStore, blobs: BlobStore, *, depth: int, refetch: Refetch | None = None):
+    def __init__(
+        self,
+        turns: TurnStore,
+        blobs: BlobStore,
+        *,
+        depth: int,
+        refetch: Refetch | None = None,
+        locate: Locate | None = None,
+    ):
         self.turns = turns
         self.blobs = blobs
         self.depth = depth
         self.refetch = refetch
+        self.locate = locate
 
     async def output_image(self, turn: TurnRecord, index: int = 0) -> ImageData:
         """Output image `index` of a turn, re-fetched from Discord when its file is gone."""
@@ -47,6 +58,11 @@ class Threads:
         if data is None:
             data = await self._refetch(turn, index)
         return ImageData(data, ref.mime if sniff_mime(data) == ref.mime else sniff_mime(data) or ref.mime)
+
+    async def output_url(self, turn: TurnRecord, index: int = 0) -> str | None:
+        """A public URL of output image `index` of a turn, for a provider that takes images only by URL
+        (its Discord attachment, signed afresh); None when it cannot be found."""
+        return await self.locate(turn, index) if self.locate is not None else None
 
     async def _refetch(self, turn: TurnRecord, index: int) -> bytes:
         """Download the image again from the turn's Discord message and keep it as a blob."""

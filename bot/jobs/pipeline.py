@@ -150,7 +150,8 @@ class Pipeline:
                 history, cut = replay.turns, replay.cut
             if not history and job.parent_image:
                 parent_image = await self.threads.output_image(job.parent, 0)
-                images = [*await self.prepare([raw_image(parent_image)], spec), *images]
+                url = await self.threads.output_url(job.parent, 0) if spec.needs_urls else None
+                images = [*await self.prepare([raw_image(parent_image, url)], spec), *images]
         ratio = _ratio(job, images, spec)
         request = GenerateRequest(
             prompt=job.prompt,

@@ -210,6 +210,7 @@ def new_seed() -> int:
     return random.randint(0, MAX_SEED)
 
 
-def raw_image(image: ImageData) -> RawInput:
-    """An image we already hold, as a job input."""
-    return RawInput(image.data, Text("jobs.input.previous"))
+def raw_image(image: ImageData, url: str | None = None) -> RawInput:
+    """An image we already hold (a result), as a job input; with its public URL when a provider
+    takes images only by URL."""
+    return RawInput(image.data, Text("jobs.input.previous"), url)

@@ -96,6 +96,18 @@ async def latest_bot_image(
 
 async def refetch_output(bot: Client, turn: TurnRecord, index: int) -> bytes | None:
     """Download output image `index` of a turn again from its Discord message (a fresh URL)."""
+    found = await _output_attachment(bot, turn, index)
+    return await found.read() if found is not None else None
+
+
+async def output_url(bot: Client, turn: TurnRecord, index: int) -> str | None:
+    """A fresh (signed) URL of output image `index` of a turn, from its Discord message."""
+    found = await _output_attachment(bot, turn, index)
+    return found.url if found is not None else None
+
+
+async def _output_attachment(bot: Client, turn: TurnRecord, index: int) -> discord.Attachment | None:
+    """Output image `index` of a turn as an attachment of its message, read afresh (URLs expire)."""
     for message_id in turn.message_ids:
         try:
             channel = bot.get_channel(turn.channel_id) or await bot.fetch_channel(turn.channel_id)
@@ -106,7 +118,7 @@ async def refetch_output(bot: Client, turn: TurnRecord, index: int) -> bytes | N
             continue
         images = [a for a in message.attachments if is_image_attachment(a)]
         if index < len(images):
-            return await images[index].read()
+            return images[index]
     return None
 
 

@@ -230,16 +230,19 @@ async def vtrix(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, FakeTask]]:
         assert fake.violations == []
 
 
-async def test_a_variation_on_a_url_only_provider_names_the_image_in_the_members_language(
+async def test_a_variation_on_a_url_only_provider_sends_the_results_attachment_url(
     vtrix: tuple[FakeDiscord, FakeTask],
 ) -> None:
-    """🔀 on a result made by a URL-only provider: the refusal names the input (the previous image)
-    in the member's language."""
-    fake, _ = vtrix
+    """🔀 on a result made by a URL-only provider: the previous result goes to the provider as the
+    fresh URL of its Discord attachment (it takes images only by URL), and the variation arrives."""
+    fake, task = vtrix
     made = await wait_result(await fake.send_slash("imagine", {"prompt": "a boat"}, locale="es-ES"))
+    [attachment] = made["attachments"]
     varied = await wait_result(await fake.send_component(made, button_id(made, "vsub"), locale="es-ES"))
-    said = " ".join(f"{e.get('title')} {e.get('description')}" for e in varied.get("embeds") or [])
-    assert "previous image" not in said, said
+    assert fake.files_of(varied), varied.get("embeds")
+    [create] = [r for r in task.requests if r.method == "POST"][-1:]
+    [url] = create.json["input"][0]["params"]["image_urls"]
+    assert url.split("?")[0] == attachment["url"].split("?")[0]  # the result's own file, signed afresh
 
 
 async def test_a_task_refusal_adds_no_english_word(vtrix: tuple[FakeDiscord, FakeTask]) -> None:

@@ -247,10 +247,11 @@ def check_command(cmd: JSON, index: int) -> FormErrors:
     return errors
 
 
-def _check_localizations(item: JSON, path: str, *, chat_input: bool) -> FormErrors:
-    """name_localizations / description_localizations: known locales; names as strict as the name."""
+def _check_localizations(item: JSON, path: str, *, chat_input: bool, name_limit: int = 32) -> FormErrors:
+    """name_localizations / description_localizations: known locales; names as strict as the name
+    (a choice's name may have 100 characters, a command's or an option's 32)."""
     errors: FormErrors = []
-    for field, longest in (("name_localizations", 32), ("description_localizations", 100)):
+    for field, longest in (("name_localizations", name_limit), ("description_localizations", 100)):
         for locale, text in (item.get(field) or {}).items():
             where = f"{path}.{field}.{locale}"
             if locale not in LOCALES:
@@ -278,7 +279,9 @@ def _check_options(options: list[JSON], path: str) -> FormErrors:
             errors.append((f"{path}.{i}.autocomplete", "Autocomplete and choices are exclusive."))
         errors += _check_localizations(opt, f"{path}.{i}", chat_input=True)
         for j, choice in enumerate(opt.get("choices") or []):
-            errors += _check_localizations(choice, f"{path}.{i}.choices.{j}", chat_input=False)
+            errors += _check_localizations(
+                choice, f"{path}.{i}.choices.{j}", chat_input=False, name_limit=100
+            )
         errors += _check_options(opt.get("options") or [], f"{path}.{i}.options")
     return errors
 
