@@ -213,7 +213,7 @@ async def test_a_spanish_speaking_member_gets_spanish(env: Env) -> None:
     assert embed_of(shown)["title"].endswith(": ayuda")
     assert fields(shown)["Empieza aquí"].startswith(f"`/{imagine} prompt:un faro al atardecer")
     labels = [o["label"] for o in menu(shown)["options"]]
-    assert labels[:3] == ["Resumen", "Comandos", "Modelos y costes"]
+    assert labels[:3] == ["Resumen", "Comandos", "Modelos y costos"]
     assert menu(shown)["placeholder"] == "Elige un tema…"
 
 

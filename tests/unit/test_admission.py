@@ -282,6 +282,7 @@ async def test_a_quota_refusal_names_its_counter_in_the_members_language(
         "Este trabajo cuesta 1 crédito, pero en tu límite semanal quedan 0,5 de 2,5. Se restablece <t>."
     )
     assert TIMESTAMP.sub("<t>", error.reply_text("pt-BR")) == (
-        "Este trabalho custa 1 crédito, mas seu limite semanal tem 0,5 de 2,5 restantes. Ele é renovado <t>."
+        "Este trabalho custa 1 crédito, mas seu limite semanal tem 0,5 de 2,5 restantes. "
+        "A renovação acontece <t>."
     )
     assert error.title_text("ja") == "📉 上限に達しました"

@@ -202,7 +202,7 @@ def test_unsupported_formats_are_named(data: bytes, phrase: str) -> None:
             "ja",
             "image.pngはHEIC写真で、対応している画像ではありません（対応形式: PNG、JPEG、WebP、GIF、BMP）",
         ),
-        (b"", "es-ES", "image.png está vacío (0 bytes)"),
+        (b"", "es-ES", "image.png no tiene contenido (0 bytes)"),
     ],
 )
 def test_a_refused_image_is_named_in_the_members_language(data: bytes, locale: str, said: str) -> None:
