@@ -286,7 +286,9 @@ def refine_embed(locale: str, settings: Settings, turn_cents: int) -> discord.Em
     lines = [t(locale, "help.refine.how")]
     if not settings.message_content_intent:
         lines.append(t(locale, "help.refine.mention"))
-    lines.append(t(locale, "help.refine.depth", count=settings.history_depth, cost=Credits(turn_cents)))
+    turn = Credits(turn_cents)
+    cost = Text("usage.credits", amount=turn, count=turn)  # "0.2 credits", "1 credit"
+    lines.append(t(locale, "help.refine.depth", count=settings.history_depth, cost=cost))
     lines.append(
         t(locale, "help.refine.anyone" if settings.continue_policy == "anyone" else "help.refine.starter")
     )
