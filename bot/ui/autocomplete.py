@@ -3,10 +3,12 @@ and for saved styles."""
 
 from __future__ import annotations
 
+import functools
+
 from discord import app_commands
 
 from bot.errors import InputError, NanoBotError
-from bot.i18n import Text, t
+from bot.i18n import Text, catalogue, t
 from bot.providers.base import ModelSpec
 from bot.ui.locale import user_locale
 from bot.ui.types import Interaction
@@ -105,6 +107,19 @@ def search_option(value: str | None) -> bool | None:
     word = (value or "").strip().lower()
     if not word:
         return None
-    if word not in SEARCH_WORDS:
+    typed = typed_search_words()
+    if word not in typed:
         raise InputError(Text("create.search.invalid"))
-    return SEARCH_WORDS[word]
+    return typed[word]
+
+
+@functools.cache
+def typed_search_words() -> dict[str, bool]:
+    """What a member may type for on and off: the English words, and the choices' names in every
+    language (a Spanish member who types "activado" rather than picking it means on)."""
+    words = dict(SEARCH_WORDS)
+    for messages in catalogue().messages.values():
+        for key, value in (("choice.on_off.on", True), ("choice.on_off.off", False)):
+            if name := messages.get(key):
+                words.setdefault(name.strip().lower(), value)
+    return words

@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from bot.errors import InputError
 from bot.i18n import Bytes, Credits, Text, language_of, t
+from bot.ui.autocomplete import search_option
 
 
 @pytest.mark.parametrize(
@@ -67,3 +69,24 @@ def test_discord_locales_map_to_the_catalogues_languages() -> None:
         "en",
         "en",
     ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("on", True),
+        ("OFF", False),
+        ("activado", True),
+        ("desativado", False),
+        ("オン", True),
+        (" オフ ", False),
+    ],
+)
+def test_search_may_be_typed_in_any_language(typed: str, meant: bool) -> None:
+    assert search_option(typed) is meant  # the words the choices show, typed rather than picked
+
+
+def test_a_word_that_means_neither_is_refused_in_the_members_language() -> None:
+    with pytest.raises(InputError) as refused:
+        search_option("quizás")
+    assert "activado" in refused.value.reply_text("es-ES")
