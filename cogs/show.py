@@ -217,7 +217,7 @@ class Show(commands.Cog):
             thumb = await run_image(make_thumbnail, data)
             cells.append(SheetCell(number, job_code(entry.turn_id), prompt_line(entry.prompt, locale), thumb))
         gone = t(locale, "gallery.image_gone")
-        if font_face([gone]) is None:  # no font here has the language's letters: English, not boxes
+        if await run_image(font_face, [gone]) is None:  # no font has its letters: English, not boxes
             gone = t(None, "gallery.image_gone")
         return await run_image(draw_sheet, cells, gone=gone)
 

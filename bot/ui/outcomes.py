@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from bot.billing.store import RECOVERED
 from bot.errors import NanoBotError
 from bot.i18n import Credits, Text, Words
 from bot.jobs.recovery import INTERRUPTED, LOST, SHUT_DOWN
@@ -25,6 +26,7 @@ WHOLE = {
     INTERRUPTED: "audit.outcome.restart",
     SHUT_DOWN: "audit.outcome.shutdown",
     LOST: "audit.outcome.lost",
+    RECOVERED: "audit.outcome.recovered",
 }
 #: Reasons of a refund that are not an error class's name.
 REASONS = {
@@ -57,8 +59,10 @@ def _reason(reason: str) -> Words:
     """Why a job was refunded: a known reason, an error's title (its class name was recorded)."""
     if reason in REASONS:
         return Text(REASONS[reason])
-    error = _errors().get(reason)
-    return error.title if error is not None else reason
+    if (error := _errors().get(reason)) is not None:
+        return error.title
+    # Another exception's class name (a network error, a bug): the code means nothing to an admin.
+    return Text("audit.reason.unexpected") if reason.isidentifier() else reason
 
 
 def _errors() -> dict[str, type[NanoBotError]]:

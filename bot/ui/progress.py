@@ -109,7 +109,11 @@ class ReplyProgress:
                     self.board.closed, self.posted = True, None
                 return
             files = update.pop("attachments", [])
-            self.posted = await self.message.reply(**update, files=files, mention_author=False)
+            try:
+                self.posted = await self.message.reply(**update, files=files, mention_author=False)
+            except discord.HTTPException as e:  # the message is gone, or we may not post here:
+                self.board.closed = True  # no retry at every report (each refusal counts at Discord)
+                log.info("no progress reply to message %s: %s", self.message.id, e.status)
 
     async def close(self) -> None:
         """No progress edit may follow (one under way finishes first)."""

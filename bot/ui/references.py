@@ -17,7 +17,8 @@ import yarl
 
 from bot.config import Settings
 from bot.errors import InputError, ProviderError
-from bot.i18n import Text
+from bot.i18n import Text, Words
+from bot.imaging.codec import IMAGE
 from bot.jobs.spec import JobInput, PendingInput, RawInput
 from bot.providers.http import HttpClient, Limits
 from bot.providers.netguard import check_url
@@ -136,7 +137,7 @@ async def _linked_images(interaction: Interaction, link: MessageLink, cap: int) 
 def _url_input(http: HttpClient, settings: Settings, url: str) -> PendingInput:
     """An image URL as a job input, downloaded (guarded, capped) once the job is admitted."""
     limits = Limits(max_download_bytes=settings.max_input_bytes, download_timeout=settings.download_timeout)
-    name = yarl.URL(url).name or "image"
+    name: Words = yarl.URL(url).name or IMAGE
 
     async def fetch() -> RawInput:
         try:

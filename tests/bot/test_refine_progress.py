@@ -229,11 +229,16 @@ async def test_a_deleted_progress_reply_is_left_alone(env: Env) -> None:
     await env.discord._delete(env.discord._current(progress))  # a moderator removes it
     path = f"/channels/{progress['channel_id']}/messages/{progress['id']}"
 
-    def edits() -> list[Any]:
-        return [r for r in env.discord.requests if r.method == "PATCH" and r.path.endswith(path)]
+    def missed() -> list[Any]:
+        """Edits of the reply that found it gone."""
+        return [
+            r
+            for r in env.discord.requests
+            if r.method == "PATCH" and r.path.endswith(path) and r.status == 404
+        ]
 
-    await eventually(lambda: len(edits()) >= 1, what="the next progress report")
+    await eventually(lambda: len(missed()) >= 1, what="the next progress report")
     await asyncio.sleep(1.0)  # three more report intervals
-    assert len(edits()) == 1  # it found the reply gone and stopped, rather than failing at every report
+    assert len(missed()) == 1  # it found the reply gone and stopped, rather than failing at every report
     held.set()
     assert env.discord.files_of(await env.result_of(sent))  # the result still arrives, as a reply

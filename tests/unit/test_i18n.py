@@ -8,9 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from bot.billing.store import RECOVERED
 from bot.errors import InputError
-from bot.i18n import Bytes, Credits, Text, language_of, t
+from bot.i18n import Bytes, Credits, Text, language_of, render, t
+from bot.jobs.recovery import INTERRUPTED, LOST, SHUT_DOWN
+from bot.jobs.service import CANCELLED_CHARGED
 from bot.ui.autocomplete import search_option
+from bot.ui.outcomes import outcome_words
 
 
 @pytest.mark.parametrize(
@@ -90,3 +94,25 @@ def test_a_word_that_means_neither_is_refused_in_the_members_language() -> None:
     with pytest.raises(InputError) as refused:
         search_option("quizás")
     assert "activado" in refused.value.reply_text("es-ES")
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        "ok",
+        CANCELLED_CHARGED,
+        INTERRUPTED,
+        SHUT_DOWN,
+        LOST,
+        RECOVERED,
+        "refunded: SafetyBlocked",
+        "refunded: cancelled",
+        "refunded: delivery failed",
+        "refunded: ClientOSError",
+        "ok (reserved 2.5)",
+    ],
+)
+def test_every_audit_outcome_reads_in_the_admins_language(outcome: str) -> None:
+    english, spanish = (render(outcome_words(outcome, "refunded"), x) for x in (None, "es-ES"))
+    assert spanish != english
+    assert not any(word in spanish for word in ("refunded", "never", "cancelled", "Error", "reserved"))
