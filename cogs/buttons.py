@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.errors import InputError, NanoBotError, Refused
 from bot.i18n import Text, Words, t
 from bot.jobs.conversations import Threads
+from bot.jobs.prompts import variation_prompt
 from bot.jobs.service import JobInput, JobSpec, raw_image
 from bot.jobs.spec import new_seed
 from bot.storage.turns import TurnRecord
@@ -22,21 +23,6 @@ from bot.ui.types import Client, Interaction
 from bot.ui.upload import MAX_UPLOAD_FILES
 from bot.wiring import services_of
 
-#: A subtle variation edits the result: same composition, small changes (the original prompt follows).
-SUBTLE = (
-    "Make a subtle variation of this image: "  # i18n: not a message
-    "keep the composition, subject and colours, change small details."
-)
-SUBTLE_PROMPT = "\nOriginal prompt: "  # i18n: not a message
-#: A strong variation asks for the original prompt again with the result as a reference. Said to the
-#: model, since an image beside a prompt it already matches is otherwise taken as "keep this".
-STRONG = (
-    "Use the attached image only as a loose reference "  # i18n: not a message
-    "for subject and style: make a new, clearly "
-    "different image from this description (composition, pose and framing may all change)."
-)
-#: What the single 🔀 Vary put before the prompt (its turns are varied again from the bare prompt).
-LEGACY_VARY = "Create a variation of this image with the same subject and style."  # i18n: not a message
 TITLES = {
     "reroll": Text("buttons.title.reroll"),
     "vsub": Text("buttons.title.vsub"),
@@ -46,29 +32,6 @@ TITLES = {
 }
 #: File name stems of the results (the action ids are terse).
 STEMS = {"vsub": "vary-subtle", "vstr": "vary-strong"}
-
-
-def base_prompt(prompt: str) -> str:
-    """The member's own prompt inside a variation's (a variation of a variation never nests them)."""
-    while True:
-        if prompt.startswith(SUBTLE):
-            _, _, prompt = prompt.partition(SUBTLE_PROMPT)
-        elif prompt.endswith(STRONG):
-            prompt = prompt.removesuffix(STRONG)
-        elif prompt.startswith(LEGACY_VARY):
-            prompt = prompt.removeprefix(LEGACY_VARY)
-        else:
-            return prompt.strip()
-        prompt = prompt.strip()
-
-
-def variation_prompt(action: str, prompt: str) -> str:
-    """What a variation asks of the model: the subtle edit instruction then the original prompt, or
-    the original prompt then how to use the reference."""
-    base = base_prompt(prompt)
-    if action == "vsub":
-        return f"{SUBTLE}{SUBTLE_PROMPT}{base}" if base else SUBTLE
-    return f"{base}\n\n{STRONG}" if base else STRONG
 
 
 class EditTurnModal(discord.ui.Modal):

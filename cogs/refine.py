@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.errors import InputError, NanoBotError
 from bot.i18n import Text, t
 from bot.jobs.checks import GONE
+from bot.jobs.prompts import REFINE
 from bot.jobs.service import DISCORD_FILE_LIMIT, JobInput, JobSpec
 from bot.storage.turns import TurnRecord
 from bot.ui.attachments import is_image_attachment, pending_attachment, turn_of_message
@@ -99,7 +100,7 @@ class Refine(commands.Cog):
             return
         job = JobSpec(
             kind="refine",
-            prompt=instruction or "Refine this image",  # i18n: not a message (said to the model)
+            prompt=instruction or REFINE,  # said to the model; never shown
             inputs=inputs,
             parent=turn,
             use_history=True,

@@ -11,6 +11,7 @@ import discord
 from bot.errors import NanoBotError
 from bot.i18n import Credits, Words, render, t
 from bot.jobs.ids import job_code
+from bot.jobs.prompts import shown_prompt
 from bot.jobs.service import JobResult
 from bot.providers.base import Sources
 
@@ -48,8 +49,8 @@ def result_embed(result: JobResult, title: Words, locale: str | None = None) -> 
     """Prompt (truncated), model, resolution, elapsed seconds, seed and the model's text if any, in
     the locale's language."""
     embed = discord.Embed(title=render(title, locale), colour=OK_COLOUR)
-    if result.prompt:
-        embed.description = clip(inert(clip(result.prompt, PROMPT_SHOWN)), 4096)
+    if prompt := shown_prompt(result.prompt):  # the member's words, not what was said to the model
+        embed.description = clip(inert(clip(prompt, PROMPT_SHOWN)), 4096)
     field = functools.partial(_field, embed, locale)
     field("result.field.model", clip(inert(f"{result.model} ({result.provider})"), 256))
     first = result.files[0] if result.files else None

@@ -12,6 +12,7 @@ import discord
 from bot.i18n import Text, t
 from bot.imaging.fit import FittedImage
 from bot.jobs.ids import job_code
+from bot.jobs.prompts import shown_prompt
 from bot.jobs.spec import JobResult
 from bot.providers.base import Sources
 from bot.storage.gallery import ResultEntry
@@ -102,7 +103,7 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK_T
 
 def prompt_line(prompt: str, locale: str | None) -> str:
     """A prompt on one line, or "(no prompt)" in the locale's language."""
-    return " ".join(prompt.split()) or t(locale, "gallery.no_prompt")
+    return " ".join(shown_prompt(prompt).split()) or t(locale, "gallery.no_prompt")
 
 
 def _option(number: int, entry: ResultEntry, locale: str | None) -> discord.SelectOption:

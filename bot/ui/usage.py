@@ -20,6 +20,7 @@ from bot.billing.server_rules import discord_time
 from bot.i18n import Credits, Text, Words, language_of, render, t
 from bot.imaging.chart import Chart, Day, Labels, Panel, draw_chart, drawable
 from bot.imaging.pool import run_image
+from bot.jobs.prompts import shown_prompt
 from bot.ui.embeds import inert
 from bot.ui.outcomes import kind_words, outcome_words
 
@@ -231,7 +232,7 @@ def audit_embed(rows: Sequence[AuditRow], locale: str | None) -> discord.Embed:
             amount=Credits(r.cost_cents),
             outcome=outcome_words(r.outcome, r.status),
             # One line per job: a prompt's line breaks and markdown cannot make lines of their own.
-            prompt=inert(" ".join(r.prompt.split())[:PROMPT_SHOWN]),
+            prompt=inert(" ".join(shown_prompt(r.prompt).split())[:PROMPT_SHOWN]),
         )
         for r in rows
     ]

@@ -77,6 +77,29 @@ async def test_show_labels_the_reposted_results_buttons_in_the_members_language(
     assert labels(shown) == labels(made)  # …and so should its buttons be
 
 
+@pytest.mark.parametrize("action", ["vsub", "vstr"])
+async def test_a_variation_shows_the_members_prompt_not_the_models_instruction(
+    world: World, action: str
+) -> None:
+    """A variation says its instruction to the model in English; the member reads only their own
+    prompt, on the result, in /history's menu and in /audit."""
+    async with world.bot():
+        made = await world.imagine("es-ES", prompt="un barco al atardecer")
+        click = await world.discord.send_component(made, button_id(made, action), locale="es-ES")
+        varied = await wait_result(click)
+        history = await world.command("history", {}, locale="es-ES")
+        audit = await world.command("audit", {}, user="admin", locale="es-ES")
+    assert varied["embeds"][0]["description"] == "un barco al atardecer"
+    menu = [
+        o
+        for row in history.get("components") or []
+        for c in row["components"]
+        for o in c.get("options") or []
+    ]
+    assert [o["description"] for o in menu] == ["un barco al atardecer"] * 2
+    assert "variation" not in audit["embeds"][0]["description"].lower()
+
+
 # --- "1 créditos": amounts of credits never take the singular --------------------------------------
 
 
