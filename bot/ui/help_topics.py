@@ -31,6 +31,17 @@ PACKAGE = "nanobot"
 #: Characters of channel mentions the rules page lists before counting the rest.
 CHANNELS_SHOWN = 700
 
+#: A result's buttons as they are labelled, for the pages that name them (never worded otherwise).
+BUTTONS = {
+    name: Text(f"result.button.{key}")
+    for name, key in (
+        ("reroll", "reroll"),
+        ("subtle", "vary_subtle"),
+        ("strong", "vary_strong"),
+        ("edit", "edit"),
+    )
+}
+
 
 @dataclass(frozen=True, slots=True)
 class RulesFacts:
@@ -122,7 +133,8 @@ def overview_embed(locale: str, bot_name: str, entries: Sequence[CommandEntry]) 
     start = _shown(entries).get("imagine")
     if start is not None and start.example:
         add_field(embed, t(locale, "help.overview.start"), f"`{start.example}`", inline=False)
-    add_field(embed, t(locale, "help.overview.change"), t(locale, "help.overview.change_value"), inline=False)
+    change = t(locale, "help.overview.change_value", **BUTTONS)
+    add_field(embed, t(locale, "help.overview.change"), change, inline=False)
     topics = [
         f"{EMOJI[name]} **{t(locale, f'help.topic.{name}')}**: {t(locale, f'help.topic.{name}.hint')}"
         for name in TOPICS[1:]
@@ -293,16 +305,7 @@ def refine_embed(locale: str, settings: Settings, turn_cents: int) -> discord.Em
         t(locale, "help.refine.anyone" if settings.continue_policy == "anyone" else "help.refine.starter")
     )
     lines.append(t(locale, "help.refine.private"))
-    buttons = {
-        name: Text(f"result.button.{key}")
-        for name, key in (
-            ("reroll", "reroll"),
-            ("subtle", "vary_subtle"),
-            ("strong", "vary_strong"),
-            ("edit", "edit"),
-        )
-    }  # the labels the buttons show, so this never names a button otherwise
-    lines.append(t(locale, "help.refine.buttons", **buttons))
+    lines.append(t(locale, "help.refine.buttons", **BUTTONS))
     return new_embed(t(locale, "help.refine.title"), "\n\n".join(f"• {line}" for line in lines))
 
 

@@ -239,3 +239,30 @@ def test_messages_name_commands_as_the_language_does(language: str) -> None:
             if said in names and names[said] != said:
                 wrong.append(f"{key}: /{said} (Discord shows /{names[said]})")
     assert not wrong, "\n".join(wrong)
+
+
+def _calls_missing_values(path: Path) -> list[str]:
+    """Catalogue calls with a literal key and only named values that leave a placeholder unfilled."""
+    book = catalogue().messages["en"]
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or _callee(node) not in {"Text", "t"}:
+            continue
+        args = node.args[1:] if _callee(node) == "t" else node.args
+        if not args or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str):
+            continue
+        if any(k.arg is None for k in node.keywords):
+            continue  # **values: not knowable here
+        key, given = args[0].value, {k.arg for k in node.keywords}
+        patterns = [book[k] for k in (key, f"{key}.one", f"{key}.other") if k in book]
+        wanted = set().union(*(fields(p) for p in patterns)) if patterns else set()
+        if wanted - given:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {key} lacks {sorted(wanted - given)}")
+    return found
+
+
+@pytest.mark.parametrize("path", EVERYWHERE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_message_gets_every_value_it_shows(path: Path) -> None:
+    found = _calls_missing_values(path)
+    assert not found, "messages that would show a {placeholder}:\n" + "\n".join(found)
