@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -84,6 +85,8 @@ class Labels:
     limit: str
     running: str
     unit: str
+    #: How the language writes the decimal point of the axis's amounts ("2,5" in Spanish).
+    decimal: str = "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +201,9 @@ class _Pen:
         return self.width(text, size)
 
 
-def _amount(cents: int) -> str:
-    """Cents as a credit amount on an axis ("2.5", "40")."""
-    return f"{cents / 100:g}"
+def _amount(cents: int, decimal: str = ".") -> str:
+    """Cents as a credit amount on an axis ("2.5", "40"; "2,5" with a decimal comma)."""
+    return format((Decimal(cents) / 100).normalize(), "f").replace(".", decimal)  # exact: never 1e+06
 
 
 def _legend(pen: _Pen, chart: Chart) -> None:
@@ -222,15 +225,15 @@ def _legend(pen: _Pen, chart: Chart) -> None:
         x += 30 + pen.text((x + 28, y), label, LABEL_SIZE, TEXT) + 22
 
 
-def _axis(pen: _Pen, geometry: Geometry, unit: str) -> None:
+def _axis(pen: _Pen, geometry: Geometry, labels: Labels) -> None:
     """Grid lines at the top, middle and bottom of a plot, their values, and the unit above it."""
     left, top, right, bottom = geometry.plot
     for share in (1.0, 0.5, 0.0):
         y = bottom - round(share * PLOT)
         pen.draw.line((left, y, right - 1, y), fill=GRID if share else MUTED, width=1)
-        value = _amount(round(geometry.top_cents * share))
+        value = _amount(round(geometry.top_cents * share), labels.decimal)
         pen.text((left - 8 - pen.width(value, SMALL_SIZE), y - 8), value, SMALL_SIZE, MUTED)
-    pen.text((right - pen.width(unit, SMALL_SIZE), top - 20), unit, SMALL_SIZE, MUTED)
+    pen.text((right - pen.width(labels.unit, SMALL_SIZE), top - 20), labels.unit, SMALL_SIZE, MUTED)
 
 
 def _day_labels(pen: _Pen, panel: Panel, geometry: Geometry) -> None:
@@ -287,7 +290,7 @@ def _panel(pen: _Pen, chart: Chart, panel: Panel, geometry: Geometry) -> None:
     """One panel: its title, axis, running total behind the bars, the bars, then the limit on top."""
     left, top, _, _ = geometry.plot
     pen.text((left, top - PANEL_TITLE + 4), panel.title, LABEL_SIZE, TEXT)
-    _axis(pen, geometry, chart.labels.unit)
+    _axis(pen, geometry, chart.labels)
     if panel.running:
         _running(pen.draw, panel, geometry)
     _bars(pen.draw, panel, geometry)

@@ -12,6 +12,7 @@ from functools import cache
 
 import discord
 from babel.dates import format_skeleton
+from babel.numbers import get_decimal_symbol
 
 from bot.billing.allowance import Allowance
 from bot.billing.reports import HISTORY_DAYS, DaySpend, JobLine, audit_csv
@@ -105,6 +106,7 @@ def _labels(locale: str | None) -> Labels:
         limit=t(locale, "usage.chart.limit"),
         running=t(locale, "usage.chart.running"),
         unit=t(locale, "usage.chart.unit"),
+        decimal=get_decimal_symbol(language_of(locale)),
     )
 
 

@@ -184,3 +184,14 @@ def test_the_csv_quotes_formulas_and_stops_at_its_size() -> None:
     assert by_name[1]["prompt"] == 'a, "quoted" lamp' and by_name[1]["charged_credits"] == "0"
     header_only, none = audit_csv(lines, len(data) - 10)
     assert none == 2 and len(header_only) < len(data)
+
+
+def test_axis_amounts_are_exact_and_written_with_the_languages_decimal_sign() -> None:
+    from bot.imaging.chart import _amount
+
+    assert [_amount(250), _amount(250, ","), _amount(4000), _amount(100_000_000)] == [
+        "2.5",
+        "2,5",
+        "40",
+        "1000000",
+    ]
