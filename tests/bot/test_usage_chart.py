@@ -147,7 +147,7 @@ async def test_a_weekly_limit_shows_the_week_so_far_with_its_running_total(world
         now = today()
         monday = window_start("week", now)
         await spend(bot, world, "alice", 500, monday + timedelta(hours=1))
-        await spend(bot, world, "alice", 300, now - timedelta(seconds=5))
+        await spend(bot, world, "alice", 300, max(now - timedelta(seconds=5), monday))  # today, this week
         await spend(bot, world, "alice", 800, monday - timedelta(hours=1))  # last week's Sunday
         message = await world.usage()
     assert message["embeds"][0]["description"].endswith(" credits this week")
