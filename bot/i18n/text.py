@@ -111,7 +111,8 @@ def t(locale: str | None, key: str, /, **params: Any) -> str:
         return pattern.format(**values)
     except (KeyError, IndexError, ValueError):
         log.exception("message %r in %s does not fit its values", key, language)
-        return book.lookup(SOURCE, key) or key
+        # The English words rather than a broken message; the key when even they do not fit.
+        return t(None, key, **params) if language != SOURCE else key
 
 
 def _countable(value: Any) -> int | Decimal | None:

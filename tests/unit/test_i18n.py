@@ -116,3 +116,9 @@ def test_every_audit_outcome_reads_in_the_admins_language(outcome: str) -> None:
     english, spanish = (render(outcome_words(outcome, "refunded"), x) for x in (None, "es-ES"))
     assert spanish != english
     assert not any(word in spanish for word in ("refunded", "never", "cancelled", "Error", "reserved"))
+
+
+def test_a_message_missing_a_value_is_never_shown_with_its_braces(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="bot.i18n.text"):
+        said = t("es-ES", "error.rate_limited.seconds")  # {seconds} not given
+    assert "{" not in said and "does not fit" in caplog.text
