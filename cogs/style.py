@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.errors import InputError
 from bot.i18n import Text, t
+from bot.jobs.prompts import shown_prompt
 from bot.storage.styles import MAX_NAME, MAX_WORDS, clean_code
 from bot.ui.autocomplete import style_choices
 from bot.ui.embeds import inert
@@ -81,7 +82,7 @@ class Style(commands.Cog):
         if turn is None and not prompt and not attachments:
             raise InputError(Text("style.error.nothing"))
         images = await style_images(self.services, turn, attachments)
-        words = prompt if prompt is not None else (turn.prompt if turn is not None else "")
+        words = prompt if prompt is not None else (shown_prompt(turn.prompt) if turn is not None else "")
         origin = turn.user_id if turn is not None else None  # another member's result: theirs too
         style = await styles.create(interaction.user.id, guild_id, name, words, images, origin_id=origin)
         log.info("style %s saved by %s (guild %s)", style.id, interaction.user.id, guild_id or "-")

@@ -174,3 +174,16 @@ async def test_a_variation_runs_on_a_model_that_takes_an_image(world: World) -> 
             varied = await world.click(first, action)
             assert model_field(varied).endswith("(google)"), varied["embeds"][0]
             assert world.sent()[1] == [world.gemini.outputs[0]]
+
+
+async def test_a_style_saved_from_a_variation_keeps_the_members_words(world: World) -> None:
+    async with world.bot():
+        varied = await world.click(await world.imagine("a linocut fox"), "vsub")
+        code = next(f["value"] for f in varied["embeds"][0]["fields"] if f["name"] == "Job").strip("`")
+        saved = await (
+            await world.discord.send_slash("style save", {"name": "lino", "job": code})
+        ).wait_done()
+        assert "lino" in str(saved)
+        listed = await (await world.discord.send_slash("style list", {})).wait_done()
+    shown = str(listed["embeds"])
+    assert "a linocut fox" in shown and "variation" not in shown.lower()  # the words, not the instruction
