@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +18,7 @@ from typing import Any, Final
 from sqlalchemy import case, func, select
 
 from bot.billing.costs import credits
+from bot.billing.settle import RESERVED_NOTE
 from bot.billing.store import LIKE_ESCAPE, escape_like
 from bot.jobs.ids import job_code
 from bot.storage.db import Database
@@ -33,8 +33,6 @@ TOP_MEMBERS: Final = 5
 ANONYMOUS: Final = 0
 #: A reservation's status while its job runs, and once its credits are spent.
 HELD, SPENT = "reserved", "committed"
-#: What settle.py appends to the outcome of a job charged less than it reserved.
-RESERVED_NOTE: Final = re.compile(r"\(reserved ([0-9.]+)\)$")
 #: A spreadsheet runs a cell starting with one of these as a formula: such text is quoted.
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS: Final = (
@@ -223,8 +221,8 @@ def _cell(text: str | None) -> str:
 
 def _amounts(line: JobLine) -> tuple[str, str]:
     """(reserved, charged) credits of a job; charged is empty while it runs."""
-    note = RESERVED_NOTE.search(line.outcome or "")
-    reserved = note[1] if note else credits(line.cost_cents)
+    note = RESERVED_NOTE.match(line.outcome or "")
+    reserved = note["amount"] if note else credits(line.cost_cents)
     if line.status == SPENT:
         return reserved, credits(line.cost_cents)
     return reserved, "" if line.status == HELD else "0"

@@ -8,9 +8,14 @@ both keep the real cost on their own scale.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from bot.billing.costs import credits
+
+#: The note settled_row appends to the outcome of a job charged less than it reserved, as read back
+#: (by /audit and its export): the outcome before it, and the credits reserved.
+RESERVED_NOTE: Final = re.compile(r"^(?P<outcome>.*) \(reserved (?P<amount>[0-9.]+)\)$")
 
 
 def kept(held_cents: int, reserved_cents: int, actual_cents: int | None) -> int:

@@ -79,11 +79,6 @@ class Encoded:
     height: int
 
 
-def mb(n: int) -> Bytes:
-    """A byte count for humans, in KB/MB as Discord counts them (1 MB = 1,048,576 bytes)."""
-    return Bytes(n)
-
-
 def check_supported(data: bytes, name: Words) -> str:
     """The sniffed mime of data if it is a supported image; otherwise an InputError naming it."""
     if not data:
@@ -325,7 +320,7 @@ def _downscale_within(
         if smaller.width == 1 or smaller.height == 1:
             break
         size = len(data) if data is not None else 0
-    raise ImageTooLarge(Text("imaging.cannot_shrink", size=mb(budget)))
+    raise ImageTooLarge(Text("imaging.cannot_shrink", size=Bytes(budget)))
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:

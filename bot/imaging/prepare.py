@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFilter
 
 from bot.errors import ImageTooLarge, InputError
-from bot.i18n import Text, Words
+from bot.i18n import Bytes, Text, Words
 from bot.imaging.codec import (
     IMAGE,
     Decoded,
@@ -25,7 +25,6 @@ from bot.imaging.codec import (
     encode_within,
     flatten,
     has_alpha,
-    mb,
     open_image,
     resize_to,
     scaled_size,
@@ -109,7 +108,7 @@ def prepare_input(
     if not data:
         raise InputError(Text("imaging.empty", name=name))
     if len(data) > max_bytes:
-        raise ImageTooLarge(Text("imaging.too_big", name=name, size=mb(len(data)), limit=mb(max_bytes)))
+        raise ImageTooLarge(Text("imaging.too_big", name=name, size=Bytes(len(data)), limit=Bytes(max_bytes)))
     decoded = decode(data, name, max_pixels)
     image = decoded.image
     resized = max(image.size) > max_side

@@ -20,11 +20,6 @@ LINK_WAIT_STEPS, LINK_WAIT_STEP = 15, 0.2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
-def _megabytes(size: int) -> Bytes:
-    """A byte count as KB or MB (the unit reads the same in every language we speak)."""
-    return Bytes(size)
-
-
 def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:
     """Refuse an attachment by the size Discord declares for it (nothing is downloaded)."""
     if attachment.size > max_bytes:
@@ -32,8 +27,8 @@ def check_declared(attachment: discord.Attachment, max_bytes: int) -> None:
             Text(
                 "create.attachment.too_large",
                 name=attachment.filename,
-                size=_megabytes(attachment.size),
-                limit=_megabytes(max_bytes),
+                size=Bytes(attachment.size),
+                limit=Bytes(max_bytes),
             )
         )
     if attachment.size == 0:
@@ -64,7 +59,7 @@ async def read_attachment(attachment: discord.Attachment, max_bytes: int) -> Raw
         ) from e
     if len(data) > max_bytes:
         raise ImageTooLarge(
-            Text("create.attachment.over_limit", name=attachment.filename, limit=_megabytes(max_bytes))
+            Text("create.attachment.over_limit", name=attachment.filename, limit=Bytes(max_bytes))
         )
     return RawInput(data, attachment.filename, attachment.url)
 

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.i18n import Credits, Text, language_of, number, t
 from bot.providers.base import ModelSpec
 from bot.providers.router import Router
+from bot.ui.buttons import ACTIONS
 from bot.ui.help import (
     EMOJI,
     FIELD_VALUE_LIMIT,
@@ -31,15 +32,10 @@ PACKAGE = "nanobot"
 #: Characters of channel mentions the rules page lists before counting the rest.
 CHANNELS_SHOWN = 700
 
-#: A result's buttons as they are labelled, for the pages that name them (never worded otherwise).
+#: A result's buttons as they are labelled (bot/ui/buttons.py), for the pages that name them.
 BUTTONS = {
-    name: Text(f"result.button.{key}")
-    for name, key in (
-        ("reroll", "reroll"),
-        ("subtle", "vary_subtle"),
-        ("strong", "vary_strong"),
-        ("edit", "edit"),
-    )
+    name: ACTIONS[action][0]
+    for name, action in (("reroll", "reroll"), ("subtle", "vsub"), ("strong", "vstr"), ("edit", "edit"))
 }
 
 

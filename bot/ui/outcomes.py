@@ -6,8 +6,9 @@ are); this reads the known ones back as catalogue messages and leaves any other 
 
 from __future__ import annotations
 
-import re
+import functools
 
+from bot.billing.settle import RESERVED_NOTE
 from bot.billing.store import RECOVERED
 from bot.errors import NanoBotError
 from bot.i18n import Credits, Text, Words
@@ -16,8 +17,6 @@ from bot.jobs.service import CANCELLED_CHARGED
 from bot.jobs.spec import JobKind
 
 KINDS: frozenset[str] = frozenset(JobKind.__args__)  # type: ignore[attr-defined]
-#: What settle.py appends when a job was charged less than it reserved.
-RESERVED = re.compile(r"^(?P<outcome>.*) \(reserved (?P<amount>[0-9.]+)\)$")
 REFUNDED = "refunded: "
 #: Outcomes written whole by the core, and their message.
 WHOLE = {
@@ -45,7 +44,7 @@ def outcome_words(outcome: str | None, status: str) -> Words:
     interrupted; with what was reserved when the job cost less; anything else as written."""
     if not outcome:
         return Text(f"audit.status.{status}") if status in ("reserved", "committed", "refunded") else status
-    if (found := RESERVED.match(outcome)) is not None:
+    if (found := RESERVED_NOTE.match(outcome)) is not None:
         amount = Credits(round(float(found["amount"]) * 100))
         return Text("audit.outcome.reserved", outcome=outcome_words(found["outcome"], status), amount=amount)
     if outcome in WHOLE:
@@ -65,6 +64,7 @@ def _reason(reason: str) -> Words:
     return Text("audit.reason.unexpected") if reason.isidentifier() else reason
 
 
+@functools.cache  # the classes are all defined once the providers are imported, before any job runs
 def _errors() -> dict[str, type[NanoBotError]]:
     """Every error class by name (the service records a refunded job's error by its class name)."""
     found: dict[str, type[NanoBotError]] = {}
