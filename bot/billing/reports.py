@@ -22,6 +22,7 @@ from bot.billing.settle import RESERVED_NOTE
 from bot.billing.store import LIKE_ESCAPE, escape_like
 from bot.jobs.ids import job_code
 from bot.storage.db import Database
+from bot.storage.forget import ANONYMOUS
 from bot.storage.tables import quota_reservations, turns
 
 #: The days a usage chart covers, today included.
@@ -29,8 +30,6 @@ HISTORY_DAYS: Final = 30
 #: Rows an export holds at most (newest first), and the members a top list names.
 EXPORT_CAP: Final = 5000
 TOP_MEMBERS: Final = 5
-#: Forgotten members' audit rows are kept under this user id (bot/storage/forget.py).
-ANONYMOUS: Final = 0
 #: A reservation's status while its job runs, and once its credits are spent.
 HELD, SPENT = "reserved", "committed"
 #: A spreadsheet runs a cell starting with one of these as a formula: such text is quoted.
@@ -78,7 +77,6 @@ class JobLine:
     outcome: str | None
     channel_id: int | None
     prompt: str
-    finished_at: datetime | None
     turn_id: int | None = None
     resolution: str | None = None
     count: int | None = None
@@ -128,8 +126,8 @@ async def daily_spend(
 async def top_members(
     db: Database, guild_id: int, since: datetime, *, limit: int = TOP_MEMBERS
 ) -> list[tuple[int, int]]:
-    """(member id, cents) of the server's biggest spenders since a moment, running jobs included;
-    forgotten members (their rows are anonymous) are left out."""
+    """(member id, cents) of the server's biggest spenders since a moment (charged jobs: running
+    ones have spent nothing yet); forgotten members (their rows are anonymous) are left out."""
     t = quota_reservations
     total = func.sum(t.c.cost_cents).label("total")
     query = (
@@ -162,7 +160,6 @@ def _line(row: Any) -> JobLine:
         outcome=row.outcome,
         channel_id=row.channel_id,
         prompt=row.prompt,
-        finished_at=row.finished_at,
     )
 
 

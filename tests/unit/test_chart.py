@@ -163,7 +163,6 @@ def line(audit_id: int, prompt: str, status: str = "committed", outcome: str | N
         outcome,
         7,
         prompt,
-        moment,
     )
 
 
