@@ -111,11 +111,6 @@ def describe_rule(rule: Rule) -> Text:
     return Text("quota.rule.limit", who=who, amount=amount, count=amount, window=window)
 
 
-def limit_text(amount: Credits, window: str) -> Text:
-    """A limit as /usage writes it ("5 per day")."""
-    return Text("usage.limit", amount=amount, window=Text(f"quota.window.{window}"))
-
-
 class Admin(commands.Cog):
     """Usage, quotas and the audit log."""
 
@@ -180,9 +175,6 @@ class Admin(commands.Cog):
         return MemberUsage(
             title=Text("usage.title", name=target.display_name),
             mine=allowance,
-            limit_text=Text("usage.blocked")
-            if allowance.blocked
-            else limit_text(Credits(allowance.limit_cents), window),
             days=days,
             window_start=start,
             pool=shared,
@@ -199,7 +191,6 @@ class Admin(commands.Cog):
         return MemberUsage(
             title=Text("usage.dm_title"),
             mine=allowance,
-            limit_text=limit_text(Credits(to_cents(settings.dm_credits)), window),
             days=days,
             window_start=start,
         )

@@ -41,7 +41,6 @@ class MemberUsage:
 
     title: Words
     mine: Allowance
-    limit_text: Words
     days: Sequence[DaySpend]
     window_start: date
     pool: Allowance | None = None
@@ -62,6 +61,15 @@ class ServerUsage:
 def _credits(cents: int | None) -> Text:
     """An amount of credits ("1 credits": the number as /usage has always written it)."""
     return Text("usage.credits", amount=Credits(cents), count=Credits(cents))
+
+
+def limit_text(allowance: Allowance) -> Text:
+    """A counter's limit as /usage writes it ("5 per day", "∞ per day", blocked)."""
+    if allowance.blocked:
+        return Text("usage.blocked")
+    return Text(
+        "usage.limit", amount=Credits(allowance.limit_cents), window=Text(f"quota.window.{allowance.window}")
+    )
 
 
 def text_bar(allowance: Allowance, locale: str | None) -> str:
@@ -161,7 +169,7 @@ async def member_reply(view: MemberUsage, locale: str | None) -> tuple[discord.E
     embed.add_field(
         name=t(locale, "usage.field.reserved"), value=_credits(mine.reserved_cents).render(locale)
     )
-    embed.add_field(name=t(locale, "usage.field.limit"), value=render(view.limit_text, locale))
+    embed.add_field(name=t(locale, "usage.field.limit"), value=limit_text(view.mine).render(locale))
     if mine.resets_at is not None:
         embed.add_field(name=t(locale, "usage.field.resets"), value=discord_time(mine.resets_at))
     if (pool := view.pool) is not None:
