@@ -16,7 +16,7 @@ from bot.billing.server_rules import check_place
 from bot.errors import NanoBotError, Refused
 from bot.i18n import Text
 from bot.storage.guilds import GuildConfig
-from bot.ui.delivery import age_restricted, send_error
+from bot.ui.delivery import age_restricted, rules_guild, send_error
 from bot.ui.embeds import error_embed
 from bot.ui.help import TOPICS, TopicSelect, command_entries, help_view
 from bot.ui.help_topics import (
@@ -77,9 +77,7 @@ class Help(commands.Cog):
         await interaction.response.defer()  # the page may read the database
         try:
             config = (
-                await self.services.guild_settings.get(self._guild_id(interaction))
-                if topic in STORED
-                else None
+                await self.services.guild_settings.get(rules_guild(interaction)) if topic in STORED else None
             )
             embed = await self.page(interaction, topic, config)
             await interaction.edit_original_response(embed=embed, view=help_view(member_id, topic, locale))
@@ -92,7 +90,7 @@ class Help(commands.Cog):
         """One topic's embed, in the member's language."""
         locale = user_locale(interaction)
         settings = self.services.settings
-        multiplier = config.cost_multiplier if config is not None and self._guild_id(interaction) else 1.0
+        multiplier = config.cost_multiplier if config is not None and rules_guild(interaction) else 1.0
         if topic == "models":
             default = await self._default_model(interaction, config)
             prices = price_list(self.services.router, settings.costs, multiplier, default)
@@ -113,11 +111,6 @@ class Help(commands.Cog):
             return privacy_embed(locale, settings, entries)
         user = interaction.client.user
         return overview_embed(locale, user.display_name if user else "nanobot", entries)
-
-    @staticmethod
-    def _guild_id(interaction: Interaction) -> int | None:
-        """The server whose rules apply: a server that added the bot (elsewhere, the DM rules)."""
-        return interaction.guild_id if interaction.is_guild_integration() else None
 
     async def _slash_help(self, interaction: Interaction) -> str | None:
         """/help as this member's client names it."""
@@ -143,7 +136,7 @@ class Help(commands.Cog):
         store = self.services.quotas
         user = interaction.user
         blocked = user.id in settings.blocked_users
-        guild_id = self._guild_id(interaction)
+        guild_id = rules_guild(interaction)
         if guild_id is None:
             if not settings.allow_dms:
                 return RulesFacts(in_server=False, allowed=False)

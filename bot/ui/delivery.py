@@ -50,8 +50,7 @@ def job_context(interaction: Interaction) -> dict[str, Any]:
     channel = interaction.channel
     return {
         "progress": progress_reporter(interaction, _lifetime(interaction)),
-        # A server where only the member installed the bot is no server of ours: its DM rules apply.
-        "guild_id": interaction.guild_id if interaction.is_guild_integration() else None,
+        "guild_id": rules_guild(interaction),
         "channel_id": interaction.channel_id or 0,
         "user_id": user.id,
         "role_ids": tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else (),
@@ -60,6 +59,12 @@ def job_context(interaction: Interaction) -> dict[str, Any]:
         "sent_at": interaction.id,
         "private": bool(interaction.extras.get("private")),
     }
+
+
+def rules_guild(interaction: Interaction) -> int | None:
+    """The server whose rules apply: one that added the bot. A server where only the member installed
+    it is no server of ours: the DM rules apply there (None)."""
+    return interaction.guild_id if interaction.is_guild_integration() else None
 
 
 def bot_present(interaction: Interaction) -> bool:
