@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
-from bot.billing.allowance import Allowance, dm_allowance, member_allowance
+from bot.billing.allowance import dm_allowance, member_allowance, pool_allowance
 from bot.billing.costs import to_cents
 from bot.billing.reports import HISTORY_DAYS, DaySpend, daily_spend, day_start, export_jobs, top_members
 from bot.billing.rules import (
@@ -200,25 +200,15 @@ class Admin(commands.Cog):
         guild_id = guild_id_of(interaction)
         require_manager(interaction)
         store = quotas_of(self.bot)
-        pool = guild_rule(await store.rules(guild_id))
-        window = pool.window if pool is not None else "day"
-        counter = await store.usage(guild_id, "guild", window)
-        allowance = Allowance(
-            counter.used_cents,
-            counter.reserved_cents,
-            pool.limit_cents if pool is not None else None,
-            window,
-            blocked=bool(pool and pool.blocked),
-            resets_at=counter.resets_at,
-        )
-        days, start = await self._days(guild_id, window, None)
+        allowance = await pool_allowance(store, guild_id, guild_rule(await store.rules(guild_id)))
+        days, start = await self._days(guild_id, allowance.window, None)
         db = self.services.db
         return ServerUsage(
             name=interaction.guild.name if interaction.guild is not None else str(guild_id),
             pool=allowance,
             days=days,
             window_start=start,
-            top_window=await top_members(db, guild_id, counter.window_start),
+            top_window=await top_members(db, guild_id, day_start(start)),
             top_history=await top_members(db, guild_id, day_start(days[-HISTORY_DAYS].day)),
         )
 

@@ -6,7 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.billing.rules import OPERATOR_GUILD, effective_user_rule, guild_rule, user_check, user_subject
+from bot.billing.rules import (
+    OPERATOR_GUILD,
+    Rule,
+    effective_user_rule,
+    guild_rule,
+    user_check,
+    user_subject,
+)
 from bot.billing.store import QuotaStore
 
 
@@ -43,17 +50,16 @@ async def member_allowance(
     mine = await store.usage(guild_id, check.subject, window)
     blocked = bool(rule and rule.blocked)
     own = Allowance(mine.used_cents, mine.reserved_cents, check.limit_cents, window, blocked, mine.resets_at)
-    if (pool := guild_rule(rules)) is None:
-        return own, None
-    shared = await store.usage(guild_id, "guild", pool.window)
-    return own, Allowance(
-        shared.used_cents,
-        shared.reserved_cents,
-        pool.limit_cents,
-        pool.window,
-        pool.blocked,
-        shared.resets_at,
-    )
+    pool = guild_rule(rules)
+    return own, await pool_allowance(store, guild_id, pool) if pool is not None else None
+
+
+async def pool_allowance(store: QuotaStore, guild_id: int, pool: Rule | None) -> Allowance:
+    """The server pool's counter under its rule (without one: today's, counted but unlimited)."""
+    window = pool.window if pool is not None else "day"
+    shared = await store.usage(guild_id, "guild", window)
+    limit, blocked = (pool.limit_cents, pool.blocked) if pool is not None else (None, False)
+    return Allowance(shared.used_cents, shared.reserved_cents, limit, window, blocked, shared.resets_at)
 
 
 async def dm_allowance(store: QuotaStore, user_id: int, limit_cents: int, window: str) -> Allowance:
