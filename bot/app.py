@@ -23,8 +23,7 @@ from bot.billing.server_rules import normalize
 from bot.billing.store import QuotaStore
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.i18n import Text, catalogue, t
-from bot.jobs.recovery import Orphan
+from bot.i18n import catalogue
 from bot.jobs.service import JobService
 from bot.ops.health import HealthServer
 from bot.ops.metrics import GatewayReading, Metrics
@@ -34,8 +33,7 @@ from bot.storage.guilds import GuildSettingsStore
 from bot.storage.retention import PromptRetention
 from bot.ui.attachments import output_url, refetch_output
 from bot.ui.contexts import declare_contexts
-from bot.ui.locale import guild_locale
-from bot.ui.outcomes import kind_words
+from bot.ui.interrupted import tell_interrupted
 from bot.ui.translator import CatalogueTranslator
 from bot.ui.tree import NanoTree
 from bot.wiring import Services, build_services, open_session
@@ -197,7 +195,7 @@ class NanoBot(commands.AutoShardedBot):
         recovery = self.services.recovery
         while self._maintaining:
             try:
-                await self._tell_interrupted(await recovery.recover())
+                await tell_interrupted(self, await recovery.recover())
                 # Own reservations no job holds, once old enough that their job had time to settle.
                 age = timedelta(seconds=self.settings.heartbeat_interval)
                 await recovery.sweep(self.service.held(), older_than=age)
@@ -211,28 +209,6 @@ class NanoBot(commands.AutoShardedBot):
                 log.exception("maintenance round failed")
             rounds += 1
             await asyncio.sleep(self.settings.heartbeat_interval)
-
-    async def _tell_interrupted(self, orphans: list[Orphan], why: str = "restart") -> None:
-        """Tell each user whose job was interrupted (by a restart or a shutdown), in the job's channel
-        and its server's language."""
-        mentions = discord.AllowedMentions(users=True, roles=False, everyone=False)
-        for orphan in orphans:
-            if orphan.channel_id is None:
-                continue
-            channel = self.get_channel(orphan.channel_id)
-            stage = Text(f"app.stage.{orphan.stage}") if orphan.stage in ("queued", "running") else ""
-            text = t(
-                guild_locale(getattr(channel, "guild", None)),
-                "app.interrupted",
-                member=f"<@{orphan.user_id}>",
-                kind=kind_words(orphan.kind),
-                stage=stage,
-                why=Text(f"app.why.{why}"),
-            )
-            try:
-                await self.get_partial_messageable(orphan.channel_id).send(text, allowed_mentions=mentions)
-            except discord.HTTPException as e:
-                log.warning("could not tell user %s about an interrupted job (%s)", orphan.user_id, e.status)
 
     async def close(self) -> None:
         """Stop maintenance, let running jobs finish (refund and tell those that cannot), close.
@@ -277,7 +253,7 @@ class NanoBot(commands.AutoShardedBot):
         """Refund (and tell) the jobs still held, then leave the instances table: nothing waits."""
         recovery = self.services.recovery
         try:
-            await self._tell_interrupted(await recovery.release(), "shutdown")
+            await tell_interrupted(self, await recovery.release(), "shutdown")
             await recovery.retire()
         except Exception:  # the database may be the reason we stop; the next start recovers
             log.exception("could not settle this process's jobs at shutdown")
