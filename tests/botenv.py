@@ -253,6 +253,14 @@ def text(message: dict[str, Any]) -> str:
     return f"{message.get('content') or ''} {embeds[0].get('title', '')} {embeds[0].get('description', '')}"
 
 
+def attached_png(discord: FakeDiscord, message: dict[str, Any]) -> tuple[str, Image.Image]:
+    """The one file a message carries: its name, and the picture (which must be a PNG) as RGB."""
+    [(name, data)] = discord.files_of(message)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        return name, image.convert("RGB")
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """Pixel size of encoded image bytes."""
     with Image.open(io.BytesIO(data)) as im:

@@ -17,7 +17,15 @@ from bot.storage.blobs import blob_path
 from bot.storage.db import Database
 from bot.storage.gallery import count_results, recent_results
 from bot.storage.turns import BlobRef, NewTurn, TurnStore
-from tests.botenv import GeminiWorld, embed_fields, eventually, gemini_world, linked_turn, wait_result
+from tests.botenv import (
+    GeminiWorld,
+    attached_png,
+    embed_fields,
+    eventually,
+    gemini_world,
+    linked_turn,
+    wait_result,
+)
 from tests.pg import temp_database
 
 KEY = "history-key"
@@ -39,11 +47,9 @@ class World(GeminiWorld):
         return self.discord._current(shown)
 
     def sheet(self, message: dict[str, Any]) -> Image.Image:
-        [(name, data)] = self.discord.files_of(message)
+        name, image = attached_png(self.discord, message)
         assert name.endswith(".png")
-        with Image.open(io.BytesIO(data)) as image:
-            assert image.format == "PNG"
-            return image.convert("RGB")
+        return image
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the per-day queries themselves on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from bot.billing.rules import Check, Reservation, user_subject, window_start
 from bot.billing.store import QuotaStore
 from bot.imaging.chart import PLOT, RESERVED, SPENT, Chart, Day, Geometry, Panel, layout
 from bot.storage.db import Database
-from tests.botenv import GeminiWorld, gemini_world, settled_usage, title, wait_result
+from tests.botenv import GeminiWorld, attached_png, gemini_world, settled_usage, title, wait_result
 from tests.pg import temp_database
 from tests.unit.test_chart import LABELS, column, measured
 
@@ -44,11 +43,9 @@ class World(GeminiWorld):
         return await (await self.discord.send_slash("usage", options, user=member, locale=locale)).wait_done()
 
     def chart(self, message: dict[str, Any]) -> Image.Image:
-        [(name, data)] = self.discord.files_of(message)
+        name, image = attached_png(self.discord, message)
         assert name == "usage.png" and "usage.png" in message["embeds"][0]["image"]["url"]
-        with Image.open(io.BytesIO(data)) as image:
-            assert image.format == "PNG"
-            return image.convert("RGB")
+        return image
 
 
 @pytest.fixture
