@@ -11,7 +11,7 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.billing.allowance import dm_allowance, member_allowance
-from bot.billing.costs import to_cents
+from bot.billing.costs import scaled, to_cents
 from bot.billing.server_rules import check_place
 from bot.errors import NanoBotError, Refused
 from bot.i18n import Text
@@ -98,9 +98,7 @@ class Help(commands.Cog):
         if topic == "rules":
             return rules_embed(locale, await self._rules(interaction, config or GuildConfig()))
         if topic == "refine":
-            turn = to_cents(
-                to_cents(settings.costs.refine_turn) / 100 * multiplier
-            )  # scaled as admission does
+            turn = scaled(to_cents(settings.costs.refine_turn), multiplier)
             return refine_embed(locale, settings, turn)
         if topic == "version":
             return version_embed(locale, self.services.router)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bot.billing.costs import credits, to_cents
+from bot.billing.costs import credits, scaled, to_cents
 from bot.billing.rules import (
     CONCURRENT,
     JOB_UNITS,
@@ -53,7 +53,7 @@ class Charge:
         """The charge once the provider reported what the job used (`base_cents`: before the multiplier)."""
         if base_cents is None:
             return self
-        return replace(self, reported_cents=to_cents(base_cents / 100 * self.multiplier))
+        return replace(self, reported_cents=scaled(base_cents, self.multiplier))
 
     @property
     def spent_cents(self) -> int:
@@ -92,13 +92,13 @@ class Admission:
         in the reservation. The rules that need no database are check_rules(), called first."""
         now = datetime.now(UTC)
         multiplier = config.cost_multiplier if who.guild_id else 1.0
-        scaled = to_cents(cost_cents / 100 * multiplier) if who.guild_id else cost_cents
+        scaled_cents = scaled(cost_cents, multiplier) if who.guild_id else cost_cents
         checks = await self._checks(who, config, base_cents=cost_cents)
         pace = config.cooldown_seconds if who.guild_id else self.settings.dm_cooldown
         outcome = await self.quotas.reserve(
             guild_id=who.guild_id or 0,
             user_id=who.user_id,
-            cost_cents=scaled,
+            cost_cents=scaled_cents,
             checks=checks,
             kind=kind,
             prompt=prompt[:2000],
@@ -110,8 +110,8 @@ class Admission:
             cooldown=Cooldown(who.guild_id or 0, who.user_id, pace),
         )
         if isinstance(outcome, Refusal):
-            raise _refused(outcome, scaled)
-        return Charge(outcome.id, scaled, multiplier)
+            raise _refused(outcome, scaled_cents)
+        return Charge(outcome.id, scaled_cents, multiplier)
 
     def check_rules(self, who: Who, config: GuildConfig, prompt: str) -> None:
         """The rules that need no database: who, where, and what the prompt says."""

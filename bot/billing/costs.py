@@ -145,6 +145,11 @@ def to_cents(credits: float) -> int:
     return whole + (1 if cents - whole > 1e-9 else 0)
 
 
+def scaled(cents: int, multiplier: float) -> int:
+    """A cost on a server with a cost multiplier (/settings set cost_multiplier), rounded up."""
+    return to_cents(cents / CENTS * multiplier)
+
+
 def credits(cents: int | None) -> str:
     """Cents shown as credits ("∞" for no limit)."""
     if cents is None:

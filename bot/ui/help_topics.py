@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.billing.allowance import Allowance
-from bot.billing.costs import CostRules, to_cents
+from bot.billing.costs import CostRules, scaled, to_cents
 from bot.billing.server_rules import discord_time
 from bot.config import Settings
 from bot.i18n import Credits, Text, language_of, number, t
@@ -84,9 +84,6 @@ def price_list(router: Router, costs: CostRules, multiplier: float, default_mode
     """The router's models (each once, from the first provider serving it, as autocomplete lists them)
     priced by the cost rules for one image, scaled as admission scales a job."""
 
-    def scaled(cents: int) -> int:
-        return to_cents(cents / 100 * multiplier)
-
     seen: set[str] = set()
     models = []
     for provider, model in router.models():
@@ -96,18 +93,25 @@ def price_list(router: Router, costs: CostRules, multiplier: float, default_mode
         spec = router.get(provider).spec(model)
         by_tokens = costs.token_price(spec.name) is not None
         sizes = tuple(
-            (size, scaled(_one_image(costs, spec.name, size, by_tokens))) for size in spec.resolutions
+            (size, scaled(_one_image(costs, spec.name, size, by_tokens), multiplier))
+            for size in spec.resolutions
         )
         models.append(
-            ModelPrice(model, provider, spec, sizes, by_tokens, scaled(to_cents(costs.reference_image)))
+            ModelPrice(
+                model, provider, spec, sizes, by_tokens, scaled(to_cents(costs.reference_image), multiplier)
+            )
         )
-    upscales = (costs.upscale(2, local=False), costs.upscale(4, local=False), costs.upscale(2, local=True))
+    x2, x4, local = (
+        costs.upscale(2, local=False),
+        costs.upscale(4, local=False),
+        costs.upscale(2, local=True),
+    )
     return PriceList(
         tuple(models),
         default_model,
         multiplier,
-        scaled(to_cents(costs.refine_turn)),
-        (scaled(upscales[0]), scaled(upscales[1]), scaled(upscales[2])),
+        scaled(to_cents(costs.refine_turn), multiplier),
+        (scaled(x2, multiplier), scaled(x4, multiplier), scaled(local, multiplier)),
     )
 
 
